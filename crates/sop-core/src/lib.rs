@@ -1,0 +1,12 @@
+//! sop-core: SOP files → a checked [`Sop`]; the condition language; the run state machine;
+//! the scheduling policy. Pure: no IO, no clock (time is passed in), no processes, no async.
+
+pub mod condition;
+pub mod diagnostic;
+pub mod model;
+pub mod parse;
+
+pub use condition::Condition;
+pub use diagnostic::{Diagnostic, Severity};
+pub use model::*;
+pub use parse::{parse_sop, SopFiles};
