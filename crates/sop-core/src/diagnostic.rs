@@ -116,3 +116,16 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| format!("did you mean `{c}`?"))
 }
+
+/// 1-based line, 1-based character column and character length of a byte span in `source`.
+pub fn line_col(source: &str, span: std::ops::Range<usize>) -> (u32, u32, u32) {
+    let start = span.start.min(source.len());
+    let end = span.end.clamp(start, source.len());
+    let before = source.get(..start).unwrap_or("");
+    let line = before.matches('\n').count() as u32 + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = source.get(line_start..start).map_or(0, |s| s.chars().count()) as u32 + 1;
+    let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
+    let len = source.get(start..end.min(line_end)).map_or(1, |s| s.chars().count()).max(1) as u32;
+    (line, col, len)
+}

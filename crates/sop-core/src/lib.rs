@@ -2,9 +2,14 @@
 //! the scheduling policy. Pure: no IO, no clock (time is passed in), no processes, no async.
 
 pub mod condition;
+pub mod config;
 pub mod diagnostic;
+pub mod duration;
 pub mod model;
 pub mod parse;
+pub mod policy;
+pub mod run;
+pub mod vars;
 
 pub use condition::Condition;
 pub use diagnostic::{Diagnostic, Severity};

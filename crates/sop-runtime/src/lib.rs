@@ -1,1 +1,15 @@
-//! placeholder
+//! sop-runtime: the edges. Reads SOP files, spawns steps in process groups, drives runs
+//! through the store, writes audit files, recovers after crashes. It makes no policy
+//! decision of its own: `sop-core` decides, `sop-store` commits.
+
+pub mod audit;
+pub mod clock;
+pub mod engine;
+pub mod home;
+pub mod identity;
+pub mod loader;
+pub mod output;
+pub mod process;
+pub mod recovery;
+
+pub use home::Home;

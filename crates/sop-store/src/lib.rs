@@ -1,1 +1,131 @@
-//! placeholder
+//! sop-store: the [`Store`] trait — every scheduling and gate decision as one store
+//! transaction — and its SQLite implementation. The only crate with SQL.
+//!
+//! The engine never keeps run state in memory between transactions: it reads a run,
+//! lets `sop-core` decide, and commits the result (and the events) atomically. A
+//! PostgreSQL implementation only has to provide the same transactions.
+
+mod error;
+mod sqlite;
+
+pub use error::StoreError;
+pub use sqlite::{SqliteStore, Synchronous};
+
+use serde::Serialize;
+use sop_core::policy::{Admission, Blocked};
+use sop_core::run::{Happened, Millis, Refusal, Run, RunStatus};
+
+/// The process that drives a run (runs its steps, waits at its gates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    pub pid: u32,
+    /// Start time of the process (`/proc/<pid>/stat` field 22): a reused pid never matches.
+    pub start_time: u64,
+}
+
+/// The answer to a request for a new run.
+#[derive(Debug, Clone)]
+pub enum Created {
+    /// Committed as a queued run.
+    New(Box<Run>),
+    /// Not created: `coalesce` handed back an existing run, or the request was refused.
+    NotCreated(Admission),
+}
+
+/// Filter for listing runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub sop: Option<String>,
+    pub statuses: Vec<RunStatus>,
+    pub limit: Option<u32>,
+}
+
+/// A short view of a run for listings.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: String,
+    pub sop: String,
+    pub status: RunStatus,
+    pub priority: sop_core::Priority,
+    pub created_at: Millis,
+    pub started_at: Option<Millis>,
+    pub completed_at: Option<Millis>,
+    pub owner: Option<Owner>,
+    pub audit_path: Option<String>,
+}
+
+/// One stored event of a run's ledger.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub seq: i64,
+    pub run_id: String,
+    pub at: Millis,
+    pub event: Happened,
+}
+
+/// A chunk of live step output.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputChunk {
+    pub seq: i64,
+    pub gate: String,
+    pub attempt: u32,
+    pub text: String,
+}
+
+/// Outcome of a claim: the run left the queue, or why it could not.
+pub type ClaimResult = Result<(), Blocked>;
+
+/// All durable state: runs, queue, gates, cooldowns, events, output.
+pub trait Store: Send + Sync {
+    /// Admits (cooldown, admission policy) and commits a queued run, in one transaction.
+    /// `owner` is the process that will drive it (none: a driver is started afterwards).
+    fn create_run(&self, run: Run, audit_path: &str, owner: Option<Owner>, now: Millis) -> Result<Created, StoreError>;
+
+    fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError>;
+
+    /// Finds runs whose id starts with `prefix` (ids are long; operators type the start).
+    fn find_run_ids(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError>;
+
+    fn run_row(&self, id: &str) -> Result<Option<RunRow>, StoreError>;
+
+    /// Reads, changes and commits one run in one transaction. `change` is pure (sop-core);
+    /// when it refuses, nothing is written. Returns the committed run.
+    fn update_run(
+        &self,
+        id: &str,
+        now: Millis,
+        change: &mut dyn FnMut(&mut Run, &mut Vec<Happened>) -> Result<(), Refusal>,
+    ) -> Result<Result<Run, Refusal>, StoreError>;
+
+    /// Takes a queued run out of the queue if the scheduling policy lets it start now.
+    /// One transaction. A run that is not queued is left as it is.
+    fn claim(&self, id: &str, workers: u32, now: Millis) -> Result<ClaimResult, StoreError>;
+
+    /// Why a queued run cannot start now (`None`: it can). Reads only.
+    fn claim_preview(&self, id: &str, workers: u32, now: Millis) -> Result<Option<sop_core::policy::Blocked>, StoreError>;
+
+    /// Makes `me` the process that drives run `id`, unless another live process already
+    /// does (`is_alive` tells, by pid and start time). One transaction, so of several
+    /// processes racing for an orphaned run exactly one wins. Returns the owner after.
+    fn acquire(&self, id: &str, me: Owner, is_alive: &dyn Fn(Owner) -> bool) -> Result<Owner, StoreError>;
+
+    /// Clears the owner of `id` if it is `me`.
+    fn release(&self, id: &str, me: Owner) -> Result<(), StoreError>;
+
+    /// Active runs (not terminal) with their owners, for crash recovery.
+    fn active_runs(&self) -> Result<Vec<RunRow>, StoreError>;
+
+    fn append_output(&self, run_id: &str, gate: &str, attempt: u32, text: &str) -> Result<(), StoreError>;
+
+    fn output_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<OutputChunk>, StoreError>;
+
+    fn events_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<EventRow>, StoreError>;
+
+    /// Changes whenever any process commits: a cheap "did anything happen" check.
+    fn change_counter(&self) -> Result<i64, StoreError>;
+
+    /// Proves the store can be written (for health checks).
+    fn check_writable(&self) -> Result<(), StoreError>;
+}

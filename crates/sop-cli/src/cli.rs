@@ -1,0 +1,134 @@
+//! The command line, as clap derive types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "sop", version, about = "Run Standard Operating Procedures with approvals, a durable queue and audit logs")]
+pub struct Cli {
+    /// The home directory (sops/, logs/, state/, sop.toml). Default: the current directory.
+    #[arg(long, global = true, env = "SOP_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the home layout with one example SOP.
+    Init,
+    /// List SOPs: name, priority, mode, description.
+    List(JsonFlag),
+    /// Show one SOP: steps with conditions, gates, triggers, vars.
+    Show {
+        sop: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Check SOP files and report every problem.
+    Validate {
+        /// SOP names (default: all).
+        sops: Vec<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Run a SOP (in the foreground unless --detach).
+    Run(RunArgs),
+    /// Status of a run, of a SOP's latest run, or of all active runs.
+    Status {
+        target: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List runs.
+    Runs {
+        #[arg(long)]
+        sop: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        /// How many runs at most.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Print a run's step output (-f: follow until it finishes).
+    Logs {
+        run: String,
+        #[arg(short, long)]
+        follow: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Approve the gate a run waits at.
+    Approve {
+        target: String,
+        #[arg(long)]
+        comment: Option<String>,
+        /// Set a variable: k=v (repeatable).
+        #[arg(long = "set", value_name = "K=V")]
+        set: Vec<String>,
+    },
+    /// Reject the gate a run waits at.
+    Reject {
+        target: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Confirm a manual step done (or --failed).
+    Confirm {
+        target: String,
+        #[arg(long = "set", value_name = "K=V")]
+        set: Vec<String>,
+        #[arg(long)]
+        failed: bool,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Cancel a run (rollback runs if a step already ran).
+    Cancel { target: String },
+    /// Continue an interrupted run.
+    Resume {
+        run: String,
+        #[arg(long, conflicts_with_all = ["skip", "abort"])]
+        retry: bool,
+        #[arg(long, conflicts_with = "abort")]
+        skip: bool,
+        #[arg(long)]
+        abort: bool,
+        /// Continue in the background.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Internal: drive a run in this process (used by --detach and recovery).
+    #[command(name = "__drive", hide = true)]
+    Drive { run: String },
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    pub sop: String,
+    /// A variable: k=v (repeatable).
+    #[arg(long = "var", value_name = "K=V")]
+    pub vars: Vec<String>,
+    /// Skip approvals (never manual steps). Audited.
+    #[arg(long)]
+    pub skip_approval: bool,
+    /// Hand the run to a background process and print its id.
+    #[arg(long)]
+    pub detach: bool,
+    /// Override the SOP's priority: low, medium, high, critical.
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// Start even in cooldown. Audited.
+    #[arg(long)]
+    pub force: bool,
+}

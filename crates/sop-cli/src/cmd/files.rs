@@ -1,0 +1,167 @@
+//! Commands that read SOP files: `list`, `show`, `validate`.
+
+use serde_json::json;
+use sop_core::{Diagnostic, Sop};
+use sop_runtime::loader::{self, Loaded};
+use sop_runtime::Home;
+
+use crate::{CmdResult, Exit, Fail};
+
+/// Loads one SOP by name; its errors are printed and end the command with exit 2.
+pub fn load_checked(home: &Home, name: &str) -> Result<Sop, Fail> {
+    if !home.sop_dir(name).is_dir() || name.contains('/') || name.contains("..") {
+        let known = loader::sop_dirs(home).unwrap_or_default();
+        let hint = sop_core::diagnostic::did_you_mean(name, known.iter().map(String::as_str))
+            .map_or_else(|| "run `sop list` to see the SOPs".to_string(), |h| h);
+        return Err(Fail::bad(format!("no SOP named `{name}` in `{}`\n  = help: {hint}", home.sops_dir().display())));
+    }
+    let loaded = loader::load_one(home, name);
+    print_diagnostics(&loaded.diagnostics);
+    loaded.sop.ok_or_else(|| Fail::bad(format!("`{name}` has errors; fix them and try again")))
+}
+
+pub fn print_diagnostics(diags: &[Diagnostic]) {
+    for d in diags {
+        eprintln!("{}", d.render());
+    }
+}
+
+fn load_all(home: &Home) -> Result<Vec<Loaded>, Fail> {
+    loader::load_all(home).map_err(|e| Fail::failed(format!("cannot read `{}`: {e}", home.sops_dir().display())))
+}
+
+pub fn list(home: &Home, json: bool) -> CmdResult {
+    let loaded = load_all(home)?;
+    let sops: Vec<&Sop> = loaded.iter().filter_map(|l| l.sop.as_ref()).collect();
+    if json {
+        let rows: Vec<_> = sops
+            .iter()
+            .map(|s| {
+                json!({"name": s.name, "description": s.description, "version": s.version, "priority": s.priority.as_str(),
+                       "execution_mode": s.execution_mode.as_str(), "steps": s.steps.len(),
+                       "triggers": s.triggers.iter().map(sop_core::Trigger::kind).collect::<Vec<_>>()})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+    } else {
+        if sops.is_empty() {
+            eprintln!("no SOPs in `{}` (create one with `sop init`)", home.sops_dir().display());
+        }
+        for s in &sops {
+            println!("{:<24} {:<9} {:<15} {}", s.name, s.priority.as_str(), s.execution_mode.as_str(), s.description);
+        }
+    }
+    let broken: Vec<&str> = loaded.iter().filter(|l| l.has_errors()).map(|l| l.dir_name.as_str()).collect();
+    if !broken.is_empty() {
+        eprintln!("warning: {} SOP(s) with errors not listed: {} (see `sop validate`)", broken.len(), broken.join(", "));
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn show(home: &Home, name: &str, json: bool) -> CmdResult {
+    let sop = load_checked(home, name)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sop).unwrap_or_default());
+        return Ok(Exit::Ok);
+    }
+    println!("{} {} — {}", sop.name, sop.version, sop.description);
+    println!(
+        "priority {}, mode {}, cooldown {}s, max_concurrent {}, step timeout {}s",
+        sop.priority.as_str(),
+        sop.execution_mode.as_str(),
+        sop.cooldown_secs,
+        sop.max_concurrent,
+        sop.timeout_secs
+    );
+    let approvers = if sop.approvers.is_empty() { "anyone".to_string() } else { sop.approvers.join(", ") };
+    println!(
+        "approvals: {} by {approvers}, self-approval {}, timeout {}s then {:?}",
+        sop.required_approvals,
+        if sop.allow_self_approval { "allowed" } else { "refused" },
+        sop.approval_timeout_secs,
+        sop.approval_timeout_action
+    );
+    if !sop.vars.is_empty() {
+        println!("\nvars:");
+        for (n, d) in &sop.vars {
+            let mut bits = Vec::new();
+            if d.required {
+                bits.push("required".to_string());
+            }
+            if let Some(p) = &d.pattern {
+                bits.push(format!("pattern {p}"));
+            }
+            if let Some(def) = &d.default {
+                bits.push(format!("default {}", if d.secret { "***" } else { def }));
+            }
+            if d.secret {
+                bits.push("secret".to_string());
+            }
+            println!("  {n:<20} {}{}", bits.join(", "), d.description.as_deref().map_or_else(String::new, |t| format!(" — {t}")));
+        }
+    }
+    if !sop.triggers.is_empty() {
+        println!("\ntriggers:");
+        for t in &sop.triggers {
+            println!("  {}", serde_json::to_string(t).unwrap_or_default());
+        }
+    }
+    if !sop.gates.is_empty() {
+        println!("\ngates:");
+        for g in &sop.gates {
+            println!("  {:<16} {:?} {:?}", g.name, g.at, g.kind);
+        }
+    }
+    for (heading, steps) in [("steps", &sop.steps), ("rollback", &sop.rollback)] {
+        if steps.is_empty() {
+            continue;
+        }
+        println!("\n{heading}:");
+        for s in steps {
+            let mut notes = Vec::new();
+            if let Some(c) = &s.condition {
+                notes.push(format!("if {}", c.source()));
+            }
+            if s.requires_approval {
+                notes.push("requires approval".to_string());
+            }
+            if s.is_manual() {
+                notes.push("manual".to_string());
+            }
+            if s.retry > 0 {
+                notes.push(format!("retry {}", s.retry));
+            }
+            if s.continue_on_error {
+                notes.push("continue on error".to_string());
+            }
+            if s.idempotent {
+                notes.push("idempotent".to_string());
+            }
+            let notes = if notes.is_empty() { String::new() } else { format!("  [{}]", notes.join(", ")) };
+            println!("  {:>2}. {}{notes}", s.number, s.title);
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn validate(home: &Home, names: &[String], json: bool) -> CmdResult {
+    let loaded: Vec<Loaded> = if names.is_empty() {
+        load_all(home)?
+    } else {
+        names.iter().map(|n| loader::load_one(home, n)).collect()
+    };
+    let errors: usize = loaded.iter().map(|l| l.diagnostics.iter().filter(|d| d.is_error()).count()).sum();
+    let warnings: usize = loaded.iter().map(|l| l.diagnostics.iter().filter(|d| !d.is_error()).count()).sum();
+    if json {
+        let rows: Vec<_> =
+            loaded.iter().map(|l| json!({"sop": l.dir_name, "ok": !l.has_errors(), "diagnostics": l.diagnostics})).collect();
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+    } else {
+        for l in &loaded {
+            print_diagnostics(&l.diagnostics);
+        }
+        let ok = loaded.iter().filter(|l| !l.has_errors()).count();
+        eprintln!("{ok} of {} SOP(s) valid: {errors} error(s), {warnings} warning(s)", loaded.len());
+    }
+    Ok(if errors > 0 { Exit::BadInput } else { Exit::Ok })
+}

@@ -1,0 +1,36 @@
+//! One module per group of commands.
+
+mod decide;
+mod files;
+mod init;
+mod run;
+mod status;
+
+use sop_runtime::Home;
+
+use crate::cli::{Cli, Command};
+use crate::CmdResult;
+
+pub fn dispatch(cli: Cli) -> CmdResult {
+    let root = match cli.home {
+        Some(h) => std::path::absolute(&h).map_err(|e| crate::Fail::bad(format!("bad home `{}`: {e}", h.display())))?,
+        None => std::env::current_dir().map_err(|e| crate::Fail::failed(format!("cannot read the current directory: {e}")))?,
+    };
+    let home = Home::new(root);
+    match cli.command {
+        Command::Init => init::init(&home),
+        Command::List(j) => files::list(&home, j.json),
+        Command::Show { sop, json } => files::show(&home, &sop, json.json),
+        Command::Validate { sops, json } => files::validate(&home, &sops, json.json),
+        Command::Run(args) => run::run(home, &args),
+        Command::Status { target, json } => status::status(home, target.as_deref(), json.json),
+        Command::Runs { sop, status, limit, json } => status::runs(home, sop, status.as_deref(), limit, json.json),
+        Command::Logs { run, follow, json } => status::logs(home, &run, follow, json.json),
+        Command::Approve { target, comment, set } => decide::approve(home, &target, comment, &set),
+        Command::Reject { target, reason } => decide::reject(home, &target, reason),
+        Command::Confirm { target, set, failed, comment } => decide::confirm(home, &target, &set, failed, comment),
+        Command::Cancel { target } => decide::cancel(home, &target),
+        Command::Resume { run, retry, skip, abort, detach } => run::resume(home, &run, (retry, skip, abort), detach),
+        Command::Drive { run } => run::drive(home, &run),
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the `sop` binary: real processes, real SQLite files, a temp home each.
+
+mod approvals;
+mod crash;
+mod files;
+mod runs;
+mod support;

@@ -1,0 +1,123 @@
+//! `sop.toml`: the runner's configuration (SPEC §11). Every key optional; unknown keys are
+//! errors with a hint.
+
+use serde::Deserialize;
+
+use crate::diagnostic::{did_you_mean, Diagnostic, Severity};
+
+/// `sqlite_synchronous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Approver,
+    Admin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    pub name: String,
+    pub role: Role,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyEntry {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: Option<String>,
+    pub command: Option<String>,
+    pub format: Option<String>,
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+/// The parsed `sop.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunnerConfig {
+    pub workers: u32,
+    pub bind: String,
+    pub url: Option<String>,
+    pub database: Option<String>,
+    pub sqlite_synchronous: SqliteSync,
+    pub secret_env: Vec<String>,
+    pub step_output_limit: String,
+    pub kill_grace_secs: u64,
+    pub tokens: Vec<TokenEntry>,
+    pub notify: Vec<NotifyEntry>,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            workers: 4,
+            bind: "127.0.0.1:7311".to_string(),
+            url: None,
+            database: None,
+            sqlite_synchronous: SqliteSync::Full,
+            secret_env: Vec::new(),
+            step_output_limit: "1MiB".to_string(),
+            kill_grace_secs: 10,
+            tokens: Vec::new(),
+            notify: Vec::new(),
+        }
+    }
+}
+
+const KEYS: &[&str] = &[
+    "workers",
+    "bind",
+    "url",
+    "database",
+    "sqlite_synchronous",
+    "secret_env",
+    "step_output_limit",
+    "kill_grace_secs",
+    "tokens",
+    "notify",
+];
+
+impl RunnerConfig {
+    /// Parses `sop.toml`; `path` is for messages only.
+    pub fn parse(path: &str, source: &str) -> Result<RunnerConfig, Diagnostic> {
+        let config: RunnerConfig = toml::from_str(source).map_err(|e| {
+            let (line, col, len) = e.span().map_or((0, 0, 0), |span| crate::diagnostic::line_col(source, span));
+            let message = e.message().to_string();
+            let mut d = if line == 0 {
+                Diagnostic::file(Severity::Error, path, format!("invalid `sop.toml`: {message}"))
+            } else {
+                Diagnostic::at(Severity::Error, path, source, line, col, len, message.clone())
+            };
+            if let Some(key) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+                if let Some(help) = did_you_mean(key, KEYS.iter().copied()) {
+                    d = d.with_help(help);
+                }
+            }
+            d
+        })?;
+        if config.workers == 0 {
+            return Err(Diagnostic::file(Severity::Error, path, "`workers` must be at least 1"));
+        }
+        if let Err(e) = crate::duration::parse_size(&config.step_output_limit) {
+            return Err(Diagnostic::file(Severity::Error, path, format!("`step_output_limit`: {e}")));
+        }
+        Ok(config)
+    }
+
+    /// The step output limit in bytes (checked by [`RunnerConfig::parse`]).
+    pub fn output_limit_bytes(&self) -> u64 {
+        crate::duration::parse_size(&self.step_output_limit).unwrap_or(1024 * 1024)
+    }
+}

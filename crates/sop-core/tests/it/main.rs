@@ -1,0 +1,7 @@
+//! The one integration-test binary of `sop-core`: each module tests one concept.
+
+mod condition;
+mod duration;
+mod vars;
+mod machine;
+mod policy;

@@ -1,0 +1,352 @@
+//! Drives one run: asks `sop-core` what to do next inside a store transaction, commits it,
+//! then performs the side effect (spawn, wait, sleep). The engine decides nothing itself.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use sop_core::config::RunnerConfig;
+use sop_core::policy::Blocked;
+use sop_core::run::{self, Action, Decision, Exec, ExitReport, Happened, Refusal, Run, RunStatus, Target};
+use sop_core::vars::{check_var_name, check_var_value, Redactor};
+use sop_store::{Owner, Store, StoreError};
+
+use crate::audit;
+use crate::clock::now;
+use crate::home::Home;
+use crate::output::BoundedOutput;
+use crate::process::{self, Chunk, StepCommand};
+
+/// How often a waiting owner looks at the store for decisions made by other processes.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What can stop the engine (the run itself failing is not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("run `{0}` does not exist")]
+    NoSuchRun(String),
+    #[error("run `{run}` is driven by another live process (pid {pid})")]
+    Busy { run: String, pid: u32 },
+    #[error("cannot write the audit file of run `{run}`: {source}")]
+    Audit { run: String, source: std::io::Error },
+    #[error("cannot start step of run `{run}`: {source}")]
+    Spawn { run: String, source: std::io::Error },
+}
+
+/// Everything the engine needs from its surroundings.
+pub struct Context<'a> {
+    pub store: &'a dyn Store,
+    pub home: &'a Home,
+    pub config: &'a RunnerConfig,
+    /// This process, as recorded in the store.
+    pub owner: Owner,
+}
+
+/// Hooks for a front end (the CLI prints; the daemon streams).
+pub trait Observer {
+    fn event(&mut self, _run: &Run, _event: &Happened) {}
+    /// Live, redacted step output.
+    fn output(&mut self, _run: &Run, _gate: &str, _text: &str) {}
+    /// The run is queued and cannot start yet (called when the reason changes).
+    fn blocked(&mut self, _run: &Run, _why: &Blocked) {}
+    /// Polled while the run waits: a decision typed right here, if any.
+    fn poll_decision(&mut self, _run: &Run) -> Option<Decision> {
+        None
+    }
+    /// A decision made here was refused.
+    fn refused(&mut self, _run: &Run, _why: &Refusal) {}
+}
+
+/// An observer that does nothing (detached executors).
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// This process as a store owner.
+pub fn this_process() -> Owner {
+    let pid = std::process::id();
+    Owner { pid, start_time: process::process_start_time(pid).unwrap_or(0) }
+}
+
+/// Whether an owner process is still the same live process.
+pub fn owner_alive(o: Owner) -> bool {
+    process::is_same_process(o.pid, o.start_time)
+}
+
+/// Takes ownership of `run_id` and drives it until it finishes, is interrupted, or waits
+/// with nobody to decide here and `stop_at_wait` is set.
+pub fn drive(ctx: &Context<'_>, run_id: &str, obs: &mut dyn Observer) -> Result<RunStatus, EngineError> {
+    let owner = ctx.store.acquire(run_id, ctx.owner, &owner_alive)?;
+    if owner != ctx.owner {
+        return Err(EngineError::Busy { run: run_id.to_string(), pid: owner.pid });
+    }
+    let result = Driver::new(ctx, run_id).and_then(|mut d| d.run(obs));
+    ctx.store.release(run_id, ctx.owner)?;
+    result
+}
+
+struct Driver<'a, 'c> {
+    ctx: &'a Context<'c>,
+    run_id: String,
+    redactor: Redactor,
+}
+
+impl<'a, 'c> Driver<'a, 'c> {
+    fn new(ctx: &'a Context<'c>, run_id: &str) -> Result<Self, EngineError> {
+        let run = ctx.store.load_run(run_id)?.ok_or_else(|| EngineError::NoSuchRun(run_id.to_string()))?;
+        Ok(Driver { ctx, run_id: run_id.to_string(), redactor: redactor_for(&run, ctx.config) })
+    }
+
+    /// Commits `change` and rewrites the audit file; reports the events.
+    fn commit(
+        &self,
+        obs: &mut dyn Observer,
+        change: &mut dyn FnMut(&mut Run, &mut Vec<Happened>) -> Result<(), Refusal>,
+    ) -> Result<Result<Run, Refusal>, EngineError> {
+        let mut events = Vec::new();
+        let result = self.ctx.store.update_run(&self.run_id, now(), &mut |run, ev| {
+            change(run, ev)?;
+            events.clone_from(ev);
+            Ok(())
+        })?;
+        if let Ok(run) = &result {
+            self.write_audit()?;
+            for e in &events {
+                obs.event(run, e);
+            }
+        }
+        Ok(result)
+    }
+
+    fn write_audit(&self) -> Result<(), EngineError> {
+        audit::write(self.ctx.store, self.ctx.home, &self.run_id).map_err(|source| EngineError::Audit { run: self.run_id.clone(), source })
+    }
+
+    fn run(&mut self, obs: &mut dyn Observer) -> Result<RunStatus, EngineError> {
+        let mut last_block: Option<Blocked> = None;
+        loop {
+            let mut action = Action::Claim;
+            let run = match self.commit(obs, &mut |run, ev| {
+                action = run::advance(run, now(), ev);
+                Ok(())
+            })? {
+                Ok(run) => run,
+                Err(_) => unreachable_refusal(),
+            };
+            match action {
+                Action::Finished(status) => return Ok(status),
+                Action::Interrupted => return Ok(RunStatus::Interrupted),
+                Action::Claim => {
+                    let seen = self.ctx.store.change_counter()?;
+                    match self.ctx.store.claim(&self.run_id, self.ctx.config.workers, now())? {
+                        Ok(()) => {
+                            last_block = None;
+                            self.write_audit()?;
+                        }
+                        Err(why) => {
+                            if last_block.as_ref() != Some(&why) {
+                                obs.blocked(&run, &why);
+                                last_block = Some(why);
+                            }
+                            self.wait_for_change(seen, None);
+                        }
+                    }
+                }
+                Action::Sleep { until } => {
+                    let seen = self.ctx.store.change_counter()?;
+                    self.wait_for_change(seen, Some(until));
+                }
+                Action::Wait { deadline } => self.wait_for_decision(&run, deadline, obs)?,
+                Action::Spawn(exec) => {
+                    let report = self.execute(&run, &exec, obs)?;
+                    let target = exec.target.clone();
+                    self.commit(obs, &mut |run, ev| {
+                        run::exited(run, &target, report.clone(), now(), ev);
+                        Ok(())
+                    })?;
+                }
+            }
+        }
+    }
+
+    /// Sleeps until another process commits something, or `until` (ms) passes.
+    fn wait_for_change(&self, seen: i64, until: Option<i64>) {
+        loop {
+            std::thread::sleep(POLL);
+            if until.is_some_and(|u| now() >= u) {
+                return;
+            }
+            match self.ctx.store.change_counter() {
+                Ok(c) if c != seen => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn wait_for_decision(&self, run: &Run, deadline: Option<i64>, obs: &mut dyn Observer) -> Result<(), EngineError> {
+        let seen = self.ctx.store.change_counter()?;
+        loop {
+            if let Some(decision) = obs.poll_decision(run) {
+                match self.commit(obs, &mut |run, ev| run::decide(run, decision.clone(), now(), ev))? {
+                    Ok(_) => return Ok(()),
+                    Err(why) => obs.refused(run, &why),
+                }
+            }
+            if deadline.is_some_and(|d| now() >= d) {
+                return Ok(());
+            }
+            if self.ctx.store.change_counter()? != seen {
+                return Ok(());
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Runs the scripts of one step; the step is already committed as running.
+    fn execute(&self, run: &Run, exec: &Exec, obs: &mut dyn Observer) -> Result<ExitReport, EngineError> {
+        let ctx = self.ctx;
+        let gate = match &exec.target {
+            Target::Step { phase: run::Phase::Main, index } => format!("step {}", index + 1),
+            Target::Step { phase: run::Phase::Rollback, index } => format!("rollback step {}", index + 1),
+            Target::Gate { name } => format!("gate {name}"),
+        };
+        let scratch = ctx.home.scratch_dir();
+        std::fs::create_dir_all(&scratch).map_err(|source| EngineError::Spawn { run: run.id.clone(), source })?;
+        let output_file = scratch.join(format!("{}-{}-{}.out", run.id, gate.replace(' ', "-"), exec.attempt));
+        std::fs::write(&output_file, b"").map_err(|source| EngineError::Spawn { run: run.id.clone(), source })?;
+        let env = step_env(run, exec, &output_file);
+        let workdir: PathBuf = ctx.home.sop_dir(&run.sop.name).join(&exec.workdir);
+        let started = Instant::now();
+        let total = Duration::from_secs(exec.timeout_secs.max(1));
+        let mut captured = BoundedOutput::new(ctx.config.output_limit_bytes() as usize);
+        let mut report = ExitReport {
+            exit_code: Some(0),
+            signal: None,
+            timed_out: false,
+            cancelled: false,
+            duration_ms: 0,
+            output: String::new(),
+            outputs: BTreeMap::new(),
+        };
+        let mut line_buf = String::new();
+        for script in &exec.scripts {
+            let remaining = total.saturating_sub(started.elapsed());
+            let cmd = StepCommand {
+                program: script.interpreter.clone(),
+                args: process::script_args(&script.interpreter, &script.code),
+                env: env.clone(),
+                workdir: workdir.clone(),
+                timeout: remaining.max(Duration::from_millis(1)),
+                kill_grace: Duration::from_secs(ctx.config.kill_grace_secs),
+            };
+            let target = exec.target.clone();
+            let mut on_spawn = |s: process::Spawned| -> std::io::Result<()> {
+                ctx.store
+                    .update_run(&run.id, now(), &mut |r, ev| {
+                        run::spawned(r, &target, s.pid, s.start_time, ev);
+                        Ok(())
+                    })
+                    .map_err(|e| std::io::Error::other(e.to_string()))?
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                Ok(())
+            };
+            let mut on_output = |chunk: Chunk<'_>| {
+                let bytes = match chunk {
+                    Chunk::Stdout(b) | Chunk::Stderr(b) => b,
+                };
+                captured.push(bytes);
+                line_buf.push_str(&String::from_utf8_lossy(bytes));
+                // Redact whole lines only, so a secret split across chunks is still caught.
+                if let Some(cut) = line_buf.rfind('\n') {
+                    let text = self.redactor.redact(&line_buf[..=cut]);
+                    line_buf.drain(..=cut);
+                    let _ = ctx.store.append_output(&run.id, &gate, exec.attempt, &text);
+                    obs.output(run, &gate, &text);
+                }
+            };
+            let mut seen = ctx.store.change_counter().unwrap_or(0);
+            let mut should_cancel = || match ctx.store.change_counter() {
+                Ok(c) if c != seen => {
+                    seen = c;
+                    ctx.store.load_run(&run.id).ok().flatten().is_some_and(|r| r.cancel.is_some())
+                }
+                _ => false,
+            };
+            let outcome = process::run_step(&cmd, &mut on_spawn, &mut on_output, &mut should_cancel)
+                .map_err(|source| EngineError::Spawn { run: run.id.clone(), source })?;
+            report.exit_code = outcome.exit_code;
+            report.signal = outcome.signal;
+            report.timed_out = outcome.timed_out;
+            report.cancelled = outcome.cancelled;
+            if outcome.exit_code != Some(0) {
+                break;
+            }
+        }
+        if !line_buf.is_empty() {
+            let text = self.redactor.redact(&line_buf);
+            let _ = ctx.store.append_output(&run.id, &gate, exec.attempt, &text);
+            obs.output(run, &gate, &text);
+        }
+        report.duration_ms = started.elapsed().as_millis() as i64;
+        report.output = self.redactor.redact(&captured.finish());
+        let (outputs, problems) = read_outputs(&output_file);
+        report.outputs = outputs;
+        for p in problems {
+            report.output.push_str(&format!("\n[sop: ignored $SOP_OUTPUT line: {p}]"));
+        }
+        let _ = std::fs::remove_file(&output_file);
+        Ok(report)
+    }
+}
+
+fn unreachable_refusal() -> ! {
+    // `advance` never refuses; a refusal here would be a bug in sop-core.
+    panic!("sop-core refused an advance")
+}
+
+/// The environment of a step: the run's variables (SPEC §9: `SOP_VAR_<NAME>` and the name
+/// itself) and the `SOP_*` built-ins. Values reach the step only as environment variables.
+fn step_env(run: &Run, exec: &Exec, output_file: &std::path::Path) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for (k, v) in &run.vars {
+        env.push((k.clone(), v.clone()));
+        env.push((format!("SOP_VAR_{}", k.to_ascii_uppercase()), v.clone()));
+    }
+    env.push(("SOP_OUTPUT".to_string(), output_file.display().to_string()));
+    env.push(("SOP_RUN_ID".to_string(), run.id.clone()));
+    env.push(("SOP_NAME".to_string(), run.sop.name.clone()));
+    env.push(("SOP_STEP".to_string(), exec.number.to_string()));
+    env.push(("SOP_ATTEMPT".to_string(), exec.attempt.to_string()));
+    env.push(("SOP_IDEMPOTENCY_KEY".to_string(), exec.idempotency_key.clone()));
+    env
+}
+
+/// `name=value` lines a step appended to `$SOP_OUTPUT`, and the lines refused.
+fn read_outputs(path: &std::path::Path) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut vars = BTreeMap::new();
+    let mut problems = Vec::new();
+    let Ok(text) = std::fs::read_to_string(path) else { return (vars, problems) };
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Some((name, value)) = line.split_once('=') else {
+            problems.push(format!("`{line}` is not `name=value`"));
+            continue;
+        };
+        let name = name.trim();
+        match check_var_name(name).and_then(|()| check_var_value(name, value)) {
+            Ok(()) => {
+                vars.insert(name.to_string(), value.to_string());
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    (vars, problems)
+}
+
+/// Redacts secret vars of the run and the env vars listed in `secret_env`.
+pub fn redactor_for(run: &Run, config: &RunnerConfig) -> Redactor {
+    let mut secrets: Vec<String> = run.sop.secret_vars().filter_map(|n| run.vars.get(n).cloned()).collect();
+    secrets.extend(config.secret_env.iter().filter_map(|n| std::env::var(n).ok()));
+    Redactor::new(secrets)
+}

@@ -1,0 +1,510 @@
+//! Runs one step's command as a child in its own process group (SPEC §5, §8, §9): a clean
+//! environment, live output, timeout and cancel with SIGTERM → grace → SIGKILL to the whole
+//! group, and no child left behind when the step ends.
+
+use std::ffi::OsString;
+use std::io::{self, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::{getpgrp, Pid};
+
+/// How often the running step is checked for exit, timeout and cancellation.
+const POLL: Duration = Duration::from_millis(100);
+/// How often a group that was signalled is checked for members still alive.
+const GROUP_POLL: Duration = Duration::from_millis(20);
+/// How long to wait for the group to vanish after SIGKILL before giving up on it.
+const AFTER_KILL: Duration = Duration::from_secs(5);
+/// How long to keep reading the pipes once the group is gone. Only a process that left the
+/// group (`setsid`) can still hold them open; its output is not the step's any more.
+const DRAIN: Duration = Duration::from_millis(250);
+/// `PATH` given to steps when the runner itself has none.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// Name given to a bash, sh or zsh script as `$0`.
+const SCRIPT_NAME: &str = "sop-step";
+
+/// One step's command, ready to spawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepCommand {
+    /// The interpreter, looked up on `PATH`: `bash`, `sh`, `zsh`, `python3`, `node`.
+    pub program: String,
+    /// Its arguments, normally built by [`script_args`].
+    pub args: Vec<String>,
+    /// Variables set on top of the clean base environment (see [`base_env`]).
+    pub env: Vec<(String, String)>,
+    /// Working directory of the step.
+    pub workdir: PathBuf,
+    /// How long the step may run before its group is terminated.
+    pub timeout: Duration,
+    /// How long to wait after SIGTERM before sending SIGKILL.
+    pub kill_grace: Duration,
+}
+
+/// The arguments that make `interpreter` run `code` exactly as written. Variables never
+/// enter the code: they reach it only through the environment.
+///
+/// - `bash`: `-e -o pipefail -c <code> sop-step` (`sop-step` becomes `$0`);
+/// - `sh`, `zsh`: `-e -c <code> sop-step`;
+/// - `python3`, `python`: `-c <code>`;
+/// - `node`: `-e <code>`;
+/// - anything else: `-c <code>`.
+pub fn script_args(interpreter: &str, code: &str) -> Vec<String> {
+    let code = code.to_string();
+    match interpreter {
+        "bash" => vec!["-e".into(), "-o".into(), "pipefail".into(), "-c".into(), code, SCRIPT_NAME.into()],
+        "sh" | "zsh" => vec!["-e".into(), "-c".into(), code, SCRIPT_NAME.into()],
+        "node" => vec!["-e".into(), code],
+        _ => vec!["-c".into(), code],
+    }
+}
+
+/// The environment every step starts from: the runner's own values of an allow-list and
+/// nothing else, so the runner's secrets, proxies and tool settings do not leak into steps.
+///
+/// Passed through when set: `PATH` (`/usr/local/bin:/usr/bin:/bin` when unset), `HOME`,
+/// `USER`, `LOGNAME`, `LANG`, `LANGUAGE`, `LC_*`, `TZ`, `TERM`, `TMPDIR`. Deliberately not:
+/// `SHELL` (steps name their interpreter), `BASH_ENV`/`ENV` (code run before the step),
+/// `LD_*`, `PYTHON*`, `NODE_*`, proxies, credentials.
+pub fn base_env() -> Vec<(OsString, OsString)> {
+    const NAMES: [&str; 9] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR"];
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(name, _)| name.to_str().is_some_and(|n| NAMES.contains(&n) || n.starts_with("LC_")))
+        .collect();
+    if !env.iter().any(|(name, _)| name == "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    env
+}
+
+/// A piece of live output, in the order it arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunk<'a> {
+    Stdout(&'a [u8]),
+    Stderr(&'a [u8]),
+}
+
+/// The identity of a spawned step, to be committed before the step is waited on (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spawned {
+    /// Pid of the step, which is also its process group id.
+    pub pid: u32,
+    /// Start time of the pid (`/proc/<pid>/stat` field 22, clock ticks since boot), so a
+    /// reused pid is never taken for the step; 0 where `/proc` is not available.
+    pub start_time: u64,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The exit code; `None` when the step was killed by a signal.
+    pub exit_code: Option<i32>,
+    /// The signal that killed the step, if one did.
+    pub signal: Option<i32>,
+    /// The step ran past its timeout and was terminated.
+    pub timed_out: bool,
+    /// The step was cancelled and terminated.
+    pub cancelled: bool,
+    /// From spawn until the step and its group were gone.
+    pub duration: Duration,
+}
+
+/// Runs `cmd` in a new process group and waits until it and every process of its group are
+/// gone.
+///
+/// - `on_spawn` is called right after the spawn; if it fails, the group is killed and its
+///   error returned (a step whose start cannot be recorded must not run).
+/// - `on_output` receives stdout and stderr chunks live, on this thread, in arrival order.
+/// - `should_cancel` is polled about every 100 ms while the step runs.
+///
+/// On timeout or cancel the group gets SIGTERM, then SIGKILL after `kill_grace` if the step
+/// is still there. When the step exits by itself, processes it left in its group (`sleep
+/// 100 &`) get the same treatment, so no child outlives its step.
+pub fn run_step(
+    cmd: &StepCommand,
+    on_spawn: &mut dyn FnMut(Spawned) -> io::Result<()>,
+    on_output: &mut dyn FnMut(Chunk<'_>),
+    should_cancel: &mut dyn FnMut() -> bool,
+) -> io::Result<Outcome> {
+    let mut child = Command::new(&cmd.program)
+        .args(&cmd.args)
+        .env_clear()
+        .envs(base_env())
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&cmd.workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot start `{}` in `{}`: {e}", cmd.program, cmd.workdir.display()))
+        })?;
+    let started = Instant::now();
+    let pid = child.id();
+    let Some(pgid) = to_pid(pid) else {
+        // Cannot happen on Unix (pids fit in i32); refuse rather than signal a wrong group.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(io::Error::other(format!("pid {pid} of `{}` is out of range", cmd.program)));
+    };
+    let spawned = Spawned { pid, start_time: process_start_time(pid).unwrap_or(0) };
+    if let Err(e) = on_spawn(spawned) {
+        abandon(&mut child, pgid);
+        return Err(e);
+    }
+    let (tx, rx) = mpsc::channel();
+    if let Err(e) = start_readers(&mut child, &tx) {
+        abandon(&mut child, pgid);
+        return Err(e);
+    }
+    drop(tx);
+    let mut step = Supervisor {
+        child,
+        pgid,
+        rx,
+        open_pipes: 2,
+        status: None,
+        deadline: started.checked_add(cmd.timeout),
+        kill_grace: cmd.kill_grace,
+        timed_out: false,
+        cancelled: false,
+    };
+    step.run(on_output, should_cancel)?;
+    let status = step.status;
+    Ok(Outcome {
+        exit_code: status.and_then(|s| s.code()),
+        // No status only when the step could not be reaped even after SIGKILL.
+        signal: status.map_or(Some(Signal::SIGKILL as i32), |s| s.signal()),
+        timed_out: step.timed_out,
+        cancelled: step.cancelled,
+        duration: started.elapsed(),
+    })
+}
+
+/// A message from a pipe reader thread.
+enum Message {
+    Out(Stream, Vec<u8>),
+    Closed,
+}
+
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Starts one thread per output pipe, each sending its chunks on `tx`.
+fn start_readers(child: &mut Child, tx: &Sender<Message>) -> io::Result<()> {
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(io::Error::other("the step's output pipes are missing"));
+    };
+    spawn_reader("sop-step-stdout", stdout, Stream::Stdout, tx.clone())?;
+    spawn_reader("sop-step-stderr", stderr, Stream::Stderr, tx.clone())?;
+    Ok(())
+}
+
+fn spawn_reader(name: &str, mut pipe: impl Read + Send + 'static, stream: Stream, tx: Sender<Message>) -> io::Result<()> {
+    thread::Builder::new().name(name.to_string()).spawn(move || {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.send(Message::Out(stream, buf[..n].to_vec())).is_err() {
+                        // The step is over and nobody reads any more.
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(Message::Closed);
+    })?;
+    Ok(())
+}
+
+/// Kills the group of a step that must not run and reaps its leader.
+fn abandon(child: &mut Child, pgid: Pid) {
+    let _ = killpg(pgid, Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+/// Where a running step is in its life.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Running; nothing was signalled.
+    Running,
+    /// SIGTERM was sent to the group; SIGKILL follows at the instant given.
+    Terminating(Instant),
+    /// SIGKILL was sent; the group is given up on at the instant given.
+    Killed(Instant),
+    /// The leader is reaped and the group gone; remaining output is read until then.
+    Draining(Instant),
+}
+
+/// The state of one step while [`run_step`] waits on it.
+struct Supervisor {
+    child: Child,
+    pgid: Pid,
+    rx: Receiver<Message>,
+    open_pipes: u8,
+    status: Option<ExitStatus>,
+    deadline: Option<Instant>,
+    kill_grace: Duration,
+    timed_out: bool,
+    cancelled: bool,
+}
+
+impl Supervisor {
+    fn run(&mut self, on_output: &mut dyn FnMut(Chunk<'_>), should_cancel: &mut dyn FnMut() -> bool) -> io::Result<()> {
+        let mut phase = Phase::Running;
+        let mut next_cancel_check = Instant::now() + POLL;
+        loop {
+            let now = Instant::now();
+            let wake = match phase {
+                Phase::Running => self.deadline.map_or(next_cancel_check, |d| d.min(next_cancel_check)),
+                Phase::Terminating(at) | Phase::Killed(at) | Phase::Draining(at) => at.min(now + GROUP_POLL),
+            };
+            self.receive(wake.saturating_duration_since(now).min(POLL), on_output);
+            if self.status.is_none() {
+                self.status = self.child.try_wait()?;
+            }
+            let now = Instant::now();
+            phase = match phase {
+                Phase::Running => {
+                    if self.status.is_some() {
+                        self.terminate_leftovers(now)
+                    } else if self.deadline.is_some_and(|d| now >= d) {
+                        self.timed_out = true;
+                        self.terminate(now)
+                    } else if now >= next_cancel_check {
+                        next_cancel_check = now + POLL;
+                        if should_cancel() {
+                            self.cancelled = true;
+                            self.terminate(now)
+                        } else {
+                            Phase::Running
+                        }
+                    } else {
+                        Phase::Running
+                    }
+                }
+                Phase::Terminating(kill_at) => {
+                    if self.gone() {
+                        Phase::Draining(now + DRAIN)
+                    } else if now >= kill_at {
+                        let _ = killpg(self.pgid, Signal::SIGKILL);
+                        Phase::Killed(now + AFTER_KILL)
+                    } else {
+                        phase
+                    }
+                }
+                Phase::Killed(give_up_at) => {
+                    if self.gone() || now >= give_up_at {
+                        // Past `give_up_at` something in the group cannot die (uninterruptible
+                        // sleep); the step is over for us either way.
+                        Phase::Draining(now + DRAIN)
+                    } else {
+                        phase
+                    }
+                }
+                Phase::Draining(until) => {
+                    if self.open_pipes == 0 || now >= until {
+                        return Ok(());
+                    }
+                    phase
+                }
+            };
+        }
+    }
+
+    /// Waits up to `timeout` for output and passes on everything that is ready.
+    fn receive(&mut self, timeout: Duration, on_output: &mut dyn FnMut(Chunk<'_>)) {
+        if self.open_pipes == 0 {
+            thread::sleep(timeout);
+            return;
+        }
+        let mut next = self.rx.recv_timeout(timeout);
+        loop {
+            match next {
+                Ok(Message::Out(Stream::Stdout, bytes)) => on_output(Chunk::Stdout(&bytes)),
+                Ok(Message::Out(Stream::Stderr, bytes)) => on_output(Chunk::Stderr(&bytes)),
+                Ok(Message::Closed) => self.open_pipes = self.open_pipes.saturating_sub(1),
+                Err(RecvTimeoutError::Timeout) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.open_pipes = 0;
+                    return;
+                }
+            }
+            next = self.rx.try_recv().map_err(|e| match e {
+                mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+            });
+        }
+    }
+
+    /// Timeout or cancel: SIGTERM to the group, SIGKILL after the grace.
+    fn terminate(&self, now: Instant) -> Phase {
+        let _ = killpg(self.pgid, Signal::SIGTERM);
+        Phase::Terminating(now + self.kill_grace)
+    }
+
+    /// The leader exited by itself: whatever it left in its group is terminated too.
+    fn terminate_leftovers(&self, now: Instant) -> Phase {
+        if group_alive(self.pgid) {
+            self.terminate(now)
+        } else {
+            Phase::Draining(now + DRAIN)
+        }
+    }
+
+    /// Whether the leader is reaped and no process of the group is left.
+    fn gone(&mut self) -> bool {
+        if self.status.is_none() {
+            match self.child.try_wait() {
+                Ok(status) => self.status = status,
+                Err(_) => return false,
+            }
+        }
+        self.status.is_some() && !group_alive(self.pgid)
+    }
+}
+
+/// The start time of `pid`: field 22 of `/proc/<pid>/stat`, in clock ticks since boot.
+/// `None` when the process does not exist or `/proc` is not available.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    ProcStat::read(pid).map(|s| s.start_time)
+}
+
+/// Whether `pid` is a live process (not a zombie) that started at `start_time`: a pid that
+/// was reused by another process is never taken for the one recorded.
+pub fn is_same_process(pid: u32, start_time: u64) -> bool {
+    ProcStat::read(pid).is_some_and(|s| s.is_live() && s.start_time == start_time)
+}
+
+/// Whether a process with this pid exists and has not exited. A zombie (exited, not yet
+/// reaped by its parent) counts as gone. Without `/proc`, any process the kernel still
+/// knows counts as alive.
+pub fn pid_alive(pid: u32) -> bool {
+    if proc_available() {
+        return ProcStat::read(pid).is_some_and(|s| s.is_live());
+    }
+    to_pid(pid).is_some_and(|p| matches!(kill(p, None), Ok(()) | Err(Errno::EPERM)))
+}
+
+/// Terminates the process group led by `pid` (SIGTERM, up to `grace` for it to go, then
+/// SIGKILL), but only if `pid` is still the process that started at `start_time`. Returns
+/// whether the group was signalled. Never signals the caller's own group, pid 0 or pid 1.
+pub fn kill_group_if_same(pid: u32, start_time: u64, grace: Duration) -> bool {
+    let Some(pgid) = to_pid(pid) else { return false };
+    if pgid == getpgrp() || !is_same_process(pid, start_time) {
+        return false;
+    }
+    if killpg(pgid, Signal::SIGTERM).is_err() {
+        return false;
+    }
+    let kill_at = Instant::now() + grace;
+    while group_alive(pgid) {
+        if Instant::now() >= kill_at {
+            let _ = killpg(pgid, Signal::SIGKILL);
+            break;
+        }
+        thread::sleep(GROUP_POLL);
+    }
+    true
+}
+
+/// `pid` as a nix `Pid`, refusing 0 and 1 (signalling "group 0" would hit the caller's own
+/// group, and init is never a step).
+fn to_pid(pid: u32) -> Option<Pid> {
+    i32::try_from(pid).ok().filter(|p| *p > 1).map(Pid::from_raw)
+}
+
+fn proc_available() -> bool {
+    std::path::Path::new("/proc/self/stat").exists()
+}
+
+/// Whether any live (non-zombie) process is in group `pgid`. Zombies are skipped: an
+/// orphan that died may never be reaped where pid 1 is not a real init, and it holds
+/// nothing. Without `/proc`, any process the kernel still knows in the group counts.
+pub fn group_alive(pgid: Pid) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return matches!(killpg(pgid, None), Ok(()) | Err(Errno::EPERM));
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter_map(ProcStat::read)
+        .any(|s| s.pgrp == pgid.as_raw() && s.is_live())
+}
+
+/// The fields of `/proc/<pid>/stat` used here.
+struct ProcStat {
+    state: char,
+    pgrp: i32,
+    start_time: u64,
+}
+
+impl ProcStat {
+    fn read(pid: u32) -> Option<Self> {
+        Self::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    /// Parses `pid (comm) state ppid pgrp ... starttime ...`. The command name may contain
+    /// spaces and parentheses, so fields are counted after the last `)`.
+    fn parse(stat: &str) -> Option<Self> {
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // `fields[0]` is field 3 (state), so field N is `fields[N - 3]`.
+        Some(Self {
+            state: fields.first()?.chars().next()?,
+            pgrp: fields.get(2)?.parse().ok()?,
+            start_time: fields.get(19)?.parse().ok()?,
+        })
+    }
+
+    /// Not a zombie (`Z`) nor dead (`X`, `x`).
+    fn is_live(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_tricky_command_name() {
+        let stat = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2";
+        let s = ProcStat::parse(stat).expect("parses");
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.pgrp, 4242);
+        assert_eq!(s.start_time, 987_654);
+        assert!(ProcStat::parse("12 (x) S 1").is_none());
+        assert!(ProcStat::parse("garbage").is_none());
+    }
+
+    #[test]
+    fn script_args_per_interpreter() {
+        assert_eq!(script_args("bash", "echo hi"), ["-e", "-o", "pipefail", "-c", "echo hi", "sop-step"]);
+        assert_eq!(script_args("sh", "x"), ["-e", "-c", "x", "sop-step"]);
+        assert_eq!(script_args("zsh", "x"), ["-e", "-c", "x", "sop-step"]);
+        assert_eq!(script_args("python3", "x"), ["-c", "x"]);
+        assert_eq!(script_args("node", "x"), ["-e", "x"]);
+    }
+
+    #[test]
+    fn refuses_pid_zero_and_one() {
+        assert!(to_pid(0).is_none());
+        assert!(to_pid(1).is_none());
+        assert!(to_pid(u32::MAX).is_none());
+        assert!(!kill_group_if_same(0, 0, Duration::ZERO));
+    }
+}

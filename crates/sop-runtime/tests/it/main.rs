@@ -1,0 +1,3 @@
+//! Integration tests of `sop-runtime`, one binary for the whole crate.
+
+mod process;

@@ -1,0 +1,512 @@
+//! Steps run as real processes: exit codes, the clean environment, timeout, cancel, process
+//! groups left behind, live output and its bounded capture.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sop_runtime::output::BoundedOutput;
+use sop_runtime::process::{
+    is_same_process, kill_group_if_same, pid_alive, process_start_time, run_step, script_args, Chunk, Outcome,
+    Spawned, StepCommand,
+};
+
+/// What one step did, as seen through `run_step`'s callbacks.
+struct Ran {
+    outcome: Outcome,
+    spawned: Spawned,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// Both streams in arrival order, through the bounded capture the engine uses.
+    combined: String,
+    took: Duration,
+}
+
+struct Step<'a> {
+    program: &'a str,
+    code: &'a str,
+    env: Vec<(String, String)>,
+    dir: &'a Path,
+    timeout: Duration,
+    grace: Duration,
+    /// Cancel once the output so far contains this text.
+    cancel_when: Option<&'a str>,
+}
+
+impl<'a> Step<'a> {
+    fn new(program: &'a str, code: &'a str, dir: &'a Path) -> Self {
+        Step {
+            program,
+            code,
+            env: Vec::new(),
+            dir,
+            timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(10),
+            cancel_when: None,
+        }
+    }
+
+    fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    fn command(&self) -> StepCommand {
+        StepCommand {
+            program: self.program.to_string(),
+            args: script_args(self.program, self.code),
+            env: self.env.clone(),
+            workdir: self.dir.to_path_buf(),
+            timeout: self.timeout,
+            kill_grace: self.grace,
+        }
+    }
+
+    fn run(&self) -> Ran {
+        let started = Instant::now();
+        let mut spawned = None;
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut captured = BoundedOutput::new(1 << 20);
+        let seen = Cell::new(false);
+        let outcome = run_step(
+            &self.command(),
+            &mut |s| {
+                spawned = Some(s);
+                Ok(())
+            },
+            &mut |chunk| {
+                match chunk {
+                    Chunk::Stdout(b) => {
+                        stdout.extend_from_slice(b);
+                        captured.push(b);
+                    }
+                    Chunk::Stderr(b) => {
+                        stderr.extend_from_slice(b);
+                        captured.push(b);
+                    }
+                }
+                if let Some(text) = self.cancel_when {
+                    seen.set(captured.finish().contains(text));
+                }
+            },
+            &mut || seen.get(),
+        )
+        .expect("run_step");
+        Ran {
+            outcome,
+            spawned: spawned.expect("on_spawn was called"),
+            stdout,
+            stderr,
+            combined: captured.finish(),
+            took: started.elapsed(),
+        }
+    }
+}
+
+fn stdout_of(ran: &Ran) -> String {
+    String::from_utf8_lossy(&ran.stdout).into_owned()
+}
+
+/// Pids of the live (non-zombie) processes in group `pgid`, from `/proc`. Zombies are
+/// skipped: where pid 1 is not a real init, dead orphans may never be reaped.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && !matches!(fields[0], "Z" | "X") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+#[test]
+fn exit_codes_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    for (code, expected) in [("true", 0), ("exit 1", 1), ("exit 42", 42)] {
+        let ran = Step::new("bash", code, dir.path()).run();
+        assert_eq!(ran.outcome.exit_code, Some(expected), "{code}");
+        assert_eq!(ran.outcome.signal, None);
+        assert!(!ran.outcome.timed_out && !ran.outcome.cancelled);
+    }
+}
+
+#[test]
+fn death_by_signal_has_no_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = Step::new("bash", "kill -KILL $$", dir.path()).run();
+    assert_eq!(ran.outcome.exit_code, None);
+    assert_eq!(ran.outcome.signal, Some(9));
+}
+
+#[test]
+fn bash_runs_with_errexit_and_pipefail() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = Step::new("bash", "false | true\necho after", dir.path()).run();
+    assert_eq!(ran.outcome.exit_code, Some(1));
+    assert_eq!(stdout_of(&ran), "");
+
+    let ran = Step::new("bash", "false\necho after", dir.path()).run();
+    assert_eq!(ran.outcome.exit_code, Some(1));
+    assert_eq!(stdout_of(&ran), "");
+
+    let ran = Step::new("sh", "false\necho after", dir.path()).run();
+    assert_eq!(ran.outcome.exit_code, Some(1));
+    assert_eq!(stdout_of(&ran), "");
+}
+
+#[test]
+fn values_reach_the_step_as_exact_bytes_never_as_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let tricky = [
+        "$(touch pwned)",
+        "; touch pwned",
+        "`touch pwned`",
+        "a\nb\n\ntouch pwned\n",
+        "it's \"quoted\" \\ back",
+        "' ; touch pwned ; '",
+        "\" ; touch pwned ; \"",
+        "${IFS}touch${IFS}pwned",
+        "-n",
+        "*",
+        " leading and trailing ",
+        "ünïcødé ✓",
+    ];
+    for value in tricky {
+        let ran = Step::new("bash", r#"printf '%s' "$TARGET"; printf '|'; printf '%s' "$SOP_VAR_TARGET""#, dir.path())
+            .env("TARGET", value)
+            .env("SOP_VAR_TARGET", value)
+            .run();
+        assert_eq!(ran.outcome.exit_code, Some(0), "{value:?}");
+        assert_eq!(stdout_of(&ran), format!("{value}|{value}"), "{value:?}");
+        // Unquoted use in the script still only splits and globs; it never runs the value.
+        let ran = Step::new("sh", "echo $TARGET > /dev/null", dir.path()).env("TARGET", value).run();
+        assert_eq!(ran.outcome.exit_code, Some(0), "{value:?}");
+        assert!(!dir.path().join("pwned").exists(), "value {value:?} was executed");
+    }
+}
+
+#[test]
+fn only_the_allow_list_of_the_parent_environment_is_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = Step::new("bash", "env -0", dir.path()).env("MY_VAR", "mine").run();
+    assert_eq!(ran.outcome.exit_code, Some(0));
+    let names: Vec<String> = ran
+        .stdout
+        .split(|b| *b == 0)
+        .filter_map(|entry| entry.iter().position(|b| *b == b'=').map(|eq| &entry[..eq]))
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == "PATH"), "PATH is always set: {names:?}");
+    assert!(names.iter().any(|n| n == "MY_VAR"), "{names:?}");
+    let allowed = |n: &str| {
+        ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR"].contains(&n)
+            || n.starts_with("LC_")
+    };
+    // Set by bash itself in every shell.
+    let set_by_shell = ["PWD", "OLDPWD", "SHLVL", "_"];
+    let hidden: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| !allowed(name) && !set_by_shell.contains(&name.as_str()))
+        .collect();
+    // `cargo test` always sets some (`CARGO_*`), so this checks something.
+    assert!(!hidden.is_empty());
+    for name in &hidden {
+        assert!(!names.contains(name), "`{name}` leaked from the runner into the step");
+    }
+}
+
+#[test]
+fn stdin_is_empty_and_workdir_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = Step::new("bash", "cat; pwd -P", dir.path()).run();
+    assert_eq!(ran.outcome.exit_code, Some(0));
+    let real = dir.path().canonicalize().unwrap();
+    assert_eq!(stdout_of(&ran), format!("{}\n", real.display()));
+}
+
+#[test]
+fn a_program_that_cannot_start_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Step::new("bash", "true", dir.path()).command();
+    cmd.program = "no-such-interpreter-sop".to_string();
+    let err = run_step(&cmd, &mut |_| Ok(()), &mut |_| {}, &mut || false).unwrap_err();
+    assert!(err.to_string().contains("`no-such-interpreter-sop`"), "{err}");
+}
+
+#[test]
+fn timeout_terminates_the_step_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut step = Step::new("bash", "sleep 100", dir.path());
+    step.timeout = Duration::from_millis(300);
+    step.grace = Duration::from_secs(20);
+    let ran = step.run();
+    assert!(ran.outcome.timed_out);
+    assert!(!ran.outcome.cancelled);
+    assert_eq!(ran.outcome.exit_code, None);
+    assert_eq!(ran.outcome.signal, Some(15));
+    // SIGTERM is enough for `sleep`: the grace is not waited for.
+    assert!(ran.took < Duration::from_secs(10), "took {:?}", ran.took);
+    assert!(group_members(ran.spawned.pid).is_empty());
+}
+
+#[test]
+fn a_step_ignoring_sigterm_is_killed_after_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut step = Step::new("bash", "trap '' TERM\necho ready\nwhile true; do sleep 0.05; done", dir.path());
+    step.grace = Duration::from_millis(700);
+    step.cancel_when = Some("ready");
+    let ran = step.run();
+    assert!(ran.outcome.cancelled);
+    assert_eq!(ran.outcome.signal, Some(9));
+    assert!(ran.outcome.duration >= step.grace, "SIGKILL came before the grace: {:?}", ran.outcome.duration);
+    assert!(ran.took < step.grace + Duration::from_secs(10), "took {:?}", ran.took);
+    assert!(group_members(ran.spawned.pid).is_empty());
+}
+
+#[test]
+fn cancel_leaves_no_process_of_the_group_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut step = Step::new("bash", "sleep 100 &\nsleep 100 &\necho ready\nsleep 100", dir.path());
+    step.cancel_when = Some("ready");
+    let ran = step.run();
+    assert!(ran.outcome.cancelled);
+    assert!(!ran.outcome.timed_out);
+    assert!(ran.took < Duration::from_secs(10), "took {:?}", ran.took);
+    assert_eq!(group_members(ran.spawned.pid), Vec::<u32>::new());
+}
+
+#[test]
+fn children_left_behind_by_a_finished_step_are_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    // The background `sleep` also holds the output pipes open.
+    let ran = Step::new("bash", "sleep 100 &\nsleep 100 > /dev/null 2>&1 &\necho started", dir.path()).run();
+    assert_eq!(ran.outcome.exit_code, Some(0));
+    assert!(!ran.outcome.timed_out && !ran.outcome.cancelled);
+    assert_eq!(stdout_of(&ran), "started\n");
+    assert!(ran.took < Duration::from_secs(5), "took {:?}", ran.took);
+    assert_eq!(group_members(ran.spawned.pid), Vec::<u32>::new());
+}
+
+#[test]
+fn on_spawn_gets_the_real_pid_and_start_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = None;
+    let mut printed = Vec::new();
+    let outcome = run_step(
+        &Step::new("bash", "echo $$", dir.path()).command(),
+        &mut |s| {
+            checked = Some((
+                s,
+                process_start_time(s.pid),
+                is_same_process(s.pid, s.start_time),
+                is_same_process(s.pid, s.start_time + 1),
+                pid_alive(s.pid),
+            ));
+            Ok(())
+        },
+        &mut |chunk| {
+            if let Chunk::Stdout(b) = chunk {
+                printed.extend_from_slice(b);
+            }
+        },
+        &mut || false,
+    )
+    .unwrap();
+    assert_eq!(outcome.exit_code, Some(0));
+    let (spawned, start, same, made_up, alive) = checked.unwrap();
+    assert_eq!(String::from_utf8_lossy(&printed), format!("{}\n", spawned.pid), "`$$` of the step");
+    assert!(spawned.start_time > 0);
+    assert_eq!(start, Some(spawned.start_time));
+    assert!(same);
+    assert!(!made_up, "a made-up start time must not match");
+    assert!(alive);
+    assert!(!is_same_process(spawned.pid, spawned.start_time), "the step is reaped");
+}
+
+#[test]
+fn a_failing_on_spawn_kills_the_step_and_is_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pid = 0;
+    let err = run_step(
+        &Step::new("bash", "sleep 100", dir.path()).command(),
+        &mut |s| {
+            pid = s.pid;
+            Err(std::io::Error::other("store is down"))
+        },
+        &mut |_| {},
+        &mut || false,
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), "store is down");
+    assert!(pid > 0);
+    assert!(group_members(pid).is_empty());
+}
+
+#[test]
+fn output_arrives_live_and_interleaved_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each line waits until the runner has seen the previous one, so the order is fixed
+    // and seeing it at all proves chunks are delivered while the step runs.
+    let code = "echo out1\nwhile [ ! -e go1 ]; do sleep 0.01; done\necho err1 >&2\n\
+                while [ ! -e go2 ]; do sleep 0.01; done\necho out2";
+    let mut chunks: Vec<(bool, Vec<u8>)> = Vec::new();
+    let mut captured = BoundedOutput::new(1024);
+    let outcome = run_step(
+        &Step::new("bash", code, dir.path()).command(),
+        &mut |_| Ok(()),
+        &mut |chunk| {
+            let (is_out, b) = match chunk {
+                Chunk::Stdout(b) => (true, b),
+                Chunk::Stderr(b) => (false, b),
+            };
+            chunks.push((is_out, b.to_vec()));
+            captured.push(b);
+            let text = captured.finish();
+            if text.contains("out1") {
+                std::fs::write(dir.path().join("go1"), "").unwrap();
+            }
+            if text.contains("err1") {
+                std::fs::write(dir.path().join("go2"), "").unwrap();
+            }
+        },
+        &mut || false,
+    )
+    .unwrap();
+    assert_eq!(outcome.exit_code, Some(0));
+    assert_eq!(captured.finish(), "out1\nerr1\nout2\n");
+    assert_eq!(
+        chunks,
+        vec![(true, b"out1\n".to_vec()), (false, b"err1\n".to_vec()), (true, b"out2\n".to_vec())]
+    );
+}
+
+#[test]
+fn stdout_and_stderr_are_both_captured() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = Step::new("bash", "echo to-out; echo to-err >&2; exit 3", dir.path()).run();
+    assert_eq!(ran.outcome.exit_code, Some(3));
+    assert_eq!(stdout_of(&ran), "to-out\n");
+    assert_eq!(String::from_utf8_lossy(&ran.stderr), "to-err\n");
+    assert!(ran.combined.contains("to-out\n") && ran.combined.contains("to-err\n"));
+}
+
+#[test]
+fn python_sh_and_node_fences_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = Step::new("sh", "echo \"sh:$X\"", dir.path()).env("X", "1").run();
+    assert_eq!((ran.outcome.exit_code, stdout_of(&ran).as_str()), (Some(0), "sh:1\n"));
+
+    let code = "import os, sys\nprint('py:' + os.environ['X'])\nsys.exit(3)";
+    let ran = Step::new("python3", code, dir.path()).env("X", "$(touch pwned)").run();
+    assert_eq!((ran.outcome.exit_code, stdout_of(&ran).as_str()), (Some(3), "py:$(touch pwned)\n"));
+    assert!(!dir.path().join("pwned").exists());
+
+    if on_path("node") {
+        let ran = Step::new("node", "console.log('node:' + process.env.X); process.exit(4)", dir.path())
+            .env("X", "`x`")
+            .run();
+        assert_eq!((ran.outcome.exit_code, stdout_of(&ran).as_str()), (Some(4), "node:`x`\n"));
+    } else {
+        eprintln!("skipping the node fence: `node` is not on PATH");
+    }
+}
+
+#[test]
+fn kill_group_if_same_checks_the_start_time() {
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new("sleep")
+        .arg("100")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let start = process_start_time(pid).unwrap();
+    assert!(pid_alive(pid));
+    assert!(!kill_group_if_same(pid, start + 12_345, Duration::from_millis(100)));
+    assert!(pid_alive(pid), "a made-up start time must not be signalled");
+    assert!(kill_group_if_same(pid, start, Duration::from_secs(5)));
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(!pid_alive(pid));
+    assert!(wait_until(Duration::from_secs(5), || group_members(pid).is_empty()));
+}
+
+#[test]
+fn bounded_output_keeps_everything_under_the_limit() {
+    let mut out = BoundedOutput::new(100);
+    out.push(b"hello ");
+    out.push("wörld\n".as_bytes());
+    assert_eq!(out.total_bytes(), 13);
+    assert_eq!(out.finish(), "hello wörld\n");
+
+    // A character split between the head and the tail is rejoined when nothing was cut.
+    let mut out = BoundedOutput::new(4);
+    out.push("a€".as_bytes());
+    assert_eq!(out.finish(), "a€");
+}
+
+#[test]
+fn bounded_output_keeps_head_and_tail_and_marks_the_cut() {
+    let mut out = BoundedOutput::new(10);
+    for _ in 0..3 {
+        out.push(b"0123456789");
+    }
+    assert_eq!(out.total_bytes(), 30);
+    assert_eq!(out.finish(), "01234\n[... 20 bytes cut ...]\n56789");
+
+    // One big push gives the same result as many small ones.
+    let mut one = BoundedOutput::new(10);
+    one.push(b"012345678901234567890123456789");
+    assert_eq!(one.finish(), out.finish());
+    let mut bytes = BoundedOutput::new(10);
+    for b in b"012345678901234567890123456789" {
+        bytes.push(&[*b]);
+    }
+    assert_eq!(bytes.finish(), out.finish());
+}
+
+#[test]
+fn bounded_output_never_shows_half_a_character_at_the_cut() {
+    // 3-byte characters: a limit of 8 keeps 4 head bytes (one € and one byte of the next)
+    // and 4 tail bytes (one byte of a € and one whole €).
+    let mut out = BoundedOutput::new(8);
+    out.push("€€€€€€".as_bytes());
+    let text = out.finish();
+    assert!(!text.contains('\u{FFFD}'), "{text:?}");
+    assert_eq!(text, "€\n[... 12 bytes cut ...]\n€");
+    assert_eq!(out.total_bytes(), 18);
+
+    // Invalid bytes from the step itself are still shown as replacement characters.
+    let mut out = BoundedOutput::new(100);
+    out.push(&[b'a', 0xFF, b'b']);
+    assert_eq!(out.finish(), "a\u{FFFD}b");
+}
+
+#[test]
+fn bounded_output_with_no_room_only_counts() {
+    let mut out = BoundedOutput::new(0);
+    out.push(b"abc");
+    assert_eq!(out.total_bytes(), 3);
+    assert_eq!(out.finish(), "\n[... 3 bytes cut ...]\n");
+}

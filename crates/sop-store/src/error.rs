@@ -1,0 +1,16 @@
+//! Store errors.
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at `{path}`: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("store query failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("run `{0}` does not exist")]
+    NoSuchRun(String),
+    #[error("stored run `{id}` is unreadable: {source}")]
+    Corrupt { id: String, source: serde_json::Error },
+    #[error("the store was written by a newer sop (schema {found}, this sop knows {known})")]
+    TooNew { found: i64, known: i64 },
+}

@@ -1,0 +1,385 @@
+//! `impl Store for SqliteStore`: runs, claims, events and output.
+
+use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+use sop_core::policy::{self, Admission, LastExecuted, Limits, Queued, SopLoad};
+use sop_core::run::{Happened, Millis, Refusal, Run, RunStatus};
+use sop_core::{AdmissionPolicy, Priority};
+
+use super::SqliteStore;
+use crate::{ClaimResult, Created, EventRow, OutputChunk, Owner, RunFilter, RunRow, Store, StoreError};
+
+/// The SOP limits kept beside each run so the scheduler need not parse whole runs.
+#[derive(Serialize, Deserialize)]
+struct StoredLimits {
+    cooldown_secs: u64,
+    max_concurrent: u32,
+    admission: AdmissionPolicy,
+    max_pending_approvals: u32,
+}
+
+impl From<&StoredLimits> for Limits {
+    fn from(l: &StoredLimits) -> Limits {
+        Limits {
+            cooldown_secs: l.cooldown_secs,
+            max_concurrent: l.max_concurrent,
+            admission: l.admission,
+            max_pending_approvals: l.max_pending_approvals,
+        }
+    }
+}
+
+fn limits_of(run: &Run) -> StoredLimits {
+    StoredLimits {
+        cooldown_secs: run.sop.cooldown_secs,
+        max_concurrent: run.sop.max_concurrent,
+        admission: run.sop.admission_policy,
+        max_pending_approvals: run.sop.max_pending_approvals,
+    }
+}
+
+fn priority_from_rank(rank: i64) -> Priority {
+    Priority::ALL.into_iter().find(|p| p.rank() == rank).unwrap_or_default()
+}
+
+fn status_from(s: &str) -> RunStatus {
+    // Only this crate writes the column, always from `RunStatus::as_str`.
+    RunStatus::parse(s).unwrap_or(RunStatus::Interrupted)
+}
+
+const ROW_COLUMNS: &str = "id, sop, status, priority, created_at, started_at, completed_at, owner_pid, owner_start, audit_path";
+
+fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
+    let owner_pid: Option<u32> = r.get(7)?;
+    let owner_start: Option<i64> = r.get(8)?;
+    Ok(RunRow {
+        id: r.get(0)?,
+        sop: r.get(1)?,
+        status: status_from(&r.get::<_, String>(2)?),
+        priority: priority_from_rank(r.get(3)?),
+        created_at: r.get(4)?,
+        started_at: r.get(5)?,
+        completed_at: r.get(6)?,
+        owner: owner_pid.zip(owner_start).map(|(pid, start)| Owner { pid, start_time: start as u64 }),
+        audit_path: r.get(9)?,
+    })
+}
+
+fn bump(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'changes'", [])?;
+    Ok(())
+}
+
+fn load_doc(tx: &Transaction<'_>, id: &str) -> Result<Run, StoreError> {
+    let doc: Option<String> = tx.query_row("SELECT doc FROM runs WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+    let doc = doc.ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
+    serde_json::from_str(&doc).map_err(|source| StoreError::Corrupt { id: id.to_string(), source })
+}
+
+fn save_doc(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
+    let doc = serde_json::to_string(run).map_err(|source| StoreError::Corrupt { id: run.id.clone(), source })?;
+    tx.execute(
+        "UPDATE runs SET status = ?2, priority = ?3, started_at = ?4, completed_at = ?5, executed_step = ?6,
+                         version = version + 1, doc = ?7
+         WHERE id = ?1",
+        params![
+            run.id,
+            run.status.as_str(),
+            run.priority.rank(),
+            run.started_at,
+            run.completed_at,
+            run.executed_step,
+            doc
+        ],
+    )?;
+    Ok(())
+}
+
+fn insert_events(tx: &Transaction<'_>, run_id: &str, now: Millis, events: &[Happened]) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached("INSERT INTO events (run_id, at, body) VALUES (?1, ?2, ?3)")?;
+    for e in events {
+        let body = serde_json::to_string(e).map_err(|source| StoreError::Corrupt { id: run_id.to_string(), source })?;
+        stmt.execute(params![run_id, now, body])?;
+    }
+    Ok(())
+}
+
+/// The load of one SOP, excluding `except` (the run being decided).
+fn sop_load(tx: &Transaction<'_>, sop: &str, except: &str) -> Result<SopLoad, StoreError> {
+    let mut load = SopLoad::default();
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, status FROM runs WHERE sop = ?1 AND status IN ('queued', 'running', 'waiting_approval', 'waiting_confirmation', 'interrupted')
+         AND id != ?2 ORDER BY priority DESC, created_at, id",
+    )?;
+    let rows = stmt.query_map(params![sop, except], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (id, status) = row?;
+        match status_from(&status) {
+            RunStatus::Running => load.running.push(id),
+            RunStatus::Queued => load.queued.push(id),
+            RunStatus::Interrupted => load.interrupted += 1,
+            _ => load.waiting += 1,
+        }
+    }
+    Ok(load)
+}
+
+fn last_executed(tx: &Transaction<'_>, sop: &str) -> Result<Option<LastExecuted>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT id, started_at FROM runs WHERE sop = ?1 AND executed_step = 1 AND started_at IS NOT NULL
+             ORDER BY started_at DESC LIMIT 1",
+            [sop],
+            |r| Ok(LastExecuted { run_id: r.get(0)?, started_at: r.get(1)? }),
+        )
+        .optional()?)
+}
+
+/// Whether queued run `id` may start now: the policy for it, and no run ahead of it in
+/// queue order that could start instead.
+fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimResult, StoreError> {
+    let running_total: u32 = tx.query_row("SELECT count(*) FROM runs WHERE status = 'running'", [], |r| r.get(0))?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, sop, priority, created_at, started_at IS NOT NULL, limits FROM runs WHERE status = 'queued'
+         ORDER BY priority DESC, created_at, id",
+    )?;
+    let queue = stmt
+        .query_map([], |r| {
+            let q = Queued {
+                id: r.get(0)?,
+                sop: r.get(1)?,
+                priority: priority_from_rank(r.get(2)?),
+                created_at: r.get(3)?,
+                resumed: r.get(4)?,
+            };
+            Ok((q, r.get::<_, String>(5)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    drop(stmt);
+    let mut position = 0u32;
+    for (q, limits_json) in &queue {
+        position += 1;
+        let stored: StoredLimits =
+            serde_json::from_str(limits_json).map_err(|source| StoreError::Corrupt { id: q.id.clone(), source })?;
+        let load = sop_load(tx, &q.sop, &q.id)?;
+        let may = policy::may_start(q, &Limits::from(&stored), &load, running_total, workers);
+        if q.id == id {
+            return Ok(may);
+        }
+        if may.is_ok() {
+            return Ok(Err(policy::Blocked::Behind { position }));
+        }
+    }
+    Ok(Ok(()))
+}
+
+impl Store for SqliteStore {
+    fn create_run(&self, run: Run, audit_path: &str, owner: Option<Owner>, now: Millis) -> Result<Created, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let stored_limits = limits_of(&run);
+        let load = sop_load(&tx, &run.sop.name, &run.id)?;
+        let last = last_executed(&tx, &run.sop.name)?;
+        match policy::admit(&Limits::from(&stored_limits), &load, last.as_ref(), run.forced, now) {
+            Admission::Accept => {}
+            other => return Ok(Created::NotCreated(other)),
+        }
+        let limits = serde_json::to_string(&stored_limits).map_err(|source| StoreError::Corrupt { id: run.id.clone(), source })?;
+        let doc = serde_json::to_string(&run).map_err(|source| StoreError::Corrupt { id: run.id.clone(), source })?;
+        tx.execute(
+            "INSERT INTO runs (id, sop, status, priority, created_at, limits, version, audit_path, doc, owner_pid, owner_start)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?10)",
+            params![
+                run.id,
+                run.sop.name,
+                run.status.as_str(),
+                run.priority.rank(),
+                run.created_at,
+                limits,
+                audit_path,
+                doc,
+                owner.map(|o| o.pid),
+                owner.map(|o| o.start_time as i64)
+            ],
+        )?;
+        insert_events(&tx, &run.id, now, &[Happened::Requeued { reason: "created".to_string() }])?;
+        bump(&tx)?;
+        tx.commit()?;
+        Ok(Created::New(Box::new(run)))
+    }
+
+    fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError> {
+        let conn = self.lock();
+        let doc: Option<String> = conn.query_row("SELECT doc FROM runs WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+        doc.map(|d| serde_json::from_str(&d).map_err(|source| StoreError::Corrupt { id: id.to_string(), source }))
+            .transpose()
+    }
+
+    fn find_run_ids(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT id FROM runs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY created_at LIMIT 20")?;
+        let ids = stmt.query_map([prefix], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+
+    fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+        let conn = self.lock();
+        let mut sql = format!("SELECT {ROW_COLUMNS} FROM runs WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        if let Some(sop) = &filter.sop {
+            args.push(sop.clone());
+            sql.push_str(&format!(" AND sop = ?{}", args.len()));
+        }
+        if !filter.statuses.is_empty() {
+            let marks: Vec<String> = filter
+                .statuses
+                .iter()
+                .map(|s| {
+                    args.push(s.as_str().to_string());
+                    format!("?{}", args.len())
+                })
+                .collect();
+            sql.push_str(&format!(" AND status IN ({})", marks.join(", ")));
+        }
+        sql.push_str(" ORDER BY created_at DESC, id DESC");
+        if let Some(limit) = filter.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), run_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn run_row(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
+        let conn = self.lock();
+        Ok(conn.query_row(&format!("SELECT {ROW_COLUMNS} FROM runs WHERE id = ?1"), [id], run_row).optional()?)
+    }
+
+    fn update_run(
+        &self,
+        id: &str,
+        now: Millis,
+        change: &mut dyn FnMut(&mut Run, &mut Vec<Happened>) -> Result<(), Refusal>,
+    ) -> Result<Result<Run, Refusal>, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut run = load_doc(&tx, id)?;
+        let mut events = Vec::new();
+        if let Err(refusal) = change(&mut run, &mut events) {
+            return Ok(Err(refusal));
+        }
+        save_doc(&tx, &run)?;
+        insert_events(&tx, id, now, &events)?;
+        bump(&tx)?;
+        tx.commit()?;
+        Ok(Ok(run))
+    }
+
+    fn claim(&self, id: &str, workers: u32, now: Millis) -> Result<ClaimResult, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut run = load_doc(&tx, id)?;
+        if run.status != RunStatus::Queued {
+            return Ok(Ok(()));
+        }
+        let verdict = queue_verdict(&tx, id, workers)?;
+        if verdict.is_ok() {
+            let mut events = Vec::new();
+            sop_core::run::claimed(&mut run, now, &mut events);
+            save_doc(&tx, &run)?;
+            insert_events(&tx, id, now, &events)?;
+            bump(&tx)?;
+            tx.commit()?;
+        }
+        Ok(verdict)
+    }
+
+    fn claim_preview(&self, id: &str, workers: u32, _now: Millis) -> Result<Option<policy::Blocked>, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        Ok(queue_verdict(&tx, id, workers)?.err())
+    }
+
+    fn acquire(&self, id: &str, me: Owner, is_alive: &dyn Fn(Owner) -> bool) -> Result<Owner, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<(Option<u32>, Option<i64>)> = tx
+            .query_row("SELECT owner_pid, owner_start FROM runs WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((pid, start)) = current else { return Err(StoreError::NoSuchRun(id.to_string())) };
+        if let Some(owner) = pid.zip(start).map(|(pid, start)| Owner { pid, start_time: start as u64 }) {
+            if owner != me && is_alive(owner) {
+                return Ok(owner);
+            }
+        }
+        tx.execute("UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1", params![id, me.pid, me.start_time as i64])?;
+        bump(&tx)?;
+        tx.commit()?;
+        Ok(me)
+    }
+
+    fn release(&self, id: &str, me: Owner) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "UPDATE runs SET owner_pid = NULL, owner_start = NULL WHERE id = ?1 AND owner_pid = ?2 AND owner_start = ?3",
+            params![id, me.pid, me.start_time as i64],
+        )?;
+        bump(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn active_runs(&self) -> Result<Vec<RunRow>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM runs WHERE status IN ('queued', 'running', 'waiting_approval', 'waiting_confirmation', 'interrupted')
+             ORDER BY priority DESC, created_at, id"
+        ))?;
+        let rows = stmt.query_map([], run_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn append_output(&self, run_id: &str, gate: &str, attempt: u32, text: &str) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.prepare_cached("INSERT INTO output (run_id, gate, attempt, text) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![run_id, gate, attempt, text])?;
+        Ok(())
+    }
+
+    fn output_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<OutputChunk>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT seq, gate, attempt, text FROM output WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")?;
+        let rows = stmt
+            .query_map(params![run_id, after_seq], |r| Ok(OutputChunk { seq: r.get(0)?, gate: r.get(1)?, attempt: r.get(2)?, text: r.get(3)? }))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn events_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<EventRow>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT seq, at, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")?;
+        let rows = stmt
+            .query_map(params![run_id, after_seq], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(seq, at, body)| {
+                let event = serde_json::from_str(&body).map_err(|source| StoreError::Corrupt { id: run_id.to_string(), source })?;
+                Ok(EventRow { seq, run_id: run_id.to_string(), at, event })
+            })
+            .collect()
+    }
+
+    fn change_counter(&self) -> Result<i64, StoreError> {
+        let conn = self.lock();
+        Ok(conn.query_row("SELECT value FROM meta WHERE key = 'changes'", [], |r| r.get(0))?)
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        bump(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
