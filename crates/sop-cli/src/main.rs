@@ -1,5 +1,13 @@
 //! The `sop` binary: parses the command line, opens the home, and calls the crates below.
 
+/// `println!` that ignores a closed stdout (`sop runs --json | head` must not panic).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod app;
 mod cli;
 mod cmd;

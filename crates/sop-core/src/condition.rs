@@ -146,7 +146,9 @@ impl Expr {
             Expr::Lit(_) => {}
             Expr::Not(inner) => inner.collect_variables(names),
             Expr::And(items) | Expr::Or(items) => {
-                items.iter().for_each(|e| e.collect_variables(names))
+                for item in items {
+                    item.collect_variables(names);
+                }
             }
             Expr::Cmp(_, left, right) => {
                 left.collect_variables(names);

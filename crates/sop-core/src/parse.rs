@@ -49,12 +49,18 @@ pub fn parse_sop(files: &SopFiles<'_>) -> (Option<Sop>, Vec<Diagnostic>) {
     let md_text = file_text(files.md, files.md_path, "SOP.md", &mut diags);
 
     let toml_src = toml_text.map(|text| Source::new(files.toml_path, text));
-    let manifest = toml_src.as_ref().and_then(|src| read_toml(src, files.dir_name, &mut diags));
+    let manifest = toml_src
+        .as_ref()
+        .and_then(|src| read_toml(src, files.dir_name, &mut diags));
     let shell = manifest.as_ref().map_or("bash", |m| m.shell.as_str());
     let md_src = md_text.map(|text| Source::new(files.md_path, text));
-    let procedure = md_src.as_ref().map(|src| read_procedure(src, shell, &mut diags));
+    let procedure = md_src
+        .as_ref()
+        .map(|src| read_procedure(src, shell, &mut diags));
 
-    if let (Some(toml_src), Some(md_src), Some(manifest), Some(procedure)) = (&toml_src, &md_src, &manifest, &procedure) {
+    if let (Some(toml_src), Some(md_src), Some(manifest), Some(procedure)) =
+        (&toml_src, &md_src, &manifest, &procedure)
+    {
         lint::check_gates(toml_src, manifest, procedure.steps.len(), &mut diags);
         lint::check_condition_vars(md_src, manifest, procedure, &mut diags);
     }
@@ -62,22 +68,34 @@ pub fn parse_sop(files: &SopFiles<'_>) -> (Option<Sop>, Vec<Diagnostic>) {
     // File order, then position; the sort is stable, so one place keeps discovery order.
     diags.sort_by_key(|d| (d.path != files.toml_path, d.line, d.col));
     let sop = match (manifest, procedure) {
-        (Some(manifest), Some(procedure)) if !diags.iter().any(Diagnostic::is_error) => Some(build(manifest, procedure)),
+        (Some(manifest), Some(procedure)) if !diags.iter().any(Diagnostic::is_error) => {
+            Some(build(manifest, procedure))
+        }
         _ => None,
     };
     (sop, diags)
 }
 
 /// The text of a file, or `None` with a whole-file diagnostic.
-fn file_text<'a>(bytes: Option<&'a [u8]>, path: &str, name: &str, diags: &mut Vec<Diagnostic>) -> Option<&'a str> {
+fn file_text<'a>(
+    bytes: Option<&'a [u8]>,
+    path: &str,
+    name: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<&'a str> {
     let error = |message: String| Diagnostic::file(Severity::Error, path, message);
     let Some(bytes) = bytes else {
-        let diag = error(format!("missing `{name}`")).with_help("a sop directory holds `SOP.toml` (the manifest) and `SOP.md` (the procedure)");
+        let diag = error(format!("missing `{name}`")).with_help(
+            "a sop directory holds `SOP.toml` (the manifest) and `SOP.md` (the procedure)",
+        );
         diags.push(diag);
         return None;
     };
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        let message = format!("`{name}` is {} bytes, over the limit of {MAX_FILE_BYTES} bytes (1 MiB)", bytes.len());
+        let message = format!(
+            "`{name}` is {} bytes, over the limit of {MAX_FILE_BYTES} bytes (1 MiB)",
+            bytes.len()
+        );
         diags.push(error(message).with_help("split the procedure into several sops"));
         return None;
     }
@@ -89,15 +107,22 @@ fn file_text<'a>(bytes: Option<&'a [u8]>, path: &str, name: &str, diags: &mut Ve
             let prefix = String::from_utf8_lossy(&bytes[..offset]);
             let line = prefix.matches('\n').count() as u32 + 1;
             let col = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
-            let message = format!("`{name}` is not valid UTF-8: invalid byte at offset {offset} (line {line})");
-            let diag = Diagnostic::at(Severity::Error, path, &lossy, line, col, 1, message).with_help("save the file as UTF-8");
+            let message = format!(
+                "`{name}` is not valid UTF-8: invalid byte at offset {offset} (line {line})"
+            );
+            let diag = Diagnostic::at(Severity::Error, path, &lossy, line, col, 1, message)
+                .with_help("save the file as UTF-8");
             diags.push(diag);
             return None;
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
-        let help = if name == "SOP.toml" { "start with `[sop]`, `name = \"...\"` and `description = \"...\"`" } else { "add a `## Steps` section with numbered steps" };
+        let help = if name == "SOP.toml" {
+            "start with `[sop]`, `name = \"...\"` and `description = \"...\"`"
+        } else {
+            "add a `## Steps` section with numbered steps"
+        };
         diags.push(error(format!("`{name}` is empty")).with_help(help));
         return None;
     }
@@ -112,16 +137,29 @@ fn read_toml(src: &Source<'_>, dir_name: &str, diags: &mut Vec<Diagnostic>) -> O
             return None;
         }
     };
-    let mut ctx = TomlCtx { src: Source::new(src.path, src.text), diags: Vec::new() };
+    let mut ctx = TomlCtx {
+        src: Source::new(src.path, src.text),
+        diags: Vec::new(),
+    };
     let manifest = read_manifest(&mut ctx, &doc, dir_name);
     diags.append(&mut ctx.diags);
     Some(manifest)
 }
 
 fn toml_error(src: &Source<'_>, err: &toml::de::Error) -> Diagnostic {
-    let message = err.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    let message = err
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     let message = format!("malformed `SOP.toml`: {message}");
-    let help = if message.contains("duplicate key") { "each key may appear once per table; remove one of them" } else { "see https://toml.io for the syntax" };
+    let help = if message.contains("duplicate key") {
+        "each key may appear once per table; remove one of them"
+    } else {
+        "see https://toml.io for the syntax"
+    };
     match err.span() {
         Some(span) => src.error(&span, message).with_help(help),
         None => Diagnostic::file(Severity::Error, src.path, message).with_help(help),

@@ -10,7 +10,7 @@ use crate::diagnostic::did_you_mean;
 use crate::model::VarDecl;
 
 pub use names::check_var_name;
-pub use redact::Redactor;
+pub use redact::{Redactor, MASK, MIN_FRAGMENT_CHARS, MIN_SECRET_CHARS};
 
 /// Largest accepted value, in bytes.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;

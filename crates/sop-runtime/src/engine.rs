@@ -186,7 +186,13 @@ impl<'a, 'c> Driver<'a, 'c> {
     }
 
     fn wait_for_decision(&self, run: &Run, deadline: Option<i64>, obs: &mut dyn Observer) -> Result<(), EngineError> {
+        // Read the counter first, then the run: a decision committed in between is seen
+        // in the run, and any later one moves the counter.
         let seen = self.ctx.store.change_counter()?;
+        let current = self.ctx.store.load_run(&self.run_id)?;
+        if current.as_ref().is_none_or(|r| r.status != run.status || r.wait != run.wait || r.cancel != run.cancel) {
+            return Ok(());
+        }
         loop {
             if let Some(decision) = obs.poll_decision(run) {
                 match self.commit(obs, &mut |run, ev| run::decide(run, decision.clone(), now(), ev))? {

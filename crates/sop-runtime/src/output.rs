@@ -19,7 +19,13 @@ impl BoundedOutput {
     /// An empty capture keeping at most `limit` bytes (`limit / 2` of head, the rest tail).
     pub fn new(limit: usize) -> Self {
         let head_cap = limit / 2;
-        Self { head_cap, tail_cap: limit - head_cap, head: Vec::new(), tail: VecDeque::new(), total: 0 }
+        Self {
+            head_cap,
+            tail_cap: limit - head_cap,
+            head: Vec::new(),
+            tail: VecDeque::new(),
+            total: 0,
+        }
     }
 
     /// Appends the next bytes of output, whichever stream they came from.
@@ -93,7 +99,11 @@ fn incomplete_suffix_len(bytes: &[u8]) -> usize {
 /// Number of continuation bytes at the start of `bytes` (the rest of a character whose
 /// beginning was cut), at most 3.
 fn continuation_prefix_len(bytes: &[u8]) -> usize {
-    bytes.iter().take(3).take_while(|b| is_continuation(**b)).count()
+    bytes
+        .iter()
+        .take(3)
+        .take_while(|b| is_continuation(**b))
+        .count()
 }
 
 fn is_continuation(b: u8) -> bool {

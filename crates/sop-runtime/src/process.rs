@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,12 @@ const AFTER_KILL: Duration = Duration::from_secs(5);
 /// How long to keep reading the pipes once the group is gone. Only a process that left the
 /// group (`setsid`) can still hold them open; its output is not the step's any more.
 const DRAIN: Duration = Duration::from_millis(250);
+/// Chunks in flight between the pipe readers and `run_step`. When `on_output` is slower
+/// than the step, the readers wait, the pipes fill and the step blocks on its writes: the
+/// runner's memory stays bounded.
+const CHANNEL_CHUNKS: usize = 64;
+/// Most chunks passed on between two checks of the step's state.
+const MAX_BATCH: usize = 64;
 /// `PATH` given to steps when the runner itself has none.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Name given to a bash, sh or zsh script as `$0`.
@@ -57,7 +63,14 @@ pub struct StepCommand {
 pub fn script_args(interpreter: &str, code: &str) -> Vec<String> {
     let code = code.to_string();
     match interpreter {
-        "bash" => vec!["-e".into(), "-o".into(), "pipefail".into(), "-c".into(), code, SCRIPT_NAME.into()],
+        "bash" => vec![
+            "-e".into(),
+            "-o".into(),
+            "pipefail".into(),
+            "-c".into(),
+            code,
+            SCRIPT_NAME.into(),
+        ],
         "sh" | "zsh" => vec!["-e".into(), "-c".into(), code, SCRIPT_NAME.into()],
         "node" => vec!["-e".into(), code],
         _ => vec!["-c".into(), code],
@@ -72,9 +85,14 @@ pub fn script_args(interpreter: &str, code: &str) -> Vec<String> {
 /// `SHELL` (steps name their interpreter), `BASH_ENV`/`ENV` (code run before the step),
 /// `LD_*`, `PYTHON*`, `NODE_*`, proxies, credentials.
 pub fn base_env() -> Vec<(OsString, OsString)> {
-    const NAMES: [&str; 9] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR"];
+    const NAMES: [&str; 9] = [
+        "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR",
+    ];
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
-        .filter(|(name, _)| name.to_str().is_some_and(|n| NAMES.contains(&n) || n.starts_with("LC_")))
+        .filter(|(name, _)| {
+            name.to_str()
+                .is_some_and(|n| NAMES.contains(&n) || n.starts_with("LC_"))
+        })
         .collect();
     if !env.iter().any(|(name, _)| name == "PATH") {
         env.push(("PATH".into(), DEFAULT_PATH.into()));
@@ -85,7 +103,9 @@ pub fn base_env() -> Vec<(OsString, OsString)> {
 /// A piece of live output, in the order it arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chunk<'a> {
+    /// Bytes the step wrote to its standard output.
     Stdout(&'a [u8]),
+    /// Bytes the step wrote to its standard error.
     Stderr(&'a [u8]),
 }
 
@@ -104,7 +124,8 @@ pub struct Spawned {
 pub struct Outcome {
     /// The exit code; `None` when the step was killed by a signal.
     pub exit_code: Option<i32>,
-    /// The signal that killed the step, if one did.
+    /// The signal that killed the step, if one did. Also `SIGKILL` when the step could not
+    /// be reaped even after SIGKILL (a process stuck in uninterruptible sleep).
     pub signal: Option<i32>,
     /// The step ran past its timeout and was terminated.
     pub timed_out: bool,
@@ -143,30 +164,43 @@ pub fn run_step(
         .process_group(0)
         .spawn()
         .map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot start `{}` in `{}`: {e}", cmd.program, cmd.workdir.display()))
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot start `{}` in `{}`: {e}",
+                    cmd.program,
+                    cmd.workdir.display()
+                ),
+            )
         })?;
     let started = Instant::now();
     let pid = child.id();
-    let Some(pgid) = to_pid(pid) else {
+    let Some(group) = to_pid(pid) else {
         // Cannot happen on Unix (pids fit in i32); refuse rather than signal a wrong group.
         let _ = child.kill();
         let _ = child.wait();
-        return Err(io::Error::other(format!("pid {pid} of `{}` is out of range", cmd.program)));
+        return Err(io::Error::other(format!(
+            "pid {pid} of `{}` is out of range",
+            cmd.program
+        )));
     };
-    let spawned = Spawned { pid, start_time: process_start_time(pid).unwrap_or(0) };
+    let spawned = Spawned {
+        pid,
+        start_time: process_start_time(pid).unwrap_or(0),
+    };
     if let Err(e) = on_spawn(spawned) {
-        abandon(&mut child, pgid);
+        abandon(&mut child, group);
         return Err(e);
     }
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(CHANNEL_CHUNKS);
     if let Err(e) = start_readers(&mut child, &tx) {
-        abandon(&mut child, pgid);
+        abandon(&mut child, group);
         return Err(e);
     }
     drop(tx);
     let mut step = Supervisor {
         child,
-        pgid,
+        pgid: group,
         rx,
         open_pipes: 2,
         status: None,
@@ -200,7 +234,7 @@ enum Stream {
 }
 
 /// Starts one thread per output pipe, each sending its chunks on `tx`.
-fn start_readers(child: &mut Child, tx: &Sender<Message>) -> io::Result<()> {
+fn start_readers(child: &mut Child, tx: &SyncSender<Message>) -> io::Result<()> {
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(io::Error::other("the step's output pipes are missing"));
     };
@@ -209,24 +243,31 @@ fn start_readers(child: &mut Child, tx: &Sender<Message>) -> io::Result<()> {
     Ok(())
 }
 
-fn spawn_reader(name: &str, mut pipe: impl Read + Send + 'static, stream: Stream, tx: Sender<Message>) -> io::Result<()> {
-    thread::Builder::new().name(name.to_string()).spawn(move || {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if tx.send(Message::Out(stream, buf[..n].to_vec())).is_err() {
-                        // The step is over and nobody reads any more.
-                        return;
+fn spawn_reader(
+    name: &str,
+    mut pipe: impl Read + Send + 'static,
+    stream: Stream,
+    tx: SyncSender<Message>,
+) -> io::Result<()> {
+    thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if tx.send(Message::Out(stream, buf[..n].to_vec())).is_err() {
+                            // The step is over and nobody reads any more.
+                            return;
+                        }
                     }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
             }
-        }
-        let _ = tx.send(Message::Closed);
-    })?;
+            let _ = tx.send(Message::Closed);
+        })?;
     Ok(())
 }
 
@@ -263,18 +304,38 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn run(&mut self, on_output: &mut dyn FnMut(Chunk<'_>), should_cancel: &mut dyn FnMut() -> bool) -> io::Result<()> {
+    fn run(
+        &mut self,
+        on_output: &mut dyn FnMut(Chunk<'_>),
+        should_cancel: &mut dyn FnMut() -> bool,
+    ) -> io::Result<()> {
         let mut phase = Phase::Running;
         let mut next_cancel_check = Instant::now() + POLL;
         loop {
             let now = Instant::now();
+            if let Phase::Draining(until) = phase {
+                if self.open_pipes == 0 || now >= until {
+                    return Ok(());
+                }
+            }
             let wake = match phase {
-                Phase::Running => self.deadline.map_or(next_cancel_check, |d| d.min(next_cancel_check)),
-                Phase::Terminating(at) | Phase::Killed(at) | Phase::Draining(at) => at.min(now + GROUP_POLL),
+                Phase::Running => self
+                    .deadline
+                    .map_or(next_cancel_check, |d| d.min(next_cancel_check)),
+                Phase::Terminating(at) | Phase::Killed(at) | Phase::Draining(at) => {
+                    at.min(now + GROUP_POLL)
+                }
             };
             self.receive(wake.saturating_duration_since(now).min(POLL), on_output);
             if self.status.is_none() {
-                self.status = self.child.try_wait()?;
+                match self.child.try_wait() {
+                    Ok(status) => self.status = status,
+                    Err(e) => {
+                        // The step cannot be watched any more: it must not run unwatched.
+                        let _ = killpg(self.pgid, Signal::SIGKILL);
+                        return Err(e);
+                    }
+                }
             }
             let now = Instant::now();
             phase = match phase {
@@ -315,24 +376,27 @@ impl Supervisor {
                         phase
                     }
                 }
-                Phase::Draining(until) => {
-                    if self.open_pipes == 0 || now >= until {
-                        return Ok(());
-                    }
-                    phase
-                }
+                Phase::Draining(_) => phase,
             };
         }
     }
 
-    /// Waits up to `timeout` for output and passes on everything that is ready.
+    /// Waits up to `timeout` for output and passes on what is ready, at most
+    /// [`MAX_BATCH`] chunks so a step that floods its output is still timed and cancelled.
     fn receive(&mut self, timeout: Duration, on_output: &mut dyn FnMut(Chunk<'_>)) {
         if self.open_pipes == 0 {
             thread::sleep(timeout);
             return;
         }
-        let mut next = self.rx.recv_timeout(timeout);
-        loop {
+        let mut first = Some(self.rx.recv_timeout(timeout));
+        for _ in 0..MAX_BATCH {
+            let next = match first.take() {
+                Some(received) => received,
+                None => self.rx.try_recv().map_err(|e| match e {
+                    mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                }),
+            };
             match next {
                 Ok(Message::Out(Stream::Stdout, bytes)) => on_output(Chunk::Stdout(&bytes)),
                 Ok(Message::Out(Stream::Stderr, bytes)) => on_output(Chunk::Stderr(&bytes)),
@@ -343,22 +407,18 @@ impl Supervisor {
                     return;
                 }
             }
-            next = self.rx.try_recv().map_err(|e| match e {
-                mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
-                mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-            });
         }
     }
 
     /// Timeout or cancel: SIGTERM to the group, SIGKILL after the grace.
     fn terminate(&self, now: Instant) -> Phase {
         let _ = killpg(self.pgid, Signal::SIGTERM);
-        Phase::Terminating(now + self.kill_grace)
+        Phase::Terminating(later(now, self.kill_grace))
     }
 
     /// The leader exited by itself: whatever it left in its group is terminated too.
     fn terminate_leftovers(&self, now: Instant) -> Phase {
-        if group_alive(self.pgid) {
+        if has_live_members(self.pgid) {
             self.terminate(now)
         } else {
             Phase::Draining(now + DRAIN)
@@ -373,7 +433,7 @@ impl Supervisor {
                 Err(_) => return false,
             }
         }
-        self.status.is_some() && !group_alive(self.pgid)
+        self.status.is_some() && !has_live_members(self.pgid)
     }
 }
 
@@ -403,17 +463,19 @@ pub fn pid_alive(pid: u32) -> bool {
 /// SIGKILL), but only if `pid` is still the process that started at `start_time`. Returns
 /// whether the group was signalled. Never signals the caller's own group, pid 0 or pid 1.
 pub fn kill_group_if_same(pid: u32, start_time: u64, grace: Duration) -> bool {
-    let Some(pgid) = to_pid(pid) else { return false };
-    if pgid == getpgrp() || !is_same_process(pid, start_time) {
+    let Some(group) = to_pid(pid) else {
+        return false;
+    };
+    if group == getpgrp() || !is_same_process(pid, start_time) {
         return false;
     }
-    if killpg(pgid, Signal::SIGTERM).is_err() {
+    if killpg(group, Signal::SIGTERM).is_err() {
         return false;
     }
-    let kill_at = Instant::now() + grace;
-    while group_alive(pgid) {
+    let kill_at = later(Instant::now(), grace);
+    while has_live_members(group) {
         if Instant::now() >= kill_at {
-            let _ = killpg(pgid, Signal::SIGKILL);
+            let _ = killpg(group, Signal::SIGKILL);
             break;
         }
         thread::sleep(GROUP_POLL);
@@ -421,20 +483,34 @@ pub fn kill_group_if_same(pid: u32, start_time: u64, grace: Duration) -> bool {
     true
 }
 
+/// `now + wait`, with absurd waits (a grace of `Duration::MAX`) capped at about 136 years
+/// instead of overflowing.
+fn later(now: Instant, wait: Duration) -> Instant {
+    const MAX_WAIT: Duration = Duration::from_secs(1 << 32);
+    now.checked_add(wait.min(MAX_WAIT)).unwrap_or(now)
+}
+
 /// `pid` as a nix `Pid`, refusing 0 and 1 (signalling "group 0" would hit the caller's own
 /// group, and init is never a step).
 fn to_pid(pid: u32) -> Option<Pid> {
-    i32::try_from(pid).ok().filter(|p| *p > 1).map(Pid::from_raw)
+    i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 1)
+        .map(Pid::from_raw)
 }
 
 fn proc_available() -> bool {
     std::path::Path::new("/proc/self/stat").exists()
 }
 
-/// Whether any live (non-zombie) process is in group `pgid`. Zombies are skipped: an
-/// orphan that died may never be reaped where pid 1 is not a real init, and it holds
+/// Whether any live (non-zombie) process is in process group `pgid`. Zombies are skipped:
+/// an orphan that died may never be reaped where pid 1 is not a real init, and it holds
 /// nothing. Without `/proc`, any process the kernel still knows in the group counts.
-pub fn group_alive(pgid: Pid) -> bool {
+pub fn group_alive(pgid: u32) -> bool {
+    to_pid(pgid).is_some_and(has_live_members)
+}
+
+fn has_live_members(pgid: Pid) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return matches!(killpg(pgid, None), Ok(()) | Err(Errno::EPERM));
     };
@@ -493,7 +569,10 @@ mod tests {
 
     #[test]
     fn script_args_per_interpreter() {
-        assert_eq!(script_args("bash", "echo hi"), ["-e", "-o", "pipefail", "-c", "echo hi", "sop-step"]);
+        assert_eq!(
+            script_args("bash", "echo hi"),
+            ["-e", "-o", "pipefail", "-c", "echo hi", "sop-step"]
+        );
         assert_eq!(script_args("sh", "x"), ["-e", "-c", "x", "sop-step"]);
         assert_eq!(script_args("zsh", "x"), ["-e", "-c", "x", "sop-step"]);
         assert_eq!(script_args("python3", "x"), ["-c", "x"]);

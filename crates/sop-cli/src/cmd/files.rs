@@ -42,13 +42,13 @@ pub fn list(home: &Home, json: bool) -> CmdResult {
                        "triggers": s.triggers.iter().map(sop_core::Trigger::kind).collect::<Vec<_>>()})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
     } else {
         if sops.is_empty() {
             eprintln!("no SOPs in `{}` (create one with `sop init`)", home.sops_dir().display());
         }
         for s in &sops {
-            println!("{:<24} {:<9} {:<15} {}", s.name, s.priority.as_str(), s.execution_mode.as_str(), s.description);
+            outln!("{:<24} {:<9} {:<15} {}", s.name, s.priority.as_str(), s.execution_mode.as_str(), s.description);
         }
     }
     let broken: Vec<&str> = loaded.iter().filter(|l| l.has_errors()).map(|l| l.dir_name.as_str()).collect();
@@ -61,11 +61,11 @@ pub fn list(home: &Home, json: bool) -> CmdResult {
 pub fn show(home: &Home, name: &str, json: bool) -> CmdResult {
     let sop = load_checked(home, name)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&sop).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&sop).unwrap_or_default());
         return Ok(Exit::Ok);
     }
-    println!("{} {} — {}", sop.name, sop.version, sop.description);
-    println!(
+    outln!("{} {} — {}", sop.name, sop.version, sop.description);
+    outln!(
         "priority {}, mode {}, cooldown {}s, max_concurrent {}, step timeout {}s",
         sop.priority.as_str(),
         sop.execution_mode.as_str(),
@@ -74,7 +74,7 @@ pub fn show(home: &Home, name: &str, json: bool) -> CmdResult {
         sop.timeout_secs
     );
     let approvers = if sop.approvers.is_empty() { "anyone".to_string() } else { sop.approvers.join(", ") };
-    println!(
+    outln!(
         "approvals: {} by {approvers}, self-approval {}, timeout {}s then {:?}",
         sop.required_approvals,
         if sop.allow_self_approval { "allowed" } else { "refused" },
@@ -82,7 +82,7 @@ pub fn show(home: &Home, name: &str, json: bool) -> CmdResult {
         sop.approval_timeout_action
     );
     if !sop.vars.is_empty() {
-        println!("\nvars:");
+        outln!("\nvars:");
         for (n, d) in &sop.vars {
             let mut bits = Vec::new();
             if d.required {
@@ -97,26 +97,26 @@ pub fn show(home: &Home, name: &str, json: bool) -> CmdResult {
             if d.secret {
                 bits.push("secret".to_string());
             }
-            println!("  {n:<20} {}{}", bits.join(", "), d.description.as_deref().map_or_else(String::new, |t| format!(" — {t}")));
+            outln!("  {n:<20} {}{}", bits.join(", "), d.description.as_deref().map_or_else(String::new, |t| format!(" — {t}")));
         }
     }
     if !sop.triggers.is_empty() {
-        println!("\ntriggers:");
+        outln!("\ntriggers:");
         for t in &sop.triggers {
-            println!("  {}", serde_json::to_string(t).unwrap_or_default());
+            outln!("  {}", serde_json::to_string(t).unwrap_or_default());
         }
     }
     if !sop.gates.is_empty() {
-        println!("\ngates:");
+        outln!("\ngates:");
         for g in &sop.gates {
-            println!("  {:<16} {:?} {:?}", g.name, g.at, g.kind);
+            outln!("  {:<16} {:?} {:?}", g.name, g.at, g.kind);
         }
     }
     for (heading, steps) in [("steps", &sop.steps), ("rollback", &sop.rollback)] {
         if steps.is_empty() {
             continue;
         }
-        println!("\n{heading}:");
+        outln!("\n{heading}:");
         for s in steps {
             let mut notes = Vec::new();
             if let Some(c) = &s.condition {
@@ -138,7 +138,7 @@ pub fn show(home: &Home, name: &str, json: bool) -> CmdResult {
                 notes.push("idempotent".to_string());
             }
             let notes = if notes.is_empty() { String::new() } else { format!("  [{}]", notes.join(", ")) };
-            println!("  {:>2}. {}{notes}", s.number, s.title);
+            outln!("  {:>2}. {}{notes}", s.number, s.title);
         }
     }
     Ok(Exit::Ok)
@@ -155,7 +155,7 @@ pub fn validate(home: &Home, names: &[String], json: bool) -> CmdResult {
     if json {
         let rows: Vec<_> =
             loaded.iter().map(|l| json!({"sop": l.dir_name, "ok": !l.has_errors(), "diagnostics": l.diagnostics})).collect();
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
     } else {
         for l in &loaded {
             print_diagnostics(&l.diagnostics);

@@ -62,7 +62,7 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
             )));
         }
         Created::NotCreated(Admission::Coalesce { run_id }) => {
-            println!("{run_id}");
+            outln!("{run_id}");
             eprintln!("admission_policy = \"coalesce\": folded into run {run_id}");
             return Ok(Exit::Ok);
         }
@@ -84,7 +84,7 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
     }
     if args.detach {
         recovery::launch_detached(&app.exe, &app.home, &run.id).map_err(|e| Fail::failed(format!("cannot start a background driver: {e}")))?;
-        println!("{}", run.id);
+        outln!("{}", run.id);
         return Ok(Exit::Ok);
     }
     eprintln!("run {} of {} ({}, {} mode)", run.id, run.sop.name, run.priority.as_str(), run.mode.as_str());
@@ -131,7 +131,7 @@ pub fn resume(home: Home, target: &str, how: (bool, bool, bool), detach: bool) -
     audit::write(&app.store, &app.home, &id).map_err(|e| Fail::failed(format!("cannot write the audit file: {e}")))?;
     if detach {
         recovery::ensure_driven(&app.store, &app.home, &app.exe, &id)?;
-        println!("{id}");
+        outln!("{id}");
         return Ok(Exit::Ok);
     }
     drive_here(&app, &id)

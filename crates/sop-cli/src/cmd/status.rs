@@ -13,7 +13,7 @@ use crate::target::resolve;
 use crate::{CmdResult, Exit, Fail};
 
 fn print_json(v: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 pub fn status(home: Home, target: Option<&str>, json: bool) -> CmdResult {
@@ -48,37 +48,37 @@ pub fn status(home: Home, target: Option<&str>, json: bool) -> CmdResult {
 }
 
 fn describe(app: &App, run: &Run) -> Result<(), Fail> {
-    println!("run {} of {} {}: {}", run.id, run.sop.name, run.sop.version, run.status.as_str());
-    println!("  priority {}, mode {}, started by {} ({})", run.priority.as_str(), run.mode.as_str(), run.trigger.by, run.trigger.kind);
-    println!("  created {}", rfc3339(run.created_at));
+    outln!("run {} of {} {}: {}", run.id, run.sop.name, run.sop.version, run.status.as_str());
+    outln!("  priority {}, mode {}, started by {} ({})", run.priority.as_str(), run.mode.as_str(), run.trigger.by, run.trigger.kind);
+    outln!("  created {}", rfc3339(run.created_at));
     if let Some(s) = run.started_at {
         let end = run.completed_at.unwrap_or_else(now);
-        println!("  started {} ({} {})", rfc3339(s), human_ms(end - s), if run.completed_at.is_some() { "in all" } else { "so far" });
+        outln!("  started {} ({} {})", rfc3339(s), human_ms(end - s), if run.completed_at.is_some() { "in all" } else { "so far" });
     }
     if run.status == RunStatus::Queued {
         let row = app.store.run_row(&run.id)?;
         let why = app.store.claim_preview(&run.id, app.config.workers, now())?;
         match why {
-            Some(b) => println!("  queued: {b}"),
-            None => println!("  queued: can start now{}", row.and_then(|r| r.owner).map_or(" (no driver yet)".to_string(), |_| String::new())),
+            Some(b) => outln!("  queued: {b}"),
+            None => outln!("  queued: can start now{}", row.and_then(|r| r.owner).map_or(" (no driver yet)".to_string(), |_| String::new())),
         }
     }
     if let Some(w) = &run.wait {
         let who = if run.sop.approvers.is_empty() { "anyone".to_string() } else { run.sop.approvers.join(", ") };
         let verb = if w.kind == sop_core::run::WaitKind::Approval { "approve|reject" } else { "confirm" };
-        println!("  waiting at {} since {} ({})", w.gate, rfc3339(w.since), human_ms(now() - w.since));
-        println!("  who may decide: {who}{}", if run.sop.allow_self_approval { String::new() } else { format!(" (not {})", run.trigger.by) });
+        outln!("  waiting at {} since {} ({})", w.gate, rfc3339(w.since), human_ms(now() - w.since));
+        outln!("  who may decide: {who}{}", if run.sop.allow_self_approval { String::new() } else { format!(" (not {})", run.trigger.by) });
         if w.kind == sop_core::run::WaitKind::Approval {
-            println!("  approvals: {} of {} ({})", w.approved_by.len(), w.required, w.approved_by.join(", "));
+            outln!("  approvals: {} of {} ({})", w.approved_by.len(), w.required, w.approved_by.join(", "));
         }
         if let Some(d) = w.deadline {
-            println!("  deadline {} (then {:?})", rfc3339(d), run.sop.approval_timeout_action);
+            outln!("  deadline {} (then {:?})", rfc3339(d), run.sop.approval_timeout_action);
         }
-        println!("  decide: sop {verb} {}", run.id);
+        outln!("  decide: sop {verb} {}", run.id);
     }
     if run.status == RunStatus::Interrupted {
-        println!("  interrupted: the process running a step stopped; the step was not re-run");
-        println!("  continue: sop resume {} --retry|--skip|--abort", run.id);
+        outln!("  interrupted: the process running a step stopped; the step was not re-run");
+        outln!("  continue: sop resume {} --retry|--skip|--abort", run.id);
     }
     let mut out = std::io::stdout().lock();
     crate::printer::summary(&mut out, run).map_err(|e| Fail::failed(e.to_string()))?;
@@ -93,9 +93,9 @@ fn describe(app: &App, run: &Run) -> Result<(), Fail> {
 }
 
 fn print_rows(rows: &[RunRow]) {
-    println!("{:<14} {:<24} {:<21} {:<9} CREATED", "RUN", "SOP", "STATUS", "PRIORITY");
+    outln!("{:<14} {:<24} {:<21} {:<9} CREATED", "RUN", "SOP", "STATUS", "PRIORITY");
     for r in rows {
-        println!("{:<14} {:<24} {:<21} {:<9} {}", r.id, r.sop, r.status.as_str(), r.priority.as_str(), rfc3339(r.created_at));
+        outln!("{:<14} {:<24} {:<21} {:<9} {}", r.id, r.sop, r.status.as_str(), r.priority.as_str(), rfc3339(r.created_at));
     }
 }
 

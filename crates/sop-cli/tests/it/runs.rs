@@ -162,7 +162,7 @@ fn cooldown_refuses_with_remaining_time_and_force_overrides() {
     home.run(&["run", "cool"]).ok();
     let first = only_run(&home, "cool");
     let out = home.run(&["run", "cool"]);
-    out.code(1).stderr_has("in cooldown").stderr_has(&first).stderr_has("59m");
+    out.code(1).stderr_has("in cooldown").stderr_has(&first).stderr_has("1h 0m remain");
     home.run(&["run", "cool", "--force"]).ok().stderr_has("cooldown overridden");
     let runs: serde_json::Value = serde_json::from_str(&home.run(&["runs", "--sop", "cool", "--json"]).stdout).unwrap();
     let newest = runs[0]["id"].as_str().unwrap();

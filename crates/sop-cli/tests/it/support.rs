@@ -170,5 +170,8 @@ pub fn wait_run(home: &Home, sop: &str) -> String {
         let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
         v.as_array()?.first()?["id"].as_str().map(String::from)
     })
-    .expect("a run appears")
+    .unwrap_or_else(|| {
+        let out = home.run(&["runs", "--json"]);
+        panic!("no run of {sop} appeared; runs: {} {}", out.stdout, out.stderr)
+    })
 }

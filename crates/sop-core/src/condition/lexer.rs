@@ -50,6 +50,14 @@ pub(super) fn tokenize(src: &str) -> Result<Vec<Token>, ConditionError> {
     }
 }
 
+/// Operators from other languages, with what to write instead.
+const MISTAKEN_OPERATORS: [(&str, &str); 4] = [
+    ("===", "use `==` to compare"),
+    ("<>", "use `!=` for \"not equal\""),
+    ("=<", "use `<=`"),
+    ("=>", "use `>=`"),
+];
+
 struct Lexer<'a> {
     src: &'a str,
     /// Byte offset of the next unread character.
@@ -93,43 +101,25 @@ impl Lexer<'_> {
     /// Reads one token starting with `c` (already known to be there).
     fn token(&mut self, c: char) -> Result<Tok, ConditionError> {
         let start = self.pos;
+        if let Some((op, help)) = MISTAKEN_OPERATORS
+            .iter()
+            .find(|(op, _)| self.rest().starts_with(op))
+        {
+            return Err(self.error(
+                start..start + op.len(),
+                format!("`{op}` is not an operator"),
+                Some(help),
+            ));
+        }
         let (kind, width) = match (c, self.peek_second()) {
             ('(', _) => (Tok::LParen, 1),
             (')', _) => (Tok::RParen, 1),
             ('&', Some('&')) => (Tok::And, 2),
             ('|', Some('|')) => (Tok::Or, 2),
-            ('=', Some('=')) if self.rest().starts_with("===") => {
-                return Err(self.error(
-                    start..start + 3,
-                    "`===` is not an operator",
-                    Some("use `==` to compare"),
-                ));
-            }
             ('=', Some('=')) => (Tok::Cmp(CmpOp::Eq), 2),
             ('!', Some('=')) => (Tok::Cmp(CmpOp::Ne), 2),
             ('<', Some('=')) => (Tok::Cmp(CmpOp::Le), 2),
             ('>', Some('=')) => (Tok::Cmp(CmpOp::Ge), 2),
-            ('<', Some('>')) => {
-                return Err(self.error(
-                    start..start + 2,
-                    "`<>` is not an operator",
-                    Some("use `!=` for \"not equal\""),
-                ));
-            }
-            ('=', Some('<')) => {
-                return Err(self.error(
-                    start..start + 2,
-                    "`=<` is not an operator",
-                    Some("use `<=`"),
-                ))
-            }
-            ('=', Some('>')) => {
-                return Err(self.error(
-                    start..start + 2,
-                    "`=>` is not an operator",
-                    Some("use `>=`"),
-                ))
-            }
             ('!', _) => (Tok::Not, 1),
             ('<', _) => (Tok::Cmp(CmpOp::Lt), 1),
             ('>', _) => (Tok::Cmp(CmpOp::Gt), 1),

@@ -11,7 +11,7 @@ use super::fields::{backticked, is_agent_only};
 use super::names::{is_program_name, var_name_problem, workdir_problem};
 use super::span::{Loc, Source};
 
-/// Annotation keys a step understands (`requires_confirmation` is ZeroClaw's `requires_approval`).
+/// Annotation keys a step understands (`requires_confirmation` is `ZeroClaw`'s `requires_approval`).
 pub(crate) const ANNOTATION_KEYS: &[&str] = &[
     "if",
     "requires_approval",
@@ -59,40 +59,66 @@ pub(crate) fn classify(key: &str) -> KeyKind {
 
 /// Scans one `[ ... ]` group opening at byte `open` of `line`. Returns its annotations and
 /// the byte index after `]`, or `None` (with a diagnostic) when the group is malformed.
-pub(crate) fn scan_group(src: &Source<'_>, line_no: u32, line: &str, open: usize, diags: &mut Vec<Diagnostic>) -> Option<(Vec<Annotation>, usize)> {
+pub(crate) fn scan_group(
+    src: &Source<'_>,
+    line_no: u32,
+    line: &str,
+    open: usize,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(Vec<Annotation>, usize)> {
     let mut items: Vec<Annotation> = Vec::new();
     let mut seg_start = open + 1;
     let mut quote: Option<(char, usize)> = None;
     let mut prev = '[';
-    for (i, c) in line[open + 1..].char_indices().map(|(i, c)| (i + open + 1, c)) {
-        match quote {
-            Some((q, _)) if c == q => quote = None,
-            Some(_) => {}
-            None if matches!(c, '"' | '\'') && !prev.is_alphanumeric() => quote = Some((c, i)),
-            None if c == ',' || c == ']' => {
-                segment(src, line_no, line, seg_start, i, &mut items, diags);
-                seg_start = i + 1;
-                if c == ']' {
-                    return Some((items, i + 1));
-                }
+    for (i, c) in line[open + 1..]
+        .char_indices()
+        .map(|(i, c)| (i + open + 1, c))
+    {
+        if let Some((q, _)) = quote {
+            if c == q {
+                quote = None;
             }
-            None => {}
+        } else if matches!(c, '"' | '\'') && !prev.is_alphanumeric() {
+            quote = Some((c, i));
+        } else if c == ',' || c == ']' {
+            segment(src, line_no, line, seg_start, i, &mut items, diags);
+            seg_start = i + 1;
+            if c == ']' {
+                return Some((items, i + 1));
+            }
         }
         prev = c;
     }
     if let Some((q, at)) = quote {
         let loc = Loc::in_line(line_no, line, at, at + 1);
-        let diag = src.at(Severity::Error, loc, "unterminated quoted value in annotation").with_help(format!("close the value with `{q}`"));
+        let diag = src
+            .at(
+                Severity::Error,
+                loc,
+                "unterminated quoted value in annotation",
+            )
+            .with_help(format!("close the value with `{q}`"));
         diags.push(diag);
     } else {
         let loc = Loc::in_line(line_no, line, open, open + 1);
-        diags.push(src.at(Severity::Error, loc, "annotation group is never closed").with_help("close it with `]`"));
+        diags.push(
+            src.at(Severity::Error, loc, "annotation group is never closed")
+                .with_help("close it with `]`"),
+        );
     }
     None
 }
 
 /// One comma-separated piece `line[start..end]` of a group.
-fn segment(src: &Source<'_>, line_no: u32, line: &str, start: usize, end: usize, items: &mut Vec<Annotation>, diags: &mut Vec<Diagnostic>) {
+fn segment(
+    src: &Source<'_>,
+    line_no: u32,
+    line: &str,
+    start: usize,
+    end: usize,
+    items: &mut Vec<Annotation>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let raw = &line[start..end];
     if raw.trim().is_empty() {
         return;
@@ -108,8 +134,14 @@ fn segment(src: &Source<'_>, line_no: u32, line: &str, start: usize, end: usize,
         }
         let loc = Loc::in_line(line_no, line, value_start, value_end);
         let text = &line[value_start..value_end];
-        let diag = src.at(Severity::Error, loc, format!("expected `key: value` in annotation, found `{text}`"));
-        diags.push(diag.with_help("annotations look like `[requires_approval: true, timeout: 10m]`"));
+        let diag = src.at(
+            Severity::Error,
+            loc,
+            format!("expected `key: value` in annotation, found `{text}`"),
+        );
+        diags.push(
+            diag.with_help("annotations look like `[requires_approval: true, timeout: 10m]`"),
+        );
         return;
     };
     let (key_start, key_end) = trimmed(line, start, start + colon);
@@ -136,7 +168,9 @@ pub(crate) fn trimmed(line: &str, start: usize, end: usize) -> (usize, usize) {
 
 /// `"x"` or `'x'` as one token (not `"a" == "b"`).
 fn is_single_quoted(value: &str) -> bool {
-    let Some(q) = value.chars().next().filter(|c| matches!(c, '"' | '\'')) else { return false };
+    let Some(q) = value.chars().next().filter(|c| matches!(c, '"' | '\'')) else {
+        return false;
+    };
     value.len() >= 2 && value[1..].find(q) == Some(value.len() - 2)
 }
 
@@ -155,22 +189,38 @@ impl StepBuilder {
         let error = |loc: Loc, message: String| src.at(Severity::Error, loc, message);
         match classify(&a.key) {
             KeyKind::Unknown => {
-                let help = did_you_mean(&a.key, ANNOTATION_KEYS.iter().copied()).unwrap_or_else(|| format!("known annotations: {}", backticked(&ANNOTATION_KEYS[..10])));
-                diags.push(error(a.key_at, format!("unknown annotation `{}`", a.key)).with_help(help));
+                let help =
+                    did_you_mean(&a.key, ANNOTATION_KEYS.iter().copied()).unwrap_or_else(|| {
+                        format!("known annotations: {}", backticked(&ANNOTATION_KEYS[..10]))
+                    });
+                diags.push(
+                    error(a.key_at, format!("unknown annotation `{}`", a.key)).with_help(help),
+                );
                 return;
             }
             KeyKind::AgentOnly => {
                 if a.key != "tools" {
-                    diags.push(src.at(Severity::Warning, a.key_at, format!("`{}` is an agent-only key; ignored here", a.key)));
+                    diags.push(src.at(
+                        Severity::Warning,
+                        a.key_at,
+                        format!("`{}` is an agent-only key; ignored here", a.key),
+                    ));
                 }
                 self.step.metadata.insert(a.key.clone(), a.value.clone());
                 return;
             }
             KeyKind::Known => {}
         }
-        let canonical = if a.key == "requires_confirmation" { "requires_approval" } else { a.key.as_str() };
+        let canonical = if a.key == "requires_confirmation" {
+            "requires_approval"
+        } else {
+            a.key.as_str()
+        };
         if !self.seen.insert(canonical.to_string()) {
-            diags.push(error(a.key_at, format!("`{}` is set twice for this step", a.key)).with_help("keep one of them"));
+            diags.push(
+                error(a.key_at, format!("`{}` is set twice for this step", a.key))
+                    .with_help("keep one of them"),
+            );
             return;
         }
         if let Err(diag) = self.apply_known(src, canonical, a) {
@@ -178,13 +228,22 @@ impl StepBuilder {
         }
     }
 
-    fn apply_known(&mut self, src: &Source<'_>, key: &str, a: &Annotation) -> Result<(), Diagnostic> {
+    fn apply_known(
+        &mut self,
+        src: &Source<'_>,
+        key: &str,
+        a: &Annotation,
+    ) -> Result<(), Diagnostic> {
         let error = |message: String| src.at(Severity::Error, a.value_at, message);
         let step = &mut self.step;
         match key {
             "if" => {
                 let condition = Condition::parse(&a.value).map_err(|e| {
-                    let loc = Loc { line: a.value_at.line, col: a.value_at.col + e.col.saturating_sub(1), len: e.len.max(1) };
+                    let loc = Loc {
+                        line: a.value_at.line,
+                        col: a.value_at.col + e.col.saturating_sub(1),
+                        len: e.len.max(1),
+                    };
                     let diag = src.at(Severity::Error, loc, e.message);
                     match e.help {
                         Some(help) => diag.with_help(help),
@@ -198,23 +257,40 @@ impl StepBuilder {
             "continue_on_error" => step.continue_on_error = boolean(a).map_err(error)?,
             "idempotent" => step.idempotent = boolean(a).map_err(error)?,
             "timeout" => {
-                let secs = parse_duration(&a.value).map_err(|e| error(format!("invalid `timeout`: {e}")))?;
+                let secs = parse_duration(&a.value)
+                    .map_err(|e| error(format!("invalid `timeout`: {e}")))?;
                 if secs == 0 {
-                    return Err(error("`timeout` must be greater than zero".to_string()).with_help("remove it to use the sop's `timeout_secs`"));
+                    return Err(error("`timeout` must be greater than zero".to_string())
+                        .with_help("remove it to use the sop's `timeout_secs`"));
                 }
                 step.timeout_secs = Some(secs);
             }
-            "retry_delay" => step.retry_delay_secs = parse_duration(&a.value).map_err(|e| error(format!("invalid `retry_delay`: {e}")))?,
+            "retry_delay" => {
+                step.retry_delay_secs = parse_duration(&a.value)
+                    .map_err(|e| error(format!("invalid `retry_delay`: {e}")))?;
+            }
             "retry" => {
-                let retry = a.value.parse::<u32>().map_err(|_| error(format!("`retry` must be a whole number of attempts, found `{}`", a.value)).with_help("for example `retry: 2` runs the step at most three times"))?;
+                let retry = a.value.parse::<u32>().map_err(|_| {
+                    error(format!(
+                        "`retry` must be a whole number of attempts, found `{}`",
+                        a.value
+                    ))
+                    .with_help("for example `retry: 2` runs the step at most three times")
+                })?;
                 if retry > MAX_RETRY {
-                    return Err(error(format!("`retry` is at most {MAX_RETRY}, found `{retry}`")));
+                    return Err(error(format!(
+                        "`retry` is at most {MAX_RETRY}, found `{retry}`"
+                    )));
                 }
                 step.retry = retry;
             }
             "shell" => {
                 if !is_program_name(&a.value) {
-                    return Err(error(format!("`shell` must be a program name, found `{}`", a.value)).with_help("for example `bash`, `sh` or `zsh`"));
+                    return Err(error(format!(
+                        "`shell` must be a program name, found `{}`",
+                        a.value
+                    ))
+                    .with_help("for example `bash`, `sh` or `zsh`"));
                 }
                 step.shell = Some(a.value.clone());
             }
@@ -225,7 +301,12 @@ impl StepBuilder {
                 step.workdir = Some(a.value.clone());
             }
             "outputs" => {
-                for name in a.value.split([',', ' ']).map(str::trim).filter(|n| !n.is_empty()) {
+                for name in a
+                    .value
+                    .split([',', ' '])
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                {
                     if let Some((message, help)) = var_name_problem(name) {
                         return Err(error(message).with_help(help));
                     }
@@ -242,6 +323,9 @@ fn boolean(a: &Annotation) -> Result<bool, String> {
     match a.value.to_ascii_lowercase().as_str() {
         "true" | "yes" => Ok(true),
         "false" | "no" => Ok(false),
-        _ => Err(format!("`{}` must be `true` or `false`, found `{}`", a.key, a.value)),
+        _ => Err(format!(
+            "`{}` must be `true` or `false`, found `{}`",
+            a.key, a.value
+        )),
     }
 }

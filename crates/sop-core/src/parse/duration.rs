@@ -4,7 +4,9 @@
 pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("expected a duration like `30s`, `10m`, `2h` or `1h30m`, found nothing".to_string());
+        return Err(
+            "expected a duration like `30s`, `10m`, `2h` or `1h30m`, found nothing".to_string(),
+        );
     }
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(secs);
@@ -32,7 +34,10 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
         last_unit = unit;
         let n: u64 = digits.parse().map_err(|_| bad())?;
         digits.clear();
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(|| format!("duration `{text}` is too long"))?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("duration `{text}` is too long"))?;
     }
     if !digits.is_empty() {
         return Err(bad());

@@ -1,4 +1,4 @@
-//! Code fences of `SOP.md` (``` and ~~~): where each opens and closes, its tag and its code.
+//! Code fences of `SOP.md` (backticks and tildes): where each opens and closes, its tag and its code.
 
 use crate::diagnostic::{Diagnostic, Severity};
 
@@ -16,7 +16,11 @@ pub(crate) struct Fence {
 }
 
 /// Every fence of the file, and for each line the index of the fence it belongs to.
-pub(crate) fn fence_map(src: &Source<'_>, lines: &[&str], diags: &mut Vec<Diagnostic>) -> (Vec<Fence>, Vec<Option<usize>>) {
+pub(crate) fn fence_map(
+    src: &Source<'_>,
+    lines: &[&str],
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<Fence>, Vec<Option<usize>>) {
     let mut fences = Vec::new();
     let mut owner = vec![None; lines.len()];
     let mut i = 0;
@@ -34,7 +38,12 @@ pub(crate) fn fence_map(src: &Source<'_>, lines: &[&str], diags: &mut Vec<Diagno
             i += 1;
             continue;
         }
-        let tag = info.split(|c: char| c.is_whitespace() || c == '{' || c == ',').next().unwrap_or("").trim_start_matches('.').to_ascii_lowercase();
+        let tag = info
+            .split(|c: char| c.is_whitespace() || c == '{' || c == ',')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('.')
+            .to_ascii_lowercase();
         let index = fences.len();
         owner[i] = Some(index);
         let mut code = Vec::new();
@@ -53,14 +62,22 @@ pub(crate) fn fence_map(src: &Source<'_>, lines: &[&str], diags: &mut Vec<Diagno
         }
         if !closed {
             let loc = Loc::in_line(i as u32 + 1, line, indent, indent + width);
-            let fence_text: String = std::iter::repeat_n(marker, width).collect();
-            diags.push(src.at(Severity::Error, loc, "code fence is never closed").with_help(format!("close it with `{fence_text}` on its own line")));
+            let chars = if marker == '`' { "backticks" } else { "tildes" };
+            let help = format!("close it with a line of {width} {chars}");
+            diags.push(
+                src.at(Severity::Error, loc, "code fence is never closed")
+                    .with_help(help),
+            );
         }
         let mut text = code.join("\n");
         if !code.is_empty() {
             text.push('\n');
         }
-        fences.push(Fence { open: i, tag, code: text });
+        fences.push(Fence {
+            open: i,
+            tag,
+            code: text,
+        });
         i = j + 1;
     }
     (fences, owner)

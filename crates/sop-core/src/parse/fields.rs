@@ -5,7 +5,7 @@ use crate::diagnostic::{did_you_mean, Diagnostic};
 use super::span::Source;
 use super::toml_tree::{Entry, Node, Value};
 
-/// ZeroClaw keys that only mean something to an agent runtime: warned about, then ignored.
+/// `ZeroClaw` keys that only mean something to an agent runtime: warned about, then ignored.
 pub(crate) const AGENT_ONLY_KEYS: &[&str] = &[
     "agent",
     "agents",
@@ -37,11 +37,20 @@ pub(crate) struct TomlCtx<'a> {
 impl TomlCtx<'_> {
     fn wrong_type(&mut self, entry: &Entry, expected: &str) {
         let found = entry.node.value.type_name();
-        let diag = self.src.error(&entry.node.span, format!("`{}` must be {expected}, found {found}", entry.key));
+        let diag = self.src.error(
+            &entry.node.span,
+            format!("`{}` must be {expected}, found {found}", entry.key),
+        );
         let diag = match (&entry.node.value, expected) {
-            (Value::Integer(_) | Value::Float(_) | Value::Boolean(_), "a string") => diag.with_help("quote the value"),
-            (Value::String(_), "a boolean") => diag.with_help("write `true` or `false` without quotes"),
-            (Value::String(_), "a non-negative integer") => diag.with_help("write a plain number without quotes"),
+            (Value::Integer(_) | Value::Float(_) | Value::Boolean(_), "a string") => {
+                diag.with_help("quote the value")
+            }
+            (Value::String(_), "a boolean") => {
+                diag.with_help("write `true` or `false` without quotes")
+            }
+            (Value::String(_), "a non-negative integer") => {
+                diag.with_help("write a plain number without quotes")
+            }
             _ => diag,
         };
         self.diags.push(diag);
@@ -69,7 +78,10 @@ impl TomlCtx<'_> {
         match entry.node.value {
             Value::Integer(i) if i >= 0 => Some(i as u64),
             Value::Integer(i) => {
-                let msg = format!("`{}` must be a non-negative integer, found `{i}`", entry.key);
+                let msg = format!(
+                    "`{}` must be a non-negative integer, found `{i}`",
+                    entry.key
+                );
                 self.diags.push(self.src.error(&entry.node.span, msg));
                 None
             }
@@ -102,7 +114,11 @@ impl TomlCtx<'_> {
             if let Value::String(s) = &item.value {
                 out.push(s.clone());
             } else {
-                let msg = format!("`{}` must hold only strings, found {}", entry.key, item.value.type_name());
+                let msg = format!(
+                    "`{}` must hold only strings, found {}",
+                    entry.key,
+                    item.value.type_name()
+                );
                 self.diags.push(self.src.error(&item.span, msg));
                 ok = false;
             }
@@ -129,8 +145,17 @@ impl TomlCtx<'_> {
                 self.diags.push(self.src.warning(&entry.key_span, msg));
                 continue;
             }
-            let diag = self.src.error(&entry.key_span, format!("unknown key `{}` in {context}", entry.key));
+            let diag = self.src.error(
+                &entry.key_span,
+                format!("unknown key `{}` in {context}", entry.key),
+            );
             let help = did_you_mean(&entry.key, known.iter().copied())
+                .or_else(|| {
+                    known
+                        .iter()
+                        .find(|k| k.starts_with(entry.key.as_str()))
+                        .map(|k| format!("did you mean `{k}`?"))
+                })
                 .unwrap_or_else(|| format!("known keys: {}", backticked(known)));
             self.diags.push(diag.with_help(help));
         }
@@ -145,5 +170,9 @@ impl TomlCtx<'_> {
 
 /// `a`, `b`, `c` — for "one of" and "known keys" hints.
 pub(crate) fn backticked(words: &[&str]) -> String {
-    words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+    words
+        .iter()
+        .map(|w| format!("`{w}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -19,7 +19,10 @@ pub(crate) struct PendingGate {
 }
 
 pub(crate) fn parse_gates(ctx: &mut TomlCtx<'_>, table: &[Entry]) -> Vec<PendingGate> {
-    table.iter().filter_map(|entry| read_gate(ctx, entry)).collect()
+    table
+        .iter()
+        .filter_map(|entry| read_gate(ctx, entry))
+        .collect()
 }
 
 fn read_gate(ctx: &mut TomlCtx<'_>, entry: &Entry) -> Option<PendingGate> {
@@ -28,7 +31,11 @@ fn read_gate(ctx: &mut TomlCtx<'_>, entry: &Entry) -> Option<PendingGate> {
     let (at, before_span) = gate_at(ctx, entry, fields)?;
     let Some(type_entry) = get(fields, "type") else {
         let help = "add `type = \"approval\"` or `type = \"verification\"`";
-        ctx.error_at(&entry.node, format!("gate `{}` is missing `type`", entry.key)).help = Some(help.to_string());
+        ctx.error_at(
+            &entry.node,
+            format!("gate `{}` is missing `type`", entry.key),
+        )
+        .help = Some(help.to_string());
         return None;
     };
     let kind = ctx.string(type_entry)?;
@@ -38,25 +45,43 @@ fn read_gate(ctx: &mut TomlCtx<'_>, entry: &Entry) -> Option<PendingGate> {
         None => None,
     };
     let kind = match kind.as_str() {
-        "approval" => GateKind::Approval { required: required? },
+        "approval" => GateKind::Approval {
+            required: required?,
+        },
         "verification" => {
             let Some(command) = command.filter(|c| !c.trim().is_empty()) else {
                 let message = format!("verification gate `{}` has no `command`", entry.key);
-                ctx.error_at(&entry.node, message).help = Some("add `command = \"...\"`: the check to run; non-zero exit fails the run".to_string());
+                ctx.error_at(&entry.node, message).help = Some(
+                    "add `command = \"...\"`: the check to run; non-zero exit fails the run"
+                        .to_string(),
+                );
                 return None;
             };
             GateKind::Verification { command }
         }
         other => {
-            let help = did_you_mean(other, ["approval", "verification"]).unwrap_or_else(|| "expected `approval` or `verification`".to_string());
-            ctx.error_at(&type_entry.node, format!("unknown gate type `{other}`")).help = Some(help);
+            let help = did_you_mean(other, ["approval", "verification"])
+                .unwrap_or_else(|| "expected `approval` or `verification`".to_string());
+            ctx.error_at(&type_entry.node, format!("unknown gate type `{other}`"))
+                .help = Some(help);
             return None;
         }
     };
-    Some(PendingGate { gate: Gate { name: entry.key.clone(), at, kind }, before_span })
+    Some(PendingGate {
+        gate: Gate {
+            name: entry.key.clone(),
+            at,
+            kind,
+        },
+        before_span,
+    })
 }
 
-fn gate_at(ctx: &mut TomlCtx<'_>, entry: &Entry, fields: &[Entry]) -> Option<(GateAt, Option<Range<usize>>)> {
+fn gate_at(
+    ctx: &mut TomlCtx<'_>,
+    entry: &Entry,
+    fields: &[Entry],
+) -> Option<(GateAt, Option<Range<usize>>)> {
     let help = "set `at = \"start\"`, `\"end\"` or `\"before:<step number>\"`";
     let Some(at_entry) = get(fields, "at") else {
         if entry.key.starts_with("pre") {
@@ -66,7 +91,10 @@ fn gate_at(ctx: &mut TomlCtx<'_>, entry: &Entry, fields: &[Entry]) -> Option<(Ga
             return Some((GateAt::End, None));
         }
         let message = format!("gate `{}` does not say where it sits", entry.key);
-        let diag = ctx.src.error(&entry.key_span, message).with_help(format!("{help}, or start its name with `pre` or `post`"));
+        let diag = ctx
+            .src
+            .error(&entry.key_span, message)
+            .with_help(format!("{help}, or start its name with `pre` or `post`"));
         ctx.diags.push(diag);
         return None;
     };
@@ -75,11 +103,15 @@ fn gate_at(ctx: &mut TomlCtx<'_>, entry: &Entry, fields: &[Entry]) -> Option<(Ga
         "start" => Some((GateAt::Start, None)),
         "end" => Some((GateAt::End, None)),
         _ => {
-            let number = text.strip_prefix("before:").and_then(|n| n.trim().parse::<u32>().ok()).filter(|&n| n > 0);
+            let number = text
+                .strip_prefix("before:")
+                .and_then(|n| n.trim().parse::<u32>().ok())
+                .filter(|&n| n > 0);
             if let Some(n) = number {
                 Some((GateAt::Before(n), Some(at_entry.node.span.clone())))
             } else {
-                ctx.error_at(&at_entry.node, format!("invalid gate position `{text}`")).help = Some(help.to_string());
+                ctx.error_at(&at_entry.node, format!("invalid gate position `{text}`"))
+                    .help = Some(help.to_string());
                 None
             }
         }

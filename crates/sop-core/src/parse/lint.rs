@@ -13,19 +13,38 @@ use super::span::{Loc, Source};
 const BUILT_INS: &[&str] = &["previous_step", "run_id", "sop_name", "trigger"];
 
 /// `gate before:N` must name an existing step.
-pub(crate) fn check_gates(toml: &Source<'_>, manifest: &Manifest, step_count: usize, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check_gates(
+    toml: &Source<'_>,
+    manifest: &Manifest,
+    step_count: usize,
+    diags: &mut Vec<Diagnostic>,
+) {
     for pending in &manifest.gates {
-        let (crate::model::GateAt::Before(n), Some(span)) = (pending.gate.at, &pending.before_span) else { continue };
+        let (crate::model::GateAt::Before(n), Some(span)) = (pending.gate.at, &pending.before_span)
+        else {
+            continue;
+        };
         if n as usize > step_count {
-            let message = format!("gate `{}` sits before step {n}, but the procedure has {step_count} steps", pending.gate.name);
-            diags.push(toml.error(span, message).with_help(format!("use a step number from 1 to {step_count}, `start` or `end`")));
+            let steps = if step_count == 1 { "step" } else { "steps" };
+            let message = format!(
+                "gate `{}` sits before step {n}, but the procedure has {step_count} {steps}",
+                pending.gate.name
+            );
+            diags.push(toml.error(span, message).with_help(format!(
+                "use a step number from 1 to {step_count}, `start` or `end`"
+            )));
         }
     }
 }
 
 /// Warns about each condition variable that no declared var, built-in, trigger, `outputs:`
 /// annotation or `$SOP_OUTPUT` write can set.
-pub(crate) fn check_condition_vars(md: &Source<'_>, manifest: &Manifest, procedure: &Procedure, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check_condition_vars(
+    md: &Source<'_>,
+    manifest: &Manifest,
+    procedure: &Procedure,
+    diags: &mut Vec<Diagnostic>,
+) {
     if manifest.trigger_vars.any {
         return;
     }
@@ -46,14 +65,27 @@ pub(crate) fn check_condition_vars(md: &Source<'_>, manifest: &Manifest, procedu
     }
 }
 
-fn check_step(md: &Source<'_>, manifest: &Manifest, b: &StepBuilder, known: &BTreeSet<String>, diags: &mut Vec<Diagnostic>) {
-    let (Some(condition), Some(at)) = (&b.step.condition, b.condition_at) else { return };
+fn check_step(
+    md: &Source<'_>,
+    manifest: &Manifest,
+    b: &StepBuilder,
+    known: &BTreeSet<String>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let (Some(condition), Some(at)) = (&b.step.condition, b.condition_at) else {
+        return;
+    };
     for name in condition.variables() {
         if known.contains(&name) {
             continue;
         }
-        let loc = word_in(condition.source(), &name).map_or(at, |(col, len)| Loc { line: at.line, col: at.col + col, len });
-        let message = format!("condition reads `{name}`, which no step output, declared var or trigger sets");
+        let loc = word_in(condition.source(), &name).map_or(at, |(col, len)| Loc {
+            line: at.line,
+            col: at.col + col,
+            len,
+        });
+        let message =
+            format!("condition reads `{name}`, which no step output, declared var or trigger sets");
         let help = if manifest.vars.is_some() {
             format!("declare it under `[vars]`, or list it in a step's `outputs:` and write `{name}=...` to `$SOP_OUTPUT`")
         } else {
@@ -67,8 +99,15 @@ fn check_step(md: &Source<'_>, manifest: &Manifest, b: &StepBuilder, known: &BTr
 fn word_in(text: &str, word: &str) -> Option<(u32, u32)> {
     let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
     text.match_indices(word)
-        .find(|&(i, _)| !text[..i].ends_with(is_ident) && !text[i + word.len()..].starts_with(is_ident))
-        .map(|(i, _)| (text[..i].chars().count() as u32, word.chars().count() as u32))
+        .find(|&(i, _)| {
+            !text[..i].ends_with(is_ident) && !text[i + word.len()..].starts_with(is_ident)
+        })
+        .map(|(i, _)| {
+            (
+                text[..i].chars().count() as u32,
+                word.chars().count() as u32,
+            )
+        })
 }
 
 /// Names a script may write as `name=value` to `$SOP_OUTPUT`: every `NAME=` on a line that
@@ -78,10 +117,16 @@ fn output_writes(code: &str) -> Vec<String> {
     for line in code.lines().filter(|l| l.contains("SOP_OUTPUT")) {
         let bytes = line.as_bytes();
         for (i, _) in line.match_indices('=') {
-            let start = line[..i].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |p| p + 1);
+            let start = line[..i]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(0, |p| p + 1);
             let name = &line[start..i];
             let before = if start == 0 { b' ' } else { bytes[start - 1] };
-            if !name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit()) && before != b'$' && name != "SOP_OUTPUT" {
+            if !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && before != b'$'
+                && name != "SOP_OUTPUT"
+            {
                 names.push(name.to_string());
             }
         }
@@ -95,8 +140,14 @@ mod tests {
 
     #[test]
     fn finds_output_names() {
-        assert_eq!(output_writes("echo \"artifact=dist/app.tar.gz\" >> \"$SOP_OUTPUT\"\nx=1\n"), vec!["artifact"]);
-        assert_eq!(output_writes("printf 'a=%s' \"$v\" >> $SOP_OUTPUT"), vec!["a"]);
+        assert_eq!(
+            output_writes("echo \"artifact=dist/app.tar.gz\" >> \"$SOP_OUTPUT\"\nx=1\n"),
+            vec!["artifact"]
+        );
+        assert_eq!(
+            output_writes("printf 'a=%s' \"$v\" >> $SOP_OUTPUT"),
+            vec!["a"]
+        );
     }
 
     #[test]

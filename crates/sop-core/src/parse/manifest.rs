@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use crate::diagnostic::did_you_mean;
+use crate::diagnostic::{did_you_mean, Diagnostic, Severity};
 use crate::model::{AdmissionPolicy, ExecutionMode, Priority, TimeoutAction, Trigger, VarDecl};
 
 use super::fields::{backticked, TomlCtx};
@@ -95,17 +95,16 @@ impl Default for Manifest {
 pub(crate) fn read_manifest(ctx: &mut TomlCtx<'_>, doc: &[Entry], dir_name: &str) -> Manifest {
     let mut manifest = Manifest::default();
     ctx.check_keys(doc, TOP_KEYS, "`SOP.toml`");
-    match get(doc, "sop") {
-        Some(entry) => {
-            if let Some(table) = ctx.table(entry) {
-                read_sop_table(ctx, &entry.node.span, table, dir_name, &mut manifest);
-            }
+    if let Some(entry) = get(doc, "sop") {
+        if let Some(table) = ctx.table(entry) {
+            read_sop_table(ctx, &entry.node.span, table, dir_name, &mut manifest);
         }
-        None => {
-            let diag = crate::diagnostic::Diagnostic::file(crate::diagnostic::Severity::Error, ctx.src.path, "missing `[sop]` table")
-                .with_help(format!("start the file with `[sop]`, `name = \"{dir_name}\"` and `description = \"...\"`"));
-            ctx.diags.push(diag);
-        }
+    } else {
+        let diag = Diagnostic::file(Severity::Error, ctx.src.path, "missing `[sop]` table")
+            .with_help(format!(
+                "start the file with `[sop]`, `name = \"{dir_name}\"` and `description = \"...\"`"
+            ));
+        ctx.diags.push(diag);
     }
     if let Some(entry) = get(doc, "vars") {
         if let Some(table) = ctx.table(entry) {
@@ -123,12 +122,24 @@ pub(crate) fn read_manifest(ctx: &mut TomlCtx<'_>, doc: &[Entry], dir_name: &str
     manifest
 }
 
-fn read_sop_table(ctx: &mut TomlCtx<'_>, span: &Range<usize>, table: &[Entry], dir_name: &str, m: &mut Manifest) {
+fn read_sop_table(
+    ctx: &mut TomlCtx<'_>,
+    span: &Range<usize>,
+    table: &[Entry],
+    dir_name: &str,
+    m: &mut Manifest,
+) {
     ctx.check_keys(table, SOP_KEYS, "`[sop]`");
     for key in ["name", "description"] {
         if get(table, key).is_none() {
-            let diag = ctx.src.error(span, format!("`[sop]` is missing the required key `{key}`"));
-            let help = if key == "name" { format!("add `name = \"{dir_name}\"`") } else { "add `description = \"...\"`: one line saying what the procedure does".to_string() };
+            let diag = ctx
+                .src
+                .error(span, format!("`[sop]` is missing the required key `{key}`"));
+            let help = if key == "name" {
+                format!("add `name = \"{dir_name}\"`")
+            } else {
+                "add `description = \"...\"`: one line saying what the procedure does".to_string()
+            };
             ctx.diags.push(diag.with_help(help));
         }
     }
@@ -148,7 +159,8 @@ fn read_sop_key(ctx: &mut TomlCtx<'_>, entry: &Entry, dir_name: &str, m: &mut Ma
         "description" => {
             if let Some(description) = ctx.string(entry) {
                 if description.trim().is_empty() {
-                    ctx.error_at(&entry.node, "`description` is empty").help = Some("say in one line what the procedure does".to_string());
+                    ctx.error_at(&entry.node, "`description` is empty").help =
+                        Some("say in one line what the procedure does".to_string());
                 }
                 m.description = description;
             }
@@ -159,12 +171,23 @@ fn read_sop_key(ctx: &mut TomlCtx<'_>, entry: &Entry, dir_name: &str, m: &mut Ma
             }
         }
         "priority" => {
-            if let Some(p) = choice(ctx, entry, &["low", "medium", "high", "critical", "normal"], Priority::parse) {
+            if let Some(p) = choice(
+                ctx,
+                entry,
+                &["low", "medium", "high", "critical", "normal"],
+                Priority::parse,
+            ) {
                 m.priority = p;
             }
         }
         "execution_mode" => {
-            let modes = ["automatic", "supervised", "step_by_step", "priority_based", "auto"];
+            let modes = [
+                "automatic",
+                "supervised",
+                "step_by_step",
+                "priority_based",
+                "auto",
+            ];
             if let Some(mode) = choice(ctx, entry, &modes, ExecutionMode::parse) {
                 m.execution_mode = mode;
             }
@@ -187,22 +210,37 @@ fn read_sop_key(ctx: &mut TomlCtx<'_>, entry: &Entry, dir_name: &str, m: &mut Ma
                 "drop" => Some(AdmissionPolicy::Drop),
                 _ => None,
             };
-            if let Some(policy) = choice(ctx, entry, &["parallel", "hold", "coalesce", "drop"], parse) {
+            if let Some(policy) =
+                choice(ctx, entry, &["parallel", "hold", "coalesce", "drop"], parse)
+            {
                 m.admission_policy = policy;
             }
         }
         "cooldown_secs" => m.cooldown_secs = ctx.uint(entry).unwrap_or(m.cooldown_secs),
         "timeout_secs" => m.timeout_secs = positive(ctx, entry, ctx_uint).unwrap_or(m.timeout_secs),
-        "approval_timeout_secs" => m.approval_timeout_secs = positive(ctx, entry, ctx_uint).unwrap_or(m.approval_timeout_secs),
-        "max_concurrent" => m.max_concurrent = positive(ctx, entry, ctx_uint32).unwrap_or(m.max_concurrent),
-        "required_approvals" => m.required_approvals = positive(ctx, entry, ctx_uint32).unwrap_or(m.required_approvals),
-        "max_pending_approvals" => m.max_pending_approvals = ctx.uint32(entry).unwrap_or(m.max_pending_approvals),
-        "allow_self_approval" => m.allow_self_approval = ctx.boolean(entry).unwrap_or(m.allow_self_approval),
+        "approval_timeout_secs" => {
+            m.approval_timeout_secs =
+                positive(ctx, entry, ctx_uint).unwrap_or(m.approval_timeout_secs);
+        }
+        "max_concurrent" => {
+            m.max_concurrent = positive(ctx, entry, ctx_uint32).unwrap_or(m.max_concurrent);
+        }
+        "required_approvals" => {
+            m.required_approvals = positive(ctx, entry, ctx_uint32).unwrap_or(m.required_approvals);
+        }
+        "max_pending_approvals" => {
+            m.max_pending_approvals = ctx.uint32(entry).unwrap_or(m.max_pending_approvals);
+        }
+        "allow_self_approval" => {
+            m.allow_self_approval = ctx.boolean(entry).unwrap_or(m.allow_self_approval);
+        }
         "approvers" => m.approvers = ctx.string_list(entry).unwrap_or_default(),
         "workdir" => {
             if let Some(workdir) = ctx.string(entry) {
                 if let Some(problem) = workdir_problem(&workdir) {
-                    ctx.error_at(&entry.node, problem).help = Some("use a path inside the sop directory, such as `.` or `scripts`".to_string());
+                    ctx.error_at(&entry.node, problem).help = Some(
+                        "use a path inside the sop directory, such as `.` or `scripts`".to_string(),
+                    );
                 }
                 m.workdir = workdir;
             }
@@ -210,7 +248,11 @@ fn read_sop_key(ctx: &mut TomlCtx<'_>, entry: &Entry, dir_name: &str, m: &mut Ma
         "shell" => {
             if let Some(shell) = ctx.string(entry) {
                 if !is_program_name(&shell) {
-                    ctx.error_at(&entry.node, format!("`shell` must be a program name, found `{shell}`")).help = Some("for example `bash`, `sh` or `zsh`".to_string());
+                    ctx.error_at(
+                        &entry.node,
+                        format!("`shell` must be a program name, found `{shell}`"),
+                    )
+                    .help = Some("for example `bash`, `sh` or `zsh`".to_string());
                 }
                 m.shell = shell;
             }
@@ -228,22 +270,40 @@ fn ctx_uint32(ctx: &mut TomlCtx<'_>, entry: &Entry) -> Option<u32> {
 }
 
 /// A number that must be at least 1.
-fn positive<T: PartialEq + From<u8>>(ctx: &mut TomlCtx<'_>, entry: &Entry, read: fn(&mut TomlCtx<'_>, &Entry) -> Option<T>) -> Option<T> {
+fn positive<T: PartialEq + From<u8>>(
+    ctx: &mut TomlCtx<'_>,
+    entry: &Entry,
+    read: fn(&mut TomlCtx<'_>, &Entry) -> Option<T>,
+) -> Option<T> {
     let value = read(ctx, entry)?;
     if value == T::from(0) {
-        ctx.error_at(&entry.node, format!("`{}` must be at least 1, found `0`", entry.key)).help = Some("remove the key to use the default".to_string());
+        ctx.error_at(
+            &entry.node,
+            format!("`{}` must be at least 1, found `0`", entry.key),
+        )
+        .help = Some("remove the key to use the default".to_string());
         return None;
     }
     Some(value)
 }
 
 /// A string that must be one of `allowed`, mapped by `parse`.
-fn choice<T>(ctx: &mut TomlCtx<'_>, entry: &Entry, allowed: &[&str], parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+fn choice<T>(
+    ctx: &mut TomlCtx<'_>,
+    entry: &Entry,
+    allowed: &[&str],
+    parse: impl Fn(&str) -> Option<T>,
+) -> Option<T> {
     let text = ctx.string(entry)?;
     let value = parse(&text);
     if value.is_none() {
-        let help = did_you_mean(&text, allowed.iter().copied()).unwrap_or_else(|| format!("expected one of {}", backticked(allowed)));
-        ctx.error_at(&entry.node, format!("unknown {} `{text}`", entry.key.replace('_', " "))).help = Some(help);
+        let help = did_you_mean(&text, allowed.iter().copied())
+            .unwrap_or_else(|| format!("expected one of {}", backticked(allowed)));
+        ctx.error_at(
+            &entry.node,
+            format!("unknown {} `{text}`", entry.key.replace('_', " ")),
+        )
+        .help = Some(help);
     }
     value
 }
@@ -253,7 +313,9 @@ fn check_name(ctx: &mut TomlCtx<'_>, entry: &Entry, name: &str, dir_name: &str) 
         ctx.error_at(&entry.node, message).help = Some(help);
     } else if name != dir_name {
         let message = format!("`name` is `{name}` but the directory is `{dir_name}`");
-        ctx.error_at(&entry.node, message).help = Some(format!("rename the directory to `{name}` or set `name = \"{dir_name}\"`"));
+        ctx.error_at(&entry.node, message).help = Some(format!(
+            "rename the directory to `{name}` or set `name = \"{dir_name}\"`"
+        ));
     }
 }
 
@@ -265,11 +327,21 @@ fn read_vars(ctx: &mut TomlCtx<'_>, table: &[Entry]) -> BTreeMap<String, VarDecl
             ctx.diags.push(diag);
         }
         let decl = match &entry.node.value {
-            Value::String(default) => Some(VarDecl { default: Some(default.clone()), ..VarDecl::default() }),
+            Value::String(default) => Some(VarDecl {
+                default: Some(default.clone()),
+                ..VarDecl::default()
+            }),
             Value::Table(fields) => Some(read_var_decl(ctx, fields)),
             other => {
-                let message = format!("variable `{}` must be a table or a default string, found {}", entry.key, other.type_name());
-                ctx.error_at(&entry.node, message).help = Some(format!("for example `{} = {{ default = \"...\" }}`", entry.key));
+                let message = format!(
+                    "variable `{}` must be a table or a default string, found {}",
+                    entry.key,
+                    other.type_name()
+                );
+                ctx.error_at(&entry.node, message).help = Some(format!(
+                    "for example `{} = {{ default = \"...\" }}`",
+                    entry.key
+                ));
                 None
             }
         };
@@ -295,7 +367,11 @@ fn read_var_decl(ctx: &mut TomlCtx<'_>, fields: &[Entry]) -> VarDecl {
                     match regex::RegexBuilder::new(&text).size_limit(1 << 20).build() {
                         Ok(re) => pattern = Some((re, field)),
                         Err(err) => {
-                            ctx.error_at(&field.node, format!("invalid `pattern`: {}", regex_error(&err))).help = Some("the pattern is a Rust regular expression".to_string());
+                            ctx.error_at(
+                                &field.node,
+                                format!("invalid `pattern`: {}", regex_error(&err)),
+                            )
+                            .help = Some("the pattern is a Rust regular expression".to_string());
                         }
                     }
                     decl.pattern = Some(text);
@@ -307,7 +383,8 @@ fn read_var_decl(ctx: &mut TomlCtx<'_>, fields: &[Entry]) -> VarDecl {
     if let (Some((re, field)), Some(default)) = (&pattern, &decl.default) {
         if !re.is_match(default) {
             let message = format!("default `{default}` does not match `pattern`");
-            ctx.error_at(&field.node, message).help = Some("change the default or the pattern".to_string());
+            ctx.error_at(&field.node, message).help =
+                Some("change the default or the pattern".to_string());
         }
     }
     decl
@@ -316,8 +393,15 @@ fn read_var_decl(ctx: &mut TomlCtx<'_>, fields: &[Entry]) -> VarDecl {
 /// A regex error on one line (the crate's message spans several lines with a caret).
 pub(crate) fn regex_error(err: &regex::Error) -> String {
     match err {
-        regex::Error::Syntax(text) => text.lines().filter(|l| l.starts_with("error:")).map(|l| l.trim_start_matches("error:").trim().to_string()).next().unwrap_or_else(|| text.clone()),
-        regex::Error::CompiledTooBig(limit) => format!("the compiled pattern exceeds {limit} bytes"),
+        regex::Error::Syntax(text) => text
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .map(|l| l.trim_start_matches("error:").trim().to_string())
+            .next()
+            .unwrap_or_else(|| text.clone()),
+        regex::Error::CompiledTooBig(limit) => {
+            format!("the compiled pattern exceeds {limit} bytes")
+        }
         other => other.to_string(),
     }
 }

@@ -4,11 +4,17 @@
 pub(crate) fn sop_name_problem(name: &str) -> Option<(String, String)> {
     let help = "use lower-case letters, digits, `.`, `_` and `-`, starting with a letter or digit (at most 64)".to_string();
     if name.contains("..") || name.contains('/') || name.contains('\\') {
-        return Some((format!("sop name `{name}` must not contain `..` or a path separator"), help));
+        return Some((
+            format!("sop name `{name}` must not contain `..` or a path separator"),
+            help,
+        ));
     }
     let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
     if !first_ok || !rest_ok || name.len() > 64 {
         return Some((format!("invalid sop name `{name}`"), help));
     }
@@ -18,7 +24,9 @@ pub(crate) fn sop_name_problem(name: &str) -> Option<(String, String)> {
 /// `^[A-Za-z_][A-Za-z0-9_]{0,63}$`
 pub(crate) fn is_var_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && name.len() <= 64
 }
@@ -32,8 +40,33 @@ pub(crate) fn var_name_problem(name: &str) -> Option<(String, String)> {
             "use letters, digits and `_`, starting with a letter or `_` (at most 64)".to_string(),
         ));
     }
-    let exact = ["PATH", "HOME", "SHELL", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND", "NODE_OPTIONS", "RUBYOPT", "TMPDIR", "CDPATH", "GLOBIGNORE"];
-    let prefixes = ["BASH_FUNC_", "LD_", "DYLD_", "PYTHON", "PERL5", "GIT_", "SSH_", "SOP_"];
+    let exact = [
+        "PATH",
+        "HOME",
+        "SHELL",
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "PROMPT_COMMAND",
+        "NODE_OPTIONS",
+        "RUBYOPT",
+        "TMPDIR",
+        "CDPATH",
+        "GLOBIGNORE",
+    ];
+    let prefixes = [
+        "BASH_FUNC_",
+        "LD_",
+        "DYLD_",
+        "PYTHON",
+        "PERL5",
+        "GIT_",
+        "SSH_",
+        "SOP_",
+    ];
     let refused = exact.contains(&name)
         || prefixes.iter().any(|p| name.starts_with(p))
         || name.ends_with("_proxy")
@@ -55,7 +88,9 @@ pub(crate) fn workdir_problem(path: &str) -> Option<String> {
         return Some("`workdir` is empty".to_string());
     }
     if path.starts_with('/') || path.starts_with('\\') || path.as_bytes().get(1) == Some(&b':') {
-        return Some(format!("`workdir` must be relative to the sop directory, found `{path}`"));
+        return Some(format!(
+            "`workdir` must be relative to the sop directory, found `{path}`"
+        ));
     }
     let mut depth: i32 = 0;
     for part in path.split(['/', '\\']) {
@@ -73,7 +108,10 @@ pub(crate) fn workdir_problem(path: &str) -> Option<String> {
 
 /// A program name for `shell`: no spaces or shell syntax.
 pub(crate) fn is_program_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | '+'))
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | '+'))
 }
 
 #[cfg(test)]

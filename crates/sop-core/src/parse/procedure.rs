@@ -3,7 +3,9 @@
 use crate::diagnostic::{did_you_mean, Diagnostic, Severity};
 use crate::model::Script;
 
-use super::annotations::{classify, scan_group, trimmed, Annotation, KeyKind, StepBuilder, ANNOTATION_KEYS};
+use super::annotations::{
+    classify, scan_group, trimmed, Annotation, KeyKind, StepBuilder, ANNOTATION_KEYS,
+};
 use super::fences::{fence_map, Fence};
 use super::span::{Loc, Source};
 
@@ -31,10 +33,18 @@ fn headings<'t>(lines: &[&'t str], fenced: &[Option<usize>]) -> Vec<(usize, usiz
 }
 
 /// Reads `SOP.md`; `shell` is the sop's default interpreter for untagged fences.
-pub(crate) fn read_procedure(src: &Source<'_>, shell: &str, diags: &mut Vec<Diagnostic>) -> Procedure {
-    let lines: Vec<&str> = src.text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
-    let (fences, fenced) = fence_map(src, &lines, diags);
-    let heads = headings(&lines, &fenced);
+pub(crate) fn read_procedure(
+    src: &Source<'_>,
+    shell: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Procedure {
+    let lines: Vec<&str> = src
+        .text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    let (fences, owner) = fence_map(src, &lines, diags);
+    let heads = headings(&lines, &owner);
     let mut procedure = Procedure::default();
     let mut steps_found = false;
     let mut rollback_found = false;
@@ -43,23 +53,52 @@ pub(crate) fn read_procedure(src: &Source<'_>, shell: &str, diags: &mut Vec<Diag
         if level != 2 || (name != "steps" && name != "rollback") {
             continue;
         }
-        let end = heads[n + 1..].iter().find(|h| h.1 <= 2).map_or(lines.len(), |h| h.0);
+        let end = heads[n + 1..]
+            .iter()
+            .find(|h| h.1 <= 2)
+            .map_or(lines.len(), |h| h.0);
         let heading = Loc::in_line(start as u32 + 1, lines[start], 0, lines[start].len());
-        let found = if name == "steps" { &mut steps_found } else { &mut rollback_found };
+        let found = if name == "steps" {
+            &mut steps_found
+        } else {
+            &mut rollback_found
+        };
         if *found {
-            diags.push(src.at(Severity::Error, heading, format!("duplicate `## {text}` section")).with_help("merge the two sections into one"));
+            diags.push(
+                src.at(
+                    Severity::Error,
+                    heading,
+                    format!("duplicate `## {text}` section"),
+                )
+                .with_help("merge the two sections into one"),
+            );
             continue;
         }
         *found = true;
-        let section = Section { src, lines: &lines, fences: &fences, fenced: &fenced, shell };
+        let section = Section {
+            src,
+            lines: &lines,
+            fences: &fences,
+            fenced: &owner,
+            shell,
+        };
         let steps = section.read_items(start + 1, end, diags);
         if steps.is_empty() {
             let (severity, message) = if name == "steps" {
-                (Severity::Error, format!("`## {text}` has no numbered steps"))
+                (
+                    Severity::Error,
+                    format!("`## {text}` has no numbered steps"),
+                )
             } else {
-                (Severity::Warning, format!("`## {text}` has no numbered steps; nothing runs on failure"))
+                (
+                    Severity::Warning,
+                    format!("`## {text}` has no numbered steps; nothing runs on failure"),
+                )
             };
-            diags.push(src.at(severity, heading, message).with_help("write each step as `1. **Title**` at the start of a line"));
+            diags.push(
+                src.at(severity, heading, message)
+                    .with_help("write each step as `1. **Title**` at the start of a line"),
+            );
         }
         if name == "steps" {
             procedure.steps = steps;
@@ -71,10 +110,20 @@ pub(crate) fn read_procedure(src: &Source<'_>, shell: &str, diags: &mut Vec<Diag
         let near = heads.iter().find(|h| h.2.eq_ignore_ascii_case("steps"));
         let diag = match near {
             Some(&(i, _, _)) => src
-                .at(Severity::Error, Loc::in_line(i as u32 + 1, lines[i], 0, lines[i].len()), "`SOP.md` has no `## Steps` section")
+                .at(
+                    Severity::Error,
+                    Loc::in_line(i as u32 + 1, lines[i], 0, lines[i].len()),
+                    "`SOP.md` has no `## Steps` section",
+                )
                 .with_help("steps need a level-2 heading: write `## Steps`"),
-            None => Diagnostic::file(Severity::Error, src.path, "`SOP.md` has no `## Steps` section")
-                .with_help("add a `## Steps` heading followed by numbered steps such as `1. **Run Tests**`"),
+            None => Diagnostic::file(
+                Severity::Error,
+                src.path,
+                "`SOP.md` has no `## Steps` section",
+            )
+            .with_help(
+                "add a `## Steps` heading followed by numbered steps such as `1. **Run Tests**`",
+            ),
         };
         diags.push(diag);
     }
@@ -92,7 +141,10 @@ struct Section<'s, 'a> {
 /// A numbered item line: indentation, written number and where the text after it starts.
 fn item_start(line: &str) -> Option<(usize, u64, usize, usize)> {
     let indent = line.len() - line.trim_start_matches(' ').len();
-    let digits = line[indent..].chars().take_while(char::is_ascii_digit).count();
+    let digits = line[indent..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .count();
     if indent > 3 || digits == 0 || digits > 9 {
         return None;
     }
@@ -106,7 +158,12 @@ fn item_start(line: &str) -> Option<(usize, u64, usize, usize)> {
 }
 
 impl Section<'_, '_> {
-    fn read_items(&self, start: usize, end: usize, diags: &mut Vec<Diagnostic>) -> Vec<StepBuilder> {
+    fn read_items(
+        &self,
+        start: usize,
+        end: usize,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Vec<StepBuilder> {
         let mut items: Vec<(usize, u64, usize, usize)> = Vec::new();
         let mut indent = None;
         for i in start..end {
@@ -131,7 +188,13 @@ impl Section<'_, '_> {
                     Some(p) => format!("step is numbered `{number}` but follows step `{p}`"),
                     None => format!("first step is numbered `{number}`"),
                 };
-                diags.push(self.src.at(Severity::Warning, loc, message).with_help(format!("steps are numbered by their order: this one is step {position}")));
+                diags.push(
+                    self.src
+                        .at(Severity::Warning, loc, message)
+                        .with_help(format!(
+                            "steps are numbered by their order: this one is step {position}"
+                        )),
+                );
             }
             previous = Some(number);
             let body_end = items.get(k + 1).map_or(end, |next| next.0);
@@ -146,7 +209,13 @@ impl Section<'_, '_> {
     }
 
     /// Title, annotation groups and inline description of the item on line `i`.
-    fn read_head(&self, b: &mut StepBuilder, i: usize, text_at: usize, diags: &mut Vec<Diagnostic>) -> String {
+    fn read_head(
+        &self,
+        b: &mut StepBuilder,
+        i: usize,
+        text_at: usize,
+        diags: &mut Vec<Diagnostic>,
+    ) -> String {
         let line = self.lines[i];
         let line_no = i as u32 + 1;
         let (start, end) = trimmed(line, text_at, line.len());
@@ -157,7 +226,15 @@ impl Section<'_, '_> {
                 pos += close + 4;
             } else {
                 let loc = Loc::in_line(line_no, line, pos, pos + 2);
-                diags.push(self.src.at(Severity::Error, loc, "step title opens `**` but never closes it").with_help("write the title as `**Title**`"));
+                diags.push(
+                    self.src
+                        .at(
+                            Severity::Error,
+                            loc,
+                            "step title opens `**` but never closes it",
+                        )
+                        .with_help("write the title as `**Title**`"),
+                );
                 return String::new();
             }
         } else {
@@ -167,7 +244,11 @@ impl Section<'_, '_> {
         }
         if b.step.title.is_empty() {
             let loc = Loc::in_line(line_no, line, text_at - 1, text_at);
-            diags.push(self.src.at(Severity::Error, loc, "step has no title").with_help("write the step as `1. **Title**`"));
+            diags.push(
+                self.src
+                    .at(Severity::Error, loc, "step has no title")
+                    .with_help("write the step as `1. **Title**`"),
+            );
         }
         loop {
             let (next, _) = trimmed(line, pos, end);
@@ -175,7 +256,8 @@ impl Section<'_, '_> {
                 pos = next;
                 break;
             }
-            let Some((annotations, after)) = scan_group(self.src, line_no, line, next, diags) else {
+            let Some((annotations, after)) = scan_group(self.src, line_no, line, next, diags)
+            else {
                 return String::new();
             };
             for a in &annotations {
@@ -184,11 +266,21 @@ impl Section<'_, '_> {
             pos = after;
         }
         let rest = line[pos..end].trim_start();
-        rest.strip_prefix(['—', '–', '-', ':']).unwrap_or(rest).trim().to_string()
+        rest.strip_prefix(['—', '–', '-', ':'])
+            .unwrap_or(rest)
+            .trim()
+            .to_string()
     }
 
     /// Description lines, code fences and `- key: value` bullets until the next item.
-    fn read_body(&self, b: &mut StepBuilder, inline: String, start: usize, end: usize, diags: &mut Vec<Diagnostic>) {
+    fn read_body(
+        &self,
+        b: &mut StepBuilder,
+        inline: String,
+        start: usize,
+        end: usize,
+        diags: &mut Vec<Diagnostic>,
+    ) {
         let mut text: Vec<String> = Vec::new();
         if !inline.is_empty() {
             text.push(inline);
@@ -199,7 +291,14 @@ impl Section<'_, '_> {
             if let Some(f) = self.fenced[i] {
                 let fence = &self.fences[f];
                 if fence.open == i {
-                    tags.push((fence.tag.clone(), Script { interpreter: String::new(), code: fence.code.clone(), line: i as u32 + 1 }));
+                    tags.push((
+                        fence.tag.clone(),
+                        Script {
+                            interpreter: String::new(),
+                            code: fence.code.clone(),
+                            line: i as u32 + 1,
+                        },
+                    ));
                 }
                 i += 1;
                 continue;
@@ -222,7 +321,11 @@ impl Section<'_, '_> {
             text.pop();
         }
         b.step.description = text.join("\n");
-        let shell = b.step.shell.clone().unwrap_or_else(|| self.shell.to_string());
+        let shell = b
+            .step
+            .shell
+            .clone()
+            .unwrap_or_else(|| self.shell.to_string());
         for (tag, mut script) in tags {
             if let Some(interpreter) = interpreter(&tag, &shell) {
                 script.interpreter = interpreter;
@@ -245,7 +348,8 @@ fn title_end(text: &str) -> usize {
 
 /// `[text](url)` is a markdown link, not an annotation group.
 fn is_link(text: &str) -> bool {
-    text.find(']').is_some_and(|close| text[close + 1..].starts_with('('))
+    text.find(']')
+        .is_some_and(|close| text[close + 1..].starts_with('('))
 }
 
 /// The program that runs a fence with this info tag; `None`: documentation, never run.
@@ -279,12 +383,18 @@ fn bullet(line: &str, line_no: u32) -> Option<Annotation> {
 fn near_miss_bullet(src: &Source<'_>, line: &str, line_no: u32) -> Option<Diagnostic> {
     let (key_start, key_end, _, _) = bullet_parts(line)?;
     let key = &line[key_start..key_end];
-    if !key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+    if !key
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
         return None;
     }
     let help = did_you_mean(key, ANNOTATION_KEYS.iter().copied())?;
     let loc = Loc::in_line(line_no, line, key_start, key_end);
-    Some(src.at(Severity::Error, loc, format!("unknown step bullet `{key}`")).with_help(help))
+    Some(
+        src.at(Severity::Error, loc, format!("unknown step bullet `{key}`"))
+            .with_help(help),
+    )
 }
 
 /// Byte ranges of key and value in `- key: value`.
@@ -295,9 +405,13 @@ fn bullet_parts(line: &str) -> Option<(usize, usize, usize, usize)> {
         return None;
     }
     let key_start = lead + 1 + (rest[1..].len() - rest[1..].trim_start().len());
-    let key_len = line[key_start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').count();
+    let key_len = line[key_start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .count();
     let key_end = key_start + key_len;
-    if key_len == 0 || !line[key_start..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+    if key_len == 0 || !line[key_start..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+    {
         return None;
     }
     let after = &line[key_end..];

@@ -17,7 +17,11 @@ impl Loc {
     pub fn in_line(line: u32, text: &str, start: usize, end: usize) -> Loc {
         let col = text.get(..start).map_or(0, |s| s.chars().count()) as u32 + 1;
         let len = text.get(start..end).map_or(1, |s| s.chars().count()) as u32;
-        Loc { line, col, len: len.max(1) }
+        Loc {
+            line,
+            col,
+            len: len.max(1),
+        }
     }
 }
 
@@ -34,32 +38,54 @@ impl<'a> Source<'a> {
     pub fn new(path: &'a str, text: &'a str) -> Source<'a> {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Source { path, text, line_starts }
+        Source {
+            path,
+            text,
+            line_starts,
+        }
     }
 
     /// 1-based line and character column of a byte offset.
     pub fn position(&self, offset: usize) -> (u32, u32) {
         let offset = offset.min(self.text.len());
-        let line_index = self.line_starts.partition_point(|&start| start <= offset).saturating_sub(1);
+        let line_index = self
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .saturating_sub(1);
         let start = self.line_starts[line_index];
-        let col = self.text.get(start..offset).map_or(0, |prefix| prefix.chars().count());
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(0, |prefix| prefix.chars().count());
         (line_index as u32 + 1, col as u32 + 1)
     }
 
     /// A diagnostic underlining the bytes of `span`, cut at the end of its first line.
-    pub fn diag(&self, severity: Severity, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {
+    pub fn diag(
+        &self,
+        severity: Severity,
+        span: &Range<usize>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         let (line, col) = self.position(span.start);
         let end = self.text[span.start.min(self.text.len())..]
             .find(['\n', '\r'])
             .map_or(self.text.len(), |i| span.start + i)
             .min(span.end.max(span.start));
-        let len = self.text.get(span.start..end).map_or(1, |s| s.chars().count());
-        Diagnostic::at(severity, self.path, self.text, line, col, len as u32, message)
+        let len = self
+            .text
+            .get(span.start..end)
+            .map_or(1, |s| s.chars().count());
+        Diagnostic::at(
+            severity, self.path, self.text, line, col, len as u32, message,
+        )
     }
 
     /// A diagnostic at a 1-based character column of a 1-based line.
     pub fn at(&self, severity: Severity, loc: Loc, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::at(severity, self.path, self.text, loc.line, loc.col, loc.len, message)
+        Diagnostic::at(
+            severity, self.path, self.text, loc.line, loc.col, loc.len, message,
+        )
     }
 
     pub fn error(&self, span: &Range<usize>, message: impl Into<String>) -> Diagnostic {

@@ -104,7 +104,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        i64::try_from(v).map(Value::Integer).map_err(|_| E::custom("integer is too large"))
+        i64::try_from(v)
+            .map(Value::Integer)
+            .map_err(|_| E::custom("integer is too large"))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
@@ -135,7 +137,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 return Ok(Value::Datetime(text));
             }
             let node = spanned_node(map.next_value::<toml::Spanned<Value>>()?);
-            entries.push(Entry { key: key.name, key_span: key.span, node });
+            entries.push(Entry {
+                key: key.name,
+                key_span: key.span,
+                node,
+            });
         }
         Ok(Value::Table(entries))
     }
@@ -143,7 +149,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
 fn spanned_node(spanned: toml::Spanned<Value>) -> Node {
     let span = spanned.span();
-    Node { span, value: spanned.into_inner() }
+    Node {
+        span,
+        value: spanned.into_inner(),
+    }
 }
 
 /// A table key with its span. Written by hand rather than as `toml::Spanned<String>` because
@@ -176,7 +185,10 @@ impl<'de> Visitor<'de> for KeyVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<SpannedKey, E> {
-        Ok(SpannedKey { name: v.to_string(), span: 0..0 })
+        Ok(SpannedKey {
+            name: v.to_string(),
+            span: 0..0,
+        })
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SpannedKey, A::Error> {
@@ -191,7 +203,10 @@ impl<'de> Visitor<'de> for KeyVisitor {
             }
         }
         let name = name.ok_or_else(|| de::Error::missing_field("key"))?;
-        Ok(SpannedKey { name, span: start..end })
+        Ok(SpannedKey {
+            name,
+            span: start..end,
+        })
     }
 }
 
@@ -210,7 +225,9 @@ mod tests {
         let when = get(sop.node.as_table().expect("table"), "when").expect("when");
         assert!(matches!(when.node.value, Value::Datetime(_)));
         let t = get(&doc, "t").expect("t");
-        let Value::Array(items) = &t.node.value else { panic!("array") };
+        let Value::Array(items) = &t.node.value else {
+            panic!("array")
+        };
         let a = get(items[0].as_table().expect("table"), "a").expect("a");
         assert_eq!(&text[a.node.span.clone()], "[1, 2]");
     }

@@ -10,7 +10,15 @@ use super::manifest::regex_error;
 use super::names::is_var_name;
 use super::toml_tree::{get, Entry, Node, Value};
 
-const SUPPORTED: &[&str] = &["command", "file_watch", "schedule", "webhook", "manual", "filesystem", "cron"];
+const SUPPORTED: &[&str] = &[
+    "command",
+    "file_watch",
+    "schedule",
+    "webhook",
+    "manual",
+    "filesystem",
+    "cron",
+];
 
 /// Variables the SOP's triggers can set, for the "no source sets this" lint.
 #[derive(Debug, Default)]
@@ -35,20 +43,34 @@ pub(crate) fn parse_triggers(ctx: &mut TomlCtx<'_>, entry: &Entry) -> (Vec<Trigg
                         triggers.push(trigger);
                     }
                 } else {
-                    let message = format!("each trigger must be a table, found {}", item.value.type_name());
-                    ctx.error_at(item, message).help = Some("write each trigger under its own `[[triggers]]` header".to_string());
+                    let message = format!(
+                        "each trigger must be a table, found {}",
+                        item.value.type_name()
+                    );
+                    ctx.error_at(item, message).help =
+                        Some("write each trigger under its own `[[triggers]]` header".to_string());
                 }
             }
         }
         other => {
-            let message = format!("`triggers` must be an array of tables, found {}", other.type_name());
-            ctx.error_at(&entry.node, message).help = Some("write each trigger under its own `[[triggers]]` header (two brackets)".to_string());
+            let message = format!(
+                "`triggers` must be an array of tables, found {}",
+                other.type_name()
+            );
+            ctx.error_at(&entry.node, message).help = Some(
+                "write each trigger under its own `[[triggers]]` header (two brackets)".to_string(),
+            );
         }
     }
     (triggers, vars)
 }
 
-fn read_trigger(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut TriggerVars) -> Option<Trigger> {
+fn read_trigger(
+    ctx: &mut TomlCtx<'_>,
+    node: &Node,
+    fields: &[Entry],
+    vars: &mut TriggerVars,
+) -> Option<Trigger> {
     let Some(type_entry) = get(fields, "type") else {
         let help = format!("add `type = ...`, one of {}", backticked(&SUPPORTED[..5]));
         ctx.error_at(node, "trigger is missing `type`").help = Some(help);
@@ -57,20 +79,39 @@ fn read_trigger(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut
     let kind = ctx.string(type_entry)?;
     match kind.as_str() {
         "command" => {
-            ctx.check_keys(fields, &["type", "pattern", "capture_groups"], "a `command` trigger");
+            ctx.check_keys(
+                fields,
+                &["type", "pattern", "capture_groups"],
+                "a `command` trigger",
+            );
             command(ctx, node, fields, vars)
         }
         "file_watch" | "filesystem" => {
-            ctx.check_keys(fields, &["type", "path", "event", "events", "debounce_ms"], &format!("a `{kind}` trigger"));
+            ctx.check_keys(
+                fields,
+                &["type", "path", "event", "events", "debounce_ms"],
+                &format!("a `{kind}` trigger"),
+            );
             file_watch(ctx, node, fields, vars)
         }
         "schedule" | "cron" => {
-            let keys = ["type", "cron", "expression", "timezone", "catch_up", "max_catch_up"];
+            let keys = [
+                "type",
+                "cron",
+                "expression",
+                "timezone",
+                "catch_up",
+                "max_catch_up",
+            ];
             ctx.check_keys(fields, &keys, &format!("a `{kind}` trigger"));
             schedule(ctx, node, fields, vars)
         }
         "webhook" => {
-            ctx.check_keys(fields, &["type", "path", "secret_env"], "a `webhook` trigger");
+            ctx.check_keys(
+                fields,
+                &["type", "path", "secret_env"],
+                "a `webhook` trigger",
+            );
             webhook(ctx, node, fields, vars)
         }
         "manual" => {
@@ -79,10 +120,14 @@ fn read_trigger(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut
         }
         _ => {
             if let Some(help) = did_you_mean(&kind, SUPPORTED.iter().copied()) {
-                ctx.error_at(&type_entry.node, format!("unknown trigger type `{kind}`")).help = Some(help);
+                ctx.error_at(&type_entry.node, format!("unknown trigger type `{kind}`"))
+                    .help = Some(help);
                 return None;
             }
-            let warning = ctx.src.warning(&type_entry.node.span, format!("trigger type `{kind}` is not supported here; ignored"));
+            let warning = ctx.src.warning(
+                &type_entry.node.span,
+                format!("trigger type `{kind}` is not supported here; ignored"),
+            );
             let help = format!("supported types: {}", backticked(&SUPPORTED[..5]));
             ctx.diags.push(warning.with_help(help));
             Some(Trigger::Unsupported { kind })
@@ -90,22 +135,49 @@ fn read_trigger(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut
     }
 }
 
-fn required<'e>(ctx: &mut TomlCtx<'_>, node: &Node, fields: &'e [Entry], key: &str, kind: &str, example: &str) -> Option<&'e Entry> {
+fn required<'e>(
+    ctx: &mut TomlCtx<'_>,
+    node: &Node,
+    fields: &'e [Entry],
+    key: &str,
+    kind: &str,
+    example: &str,
+) -> Option<&'e Entry> {
     let entry = get(fields, key);
     if entry.is_none() {
-        ctx.error_at(node, format!("`{kind}` trigger is missing `{key}`")).help = Some(format!("add `{key} = {example}`"));
+        ctx.error_at(node, format!("`{kind}` trigger is missing `{key}`"))
+            .help = Some(format!("add `{key} = {example}`"));
     }
     entry
 }
 
-fn command(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut TriggerVars) -> Option<Trigger> {
+fn command(
+    ctx: &mut TomlCtx<'_>,
+    node: &Node,
+    fields: &[Entry],
+    vars: &mut TriggerVars,
+) -> Option<Trigger> {
     let capture_groups = get(fields, "capture_groups").map_or(Some(true), |e| ctx.boolean(e));
-    let entry = required(ctx, node, fields, "pattern", "command", "\"^deploy: (?P<version>\\\\S+)$\"")?;
+    let entry = required(
+        ctx,
+        node,
+        fields,
+        "pattern",
+        "command",
+        "\"^deploy: (?P<version>\\\\S+)$\"",
+    )?;
     let pattern = ctx.string(entry)?;
-    let regex = match regex::RegexBuilder::new(&pattern).size_limit(1 << 20).build() {
+    let regex = match regex::RegexBuilder::new(&pattern)
+        .size_limit(1 << 20)
+        .build()
+    {
         Ok(regex) => regex,
         Err(err) => {
-            ctx.error_at(&entry.node, format!("invalid `pattern`: {}", regex_error(&err))).help = Some("the pattern is a Rust regular expression".to_string());
+            ctx.error_at(
+                &entry.node,
+                format!("invalid `pattern`: {}", regex_error(&err)),
+            )
+            .help = Some("the pattern is a Rust regular expression".to_string());
             return None;
         }
     };
@@ -118,7 +190,10 @@ fn command(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut Trig
             }
         }
     }
-    Some(Trigger::Command { pattern, capture_groups })
+    Some(Trigger::Command {
+        pattern,
+        capture_groups,
+    })
 }
 
 fn file_event(text: &str) -> Option<FileEvent> {
@@ -138,13 +213,20 @@ fn push_event(ctx: &mut TomlCtx<'_>, node: &Node, text: &str, events: &mut Vec<F
         true
     } else {
         let allowed = ["create", "modify", "delete"];
-        let help = did_you_mean(text, allowed.iter().copied()).unwrap_or_else(|| format!("expected one of {}", backticked(&allowed)));
-        ctx.error_at(node, format!("unknown file event `{text}`")).help = Some(help);
+        let help = did_you_mean(text, allowed.iter().copied())
+            .unwrap_or_else(|| format!("expected one of {}", backticked(&allowed)));
+        ctx.error_at(node, format!("unknown file event `{text}`"))
+            .help = Some(help);
         false
     }
 }
 
-fn file_watch(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut TriggerVars) -> Option<Trigger> {
+fn file_watch(
+    ctx: &mut TomlCtx<'_>,
+    node: &Node,
+    fields: &[Entry],
+    vars: &mut TriggerVars,
+) -> Option<Trigger> {
     let mut ok = true;
     let mut events = Vec::new();
     if let Some(entry) = get(fields, "event") {
@@ -156,12 +238,15 @@ fn file_watch(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut T
     if let Some(entry) = get(fields, "events") {
         if let Value::Array(items) = &entry.node.value {
             for item in items {
-                match item.as_str() {
-                    Some(text) => ok &= push_event(ctx, item, text, &mut events),
-                    None => {
-                        ctx.error_at(item, format!("`events` must hold only strings, found {}", item.value.type_name()));
-                        ok = false;
-                    }
+                if let Some(text) = item.as_str() {
+                    ok &= push_event(ctx, item, text, &mut events);
+                } else {
+                    let message = format!(
+                        "`events` must hold only strings, found {}",
+                        item.value.type_name()
+                    );
+                    ctx.error_at(item, message);
+                    ok = false;
                 }
             }
         } else {
@@ -172,20 +257,43 @@ fn file_watch(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut T
         events = vec![FileEvent::Create, FileEvent::Modify, FileEvent::Delete];
     }
     let debounce_ms = get(fields, "debounce_ms").map_or(Some(500), |e| ctx.uint(e));
-    let entry = required(ctx, node, fields, "path", "file_watch", "\"releases/*.tar.gz\"")?;
+    let entry = required(
+        ctx,
+        node,
+        fields,
+        "path",
+        "file_watch",
+        "\"releases/*.tar.gz\"",
+    )?;
     let path = ctx.string(entry)?;
     if let Err(err) = globset::Glob::new(&path) {
-        ctx.error_at(&entry.node, format!("invalid glob `{path}`: {}", err.kind())).help = Some("`*` matches within a directory, `**` across directories, `[abc]` one of".to_string());
+        ctx.error_at(
+            &entry.node,
+            format!("invalid glob `{path}`: {}", err.kind()),
+        )
+        .help = Some(
+            "`*` matches within a directory, `**` across directories, `[abc]` one of".to_string(),
+        );
         return None;
     }
-    vars.names.extend(["file_path", "file_name", "file_event"].map(String::from));
+    vars.names
+        .extend(["file_path", "file_name", "file_event"].map(String::from));
     if !ok {
         return None;
     }
-    Some(Trigger::FileWatch { path, events, debounce_ms: debounce_ms? })
+    Some(Trigger::FileWatch {
+        path,
+        events,
+        debounce_ms: debounce_ms?,
+    })
 }
 
-fn schedule(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut TriggerVars) -> Option<Trigger> {
+fn schedule(
+    ctx: &mut TomlCtx<'_>,
+    node: &Node,
+    fields: &[Entry],
+    vars: &mut TriggerVars,
+) -> Option<Trigger> {
     vars.names.insert("scheduled_at".to_string());
     let timezone = get(fields, "timezone").map_or(Some("UTC".to_string()), |e| timezone(ctx, e));
     let catch_up = get(fields, "catch_up").map_or(Some(CatchUp::None), |e| catch_up(ctx, e));
@@ -203,16 +311,31 @@ fn schedule(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut Tri
     if let Err(err) = croner::Cron::new(&cron).with_seconds_optional().parse() {
         let reason = err.to_string();
         let reason = reason.trim_end_matches('.');
+        let reason = [
+            "Invalid pattern: ",
+            "Component error: ",
+            "Illegal characters: ",
+        ]
+        .iter()
+        .fold(reason, |r, p| r.strip_prefix(p).unwrap_or(r));
         let message = format!("invalid cron expression `{cron}`: {}", lower_first(reason));
         ctx.error_at(&entry.node, message).help = Some("five fields `minute hour day-of-month month day-of-week` (six with seconds first), e.g. `0 2 * * *`".to_string());
         return None;
     }
-    Some(Trigger::Schedule { cron, timezone: timezone?, catch_up: catch_up?, max_catch_up: max_catch_up? })
+    Some(Trigger::Schedule {
+        cron,
+        timezone: timezone?,
+        catch_up: catch_up?,
+        max_catch_up: max_catch_up?,
+    })
 }
 
 fn lower_first(text: &str) -> String {
     let mut chars = text.chars();
-    chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
+    chars
+        .next()
+        .map(|c| c.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 fn timezone(ctx: &mut TomlCtx<'_>, entry: &Entry) -> Option<String> {
@@ -220,8 +343,10 @@ fn timezone(ctx: &mut TomlCtx<'_>, entry: &Entry) -> Option<String> {
     if name.parse::<chrono_tz::Tz>().is_ok() {
         return Some(name);
     }
-    let help = did_you_mean(&name, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())).unwrap_or_else(|| "use an IANA name such as `UTC` or `Europe/Berlin`".to_string());
-    ctx.error_at(&entry.node, format!("unknown timezone `{name}`")).help = Some(help);
+    let help = did_you_mean(&name, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()))
+        .unwrap_or_else(|| "use an IANA name such as `UTC` or `Europe/Berlin`".to_string());
+    ctx.error_at(&entry.node, format!("unknown timezone `{name}`"))
+        .help = Some(help);
     None
 }
 
@@ -235,19 +360,29 @@ fn catch_up(ctx: &mut TomlCtx<'_>, entry: &Entry) -> Option<CatchUp> {
     };
     if value.is_none() {
         let allowed = ["none", "latest", "all"];
-        let help = did_you_mean(&text, allowed.iter().copied()).unwrap_or_else(|| format!("expected one of {}", backticked(&allowed)));
-        ctx.error_at(&entry.node, format!("unknown catch up `{text}`")).help = Some(help);
+        let help = did_you_mean(&text, allowed.iter().copied())
+            .unwrap_or_else(|| format!("expected one of {}", backticked(&allowed)));
+        ctx.error_at(&entry.node, format!("unknown catch up `{text}`"))
+            .help = Some(help);
     }
     value
 }
 
-fn webhook(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut TriggerVars) -> Option<Trigger> {
+fn webhook(
+    ctx: &mut TomlCtx<'_>,
+    node: &Node,
+    fields: &[Entry],
+    vars: &mut TriggerVars,
+) -> Option<Trigger> {
     vars.any = true;
     let secret_env = match get(fields, "secret_env") {
         Some(entry) => {
             let name = ctx.string(entry)?;
             if !is_var_name(&name) {
-                ctx.error_at(&entry.node, format!("`secret_env` must be an environment variable name, found `{name}`"));
+                ctx.error_at(
+                    &entry.node,
+                    format!("`secret_env` must be an environment variable name, found `{name}`"),
+                );
                 return None;
             }
             Some(name)
@@ -256,8 +391,16 @@ fn webhook(ctx: &mut TomlCtx<'_>, node: &Node, fields: &[Entry], vars: &mut Trig
     };
     let entry = required(ctx, node, fields, "path", "webhook", "\"deploy\"")?;
     let path = ctx.string(entry)?;
-    let chars_ok = !path.is_empty() && path.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
-    if !chars_ok || path.contains("..") || path.starts_with('/') || path.ends_with('/') || path.contains("//") {
+    let chars_ok = !path.is_empty()
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+    if !chars_ok
+        || path.contains("..")
+        || path.starts_with('/')
+        || path.ends_with('/')
+        || path.contains("//")
+    {
         let message = format!("invalid webhook path `{path}`");
         let help = "use letters, digits, `.`, `_`, `-` and inner `/`, without `..`; the hook is served at `/api/hooks/<path>`";
         ctx.error_at(&entry.node, message).help = Some(help.to_string());

@@ -2,6 +2,7 @@
 
 mod condition;
 mod duration;
+mod parse;
 mod vars;
 mod machine;
 mod policy;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use sop_runtime::output::BoundedOutput;
 use sop_runtime::process::{
-    is_same_process, kill_group_if_same, pid_alive, process_start_time, run_step, script_args, Chunk, Outcome,
-    Spawned, StepCommand,
+    is_same_process, kill_group_if_same, pid_alive, process_start_time, run_step, script_args,
+    Chunk, Outcome, Spawned, StepCommand,
 };
 
 /// What one step did, as seen through `run_step`'s callbacks.
@@ -108,16 +108,26 @@ fn stdout_of(ran: &Ran) -> String {
     String::from_utf8_lossy(&ran.stdout).into_owned()
 }
 
-/// Pids of the live (non-zombie) processes in group `pgid`, from `/proc`. Zombies are
+/// Pids of the live (non-zombie) processes in process group `group`, from `/proc`. Zombies are
 /// skipped: where pid 1 is not a real init, dead orphans may never be reaped.
-fn group_members(pgid: u32) -> Vec<u32> {
+fn group_members(group: u32) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(close) = stat.rfind(')') else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
         let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        if fields.len() > 2 && fields[2] == pgid.to_string() && !matches!(fields[0], "Z" | "X") {
+        if fields.len() > 2 && fields[2] == group.to_string() && !matches!(fields[0], "Z" | "X") {
             found.push(pid);
         }
     }
@@ -193,23 +203,34 @@ fn values_reach_the_step_as_exact_bytes_never_as_code() {
         "ünïcødé ✓",
     ];
     for value in tricky {
-        let ran = Step::new("bash", r#"printf '%s' "$TARGET"; printf '|'; printf '%s' "$SOP_VAR_TARGET""#, dir.path())
-            .env("TARGET", value)
-            .env("SOP_VAR_TARGET", value)
-            .run();
+        let ran = Step::new(
+            "bash",
+            r#"printf '%s' "$TARGET"; printf '|'; printf '%s' "$SOP_VAR_TARGET""#,
+            dir.path(),
+        )
+        .env("TARGET", value)
+        .env("SOP_VAR_TARGET", value)
+        .run();
         assert_eq!(ran.outcome.exit_code, Some(0), "{value:?}");
         assert_eq!(stdout_of(&ran), format!("{value}|{value}"), "{value:?}");
         // Unquoted use in the script still only splits and globs; it never runs the value.
-        let ran = Step::new("sh", "echo $TARGET > /dev/null", dir.path()).env("TARGET", value).run();
+        let ran = Step::new("sh", "echo $TARGET > /dev/null", dir.path())
+            .env("TARGET", value)
+            .run();
         assert_eq!(ran.outcome.exit_code, Some(0), "{value:?}");
-        assert!(!dir.path().join("pwned").exists(), "value {value:?} was executed");
+        assert!(
+            !dir.path().join("pwned").exists(),
+            "value {value:?} was executed"
+        );
     }
 }
 
 #[test]
 fn only_the_allow_list_of_the_parent_environment_is_passed() {
     let dir = tempfile::tempdir().unwrap();
-    let ran = Step::new("bash", "env -0", dir.path()).env("MY_VAR", "mine").run();
+    let ran = Step::new("bash", "env -0", dir.path())
+        .env("MY_VAR", "mine")
+        .run();
     assert_eq!(ran.outcome.exit_code, Some(0));
     let names: Vec<String> = ran
         .stdout
@@ -217,10 +238,16 @@ fn only_the_allow_list_of_the_parent_environment_is_passed() {
         .filter_map(|entry| entry.iter().position(|b| *b == b'=').map(|eq| &entry[..eq]))
         .map(|name| String::from_utf8_lossy(name).into_owned())
         .collect();
-    assert!(names.iter().any(|n| n == "PATH"), "PATH is always set: {names:?}");
+    assert!(
+        names.iter().any(|n| n == "PATH"),
+        "PATH is always set: {names:?}"
+    );
     assert!(names.iter().any(|n| n == "MY_VAR"), "{names:?}");
     let allowed = |n: &str| {
-        ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR"].contains(&n)
+        [
+            "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR",
+        ]
+        .contains(&n)
             || n.starts_with("LC_")
     };
     // Set by bash itself in every shell.
@@ -232,7 +259,10 @@ fn only_the_allow_list_of_the_parent_environment_is_passed() {
     // `cargo test` always sets some (`CARGO_*`), so this checks something.
     assert!(!hidden.is_empty());
     for name in &hidden {
-        assert!(!names.contains(name), "`{name}` leaked from the runner into the step");
+        assert!(
+            !names.contains(name),
+            "`{name}` leaked from the runner into the step"
+        );
     }
 }
 
@@ -251,7 +281,10 @@ fn a_program_that_cannot_start_is_an_error_naming_it() {
     let mut cmd = Step::new("bash", "true", dir.path()).command();
     cmd.program = "no-such-interpreter-sop".to_string();
     let err = run_step(&cmd, &mut |_| Ok(()), &mut |_| {}, &mut || false).unwrap_err();
-    assert!(err.to_string().contains("`no-such-interpreter-sop`"), "{err}");
+    assert!(
+        err.to_string().contains("`no-such-interpreter-sop`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -273,21 +306,37 @@ fn timeout_terminates_the_step_promptly() {
 #[test]
 fn a_step_ignoring_sigterm_is_killed_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
-    let mut step = Step::new("bash", "trap '' TERM\necho ready\nwhile true; do sleep 0.05; done", dir.path());
+    let mut step = Step::new(
+        "bash",
+        "trap '' TERM\necho ready\nwhile true; do sleep 0.05; done",
+        dir.path(),
+    );
     step.grace = Duration::from_millis(700);
     step.cancel_when = Some("ready");
     let ran = step.run();
     assert!(ran.outcome.cancelled);
     assert_eq!(ran.outcome.signal, Some(9));
-    assert!(ran.outcome.duration >= step.grace, "SIGKILL came before the grace: {:?}", ran.outcome.duration);
-    assert!(ran.took < step.grace + Duration::from_secs(10), "took {:?}", ran.took);
+    assert!(
+        ran.outcome.duration >= step.grace,
+        "SIGKILL came before the grace: {:?}",
+        ran.outcome.duration
+    );
+    assert!(
+        ran.took < step.grace + Duration::from_secs(10),
+        "took {:?}",
+        ran.took
+    );
     assert!(group_members(ran.spawned.pid).is_empty());
 }
 
 #[test]
 fn cancel_leaves_no_process_of_the_group_alive() {
     let dir = tempfile::tempdir().unwrap();
-    let mut step = Step::new("bash", "sleep 100 &\nsleep 100 &\necho ready\nsleep 100", dir.path());
+    let mut step = Step::new(
+        "bash",
+        "sleep 100 &\nsleep 100 &\necho ready\nsleep 100",
+        dir.path(),
+    );
     step.cancel_when = Some("ready");
     let ran = step.run();
     assert!(ran.outcome.cancelled);
@@ -300,7 +349,12 @@ fn cancel_leaves_no_process_of_the_group_alive() {
 fn children_left_behind_by_a_finished_step_are_killed() {
     let dir = tempfile::tempdir().unwrap();
     // The background `sleep` also holds the output pipes open.
-    let ran = Step::new("bash", "sleep 100 &\nsleep 100 > /dev/null 2>&1 &\necho started", dir.path()).run();
+    let ran = Step::new(
+        "bash",
+        "sleep 100 &\nsleep 100 > /dev/null 2>&1 &\necho started",
+        dir.path(),
+    )
+    .run();
     assert_eq!(ran.outcome.exit_code, Some(0));
     assert!(!ran.outcome.timed_out && !ran.outcome.cancelled);
     assert_eq!(stdout_of(&ran), "started\n");
@@ -314,7 +368,13 @@ fn on_spawn_gets_the_real_pid_and_start_time() {
     let mut checked = None;
     let mut printed = Vec::new();
     let outcome = run_step(
-        &Step::new("bash", "echo $$", dir.path()).command(),
+        // The step waits for `on_spawn`, so it is surely alive while checked there.
+        &Step::new(
+            "bash",
+            "while [ ! -e spawned ]; do sleep 0.01; done\necho $$",
+            dir.path(),
+        )
+        .command(),
         &mut |s| {
             checked = Some((
                 s,
@@ -323,7 +383,7 @@ fn on_spawn_gets_the_real_pid_and_start_time() {
                 is_same_process(s.pid, s.start_time + 1),
                 pid_alive(s.pid),
             ));
-            Ok(())
+            std::fs::write(dir.path().join("spawned"), "")
         },
         &mut |chunk| {
             if let Chunk::Stdout(b) = chunk {
@@ -335,13 +395,20 @@ fn on_spawn_gets_the_real_pid_and_start_time() {
     .unwrap();
     assert_eq!(outcome.exit_code, Some(0));
     let (spawned, start, same, made_up, alive) = checked.unwrap();
-    assert_eq!(String::from_utf8_lossy(&printed), format!("{}\n", spawned.pid), "`$$` of the step");
+    assert_eq!(
+        String::from_utf8_lossy(&printed),
+        format!("{}\n", spawned.pid),
+        "`$$` of the step"
+    );
     assert!(spawned.start_time > 0);
     assert_eq!(start, Some(spawned.start_time));
     assert!(same);
     assert!(!made_up, "a made-up start time must not match");
     assert!(alive);
-    assert!(!is_same_process(spawned.pid, spawned.start_time), "the step is reaped");
+    assert!(
+        !is_same_process(spawned.pid, spawned.start_time),
+        "the step is reaped"
+    );
 }
 
 #[test]
@@ -397,7 +464,11 @@ fn output_arrives_live_and_interleaved_in_order() {
     assert_eq!(captured.finish(), "out1\nerr1\nout2\n");
     assert_eq!(
         chunks,
-        vec![(true, b"out1\n".to_vec()), (false, b"err1\n".to_vec()), (true, b"out2\n".to_vec())]
+        vec![
+            (true, b"out1\n".to_vec()),
+            (false, b"err1\n".to_vec()),
+            (true, b"out2\n".to_vec())
+        ]
     );
 }
 
@@ -414,19 +485,36 @@ fn stdout_and_stderr_are_both_captured() {
 #[test]
 fn python_sh_and_node_fences_run() {
     let dir = tempfile::tempdir().unwrap();
-    let ran = Step::new("sh", "echo \"sh:$X\"", dir.path()).env("X", "1").run();
-    assert_eq!((ran.outcome.exit_code, stdout_of(&ran).as_str()), (Some(0), "sh:1\n"));
+    let ran = Step::new("sh", "echo \"sh:$X\"", dir.path())
+        .env("X", "1")
+        .run();
+    assert_eq!(
+        (ran.outcome.exit_code, stdout_of(&ran).as_str()),
+        (Some(0), "sh:1\n")
+    );
 
     let code = "import os, sys\nprint('py:' + os.environ['X'])\nsys.exit(3)";
-    let ran = Step::new("python3", code, dir.path()).env("X", "$(touch pwned)").run();
-    assert_eq!((ran.outcome.exit_code, stdout_of(&ran).as_str()), (Some(3), "py:$(touch pwned)\n"));
+    let ran = Step::new("python3", code, dir.path())
+        .env("X", "$(touch pwned)")
+        .run();
+    assert_eq!(
+        (ran.outcome.exit_code, stdout_of(&ran).as_str()),
+        (Some(3), "py:$(touch pwned)\n")
+    );
     assert!(!dir.path().join("pwned").exists());
 
     if on_path("node") {
-        let ran = Step::new("node", "console.log('node:' + process.env.X); process.exit(4)", dir.path())
-            .env("X", "`x`")
-            .run();
-        assert_eq!((ran.outcome.exit_code, stdout_of(&ran).as_str()), (Some(4), "node:`x`\n"));
+        let ran = Step::new(
+            "node",
+            "console.log('node:' + process.env.X); process.exit(4)",
+            dir.path(),
+        )
+        .env("X", "`x`")
+        .run();
+        assert_eq!(
+            (ran.outcome.exit_code, stdout_of(&ran).as_str()),
+            (Some(4), "node:`x`\n")
+        );
     } else {
         eprintln!("skipping the node fence: `node` is not on PATH");
     }
@@ -443,7 +531,11 @@ fn kill_group_if_same_checks_the_start_time() {
     let pid = child.id();
     let start = process_start_time(pid).unwrap();
     assert!(pid_alive(pid));
-    assert!(!kill_group_if_same(pid, start + 12_345, Duration::from_millis(100)));
+    assert!(!kill_group_if_same(
+        pid,
+        start + 12_345,
+        Duration::from_millis(100)
+    ));
     assert!(pid_alive(pid), "a made-up start time must not be signalled");
     assert!(kill_group_if_same(pid, start, Duration::from_secs(5)));
     let status = child.wait().unwrap();
@@ -509,4 +601,30 @@ fn bounded_output_with_no_room_only_counts() {
     out.push(b"abc");
     assert_eq!(out.total_bytes(), 3);
     assert_eq!(out.finish(), "\n[... 3 bytes cut ...]\n");
+}
+
+#[test]
+fn a_step_flooding_its_output_still_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Step::new("bash", "yes", dir.path()).command();
+    cmd.timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    let outcome = run_step(
+        &cmd,
+        &mut |_| Ok(()),
+        &mut |chunk| {
+            let (Chunk::Stdout(b) | Chunk::Stderr(b)) = chunk;
+            bytes += b.len();
+        },
+        &mut || false,
+    )
+    .unwrap();
+    assert!(outcome.timed_out);
+    assert!(bytes > 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 }

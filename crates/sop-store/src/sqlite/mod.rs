@@ -29,7 +29,24 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
+    ///
+    /// Switching a new database to WAL takes an exclusive lock and SQLite does not call
+    /// the busy handler for it, so several processes opening a fresh home at once retry.
     pub fn open(path: &Path, sync: Synchronous) -> Result<SqliteStore, StoreError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match SqliteStore::open_once(path, sync) {
+                Err(StoreError::Open { source, .. } | StoreError::Sql(source))
+                    if is_busy(&source) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(path: &Path, sync: Synchronous) -> Result<SqliteStore, StoreError> {
         let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(open_err)?;
@@ -60,9 +77,16 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (the transaction
         // rolls back on drop), so a poisoned lock is safe to keep using.
         self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
