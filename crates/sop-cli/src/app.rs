@@ -22,14 +22,20 @@ impl App {
     /// Reads `sop.toml`, opens `state/sop.db`, and recovers runs whose driver died.
     pub fn open(home: Home) -> Result<App, Fail> {
         let config = load_config(&home)?;
-        std::fs::create_dir_all(home.state_dir()).with_context(|| format!("cannot create `{}`", home.state_dir().display()))?;
+        std::fs::create_dir_all(home.state_dir())
+            .with_context(|| format!("cannot create `{}`", home.state_dir().display()))?;
         let sync = match config.sqlite_synchronous {
             SqliteSync::Full => Synchronous::Full,
             SqliteSync::Normal => Synchronous::Normal,
         };
         let store = SqliteStore::open(&home.db_path(), sync)?;
         let exe = std::env::current_exe().context("cannot find the `sop` executable")?;
-        let app = App { home, config, store, exe };
+        let app = App {
+            home,
+            config,
+            store,
+            exe,
+        };
         let recovered = recovery::recover(&app.store, &app.home, &app.config, &app.exe)?;
         for id in &recovered.interrupted {
             eprintln!("warning: run {id} was interrupted (its process stopped); continue with `sop resume {id} --retry|--skip|--abort`");
@@ -38,7 +44,12 @@ impl App {
     }
 
     pub fn context(&self) -> Context<'_> {
-        Context { store: &self.store, home: &self.home, config: &self.config, owner: engine::this_process() }
+        Context {
+            store: &self.store,
+            home: &self.home,
+            config: &self.config,
+            owner: engine::this_process(),
+        }
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -50,7 +61,14 @@ impl App {
 pub fn load_config(home: &Home) -> Result<RunnerConfig, Fail> {
     let path = home.config_path();
     match std::fs::read_to_string(&path) {
-        Ok(text) => RunnerConfig::parse("sop.toml", &text).map_err(|d| Fail::bad(d.render().trim_start_matches("error: ").trim_end().to_string())),
+        Ok(text) => RunnerConfig::parse("sop.toml", &text).map_err(|d| {
+            Fail::bad(
+                d.render()
+                    .trim_start_matches("error: ")
+                    .trim_end()
+                    .to_string(),
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunnerConfig::default()),
         Err(e) => Err(Fail::bad(format!("cannot read `{}`: {e}", path.display()))),
     }

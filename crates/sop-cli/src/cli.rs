@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "sop", version, about = "Run Standard Operating Procedures with approvals, a durable queue and audit logs")]
+#[command(
+    name = "sop",
+    version,
+    about = "Run Standard Operating Procedures with approvals, a durable queue and audit logs"
+)]
 pub struct Cli {
     /// The home directory (sops/, logs/, state/, sop.toml). Default: the current directory.
     #[arg(long, global = true, env = "SOP_HOME", value_name = "DIR")]

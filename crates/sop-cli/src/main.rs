@@ -45,10 +45,16 @@ pub struct Fail {
 
 impl Fail {
     pub fn bad(message: impl Into<String>) -> Fail {
-        Fail { exit: Exit::BadInput, message: message.into() }
+        Fail {
+            exit: Exit::BadInput,
+            message: message.into(),
+        }
     }
     pub fn failed(message: impl Into<String>) -> Fail {
-        Fail { exit: Exit::Failed, message: message.into() }
+        Fail {
+            exit: Exit::Failed,
+            message: message.into(),
+        }
     }
 }
 

@@ -4,7 +4,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::mpsc::{self, Receiver};
 
 use sop_core::policy::Blocked;
-use sop_core::run::{Decision, Happened, Refusal, Run, RunStatus, StepRecord, StepStatus, Verb, WaitKind};
+use sop_core::run::{
+    Decision, Happened, Refusal, Run, RunStatus, StepRecord, StepStatus, Verb, WaitKind,
+};
 use sop_runtime::clock::human_ms;
 use sop_runtime::engine::Observer;
 use sop_runtime::identity;
@@ -17,12 +19,20 @@ pub struct Printer {
 
 impl Printer {
     pub fn new() -> Printer {
-        Printer { interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(), prompt: None }
+        Printer {
+            interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            prompt: None,
+        }
     }
 }
 
 fn title(run: &Run, gate: &str) -> String {
-    let find = |list: &[StepRecord], n: &str| n.parse::<usize>().ok().and_then(|i| list.get(i - 1)).map(|s| s.title.clone());
+    let find = |list: &[StepRecord], n: &str| {
+        n.parse::<usize>()
+            .ok()
+            .and_then(|i| list.get(i - 1))
+            .map(|s| s.title.clone())
+    };
     let t = if let Some(n) = gate.strip_prefix("rollback step ") {
         find(&run.rollback, n)
     } else if let Some(n) = gate.strip_prefix("step ") {
@@ -38,20 +48,34 @@ impl Observer for Printer {
         let mut err = std::io::stderr().lock();
         let _ = match event {
             Happened::StepStarted { gate, attempt } => {
-                let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
                 writeln!(err, "==> {}{again}", title(run, gate))
             }
-            Happened::StepFinished { gate, status, exit_code } => {
+            Happened::StepFinished {
+                gate,
+                status,
+                exit_code,
+            } => {
                 let code = exit_code.map_or_else(String::new, |c| format!(", exit code {c}"));
                 writeln!(err, "<== {gate} {}{code}", status.as_str())
             }
-            Happened::StepSkipped { gate, reason } => writeln!(err, "--- {} skipped: {reason}", title(run, gate)),
+            Happened::StepSkipped { gate, reason } => {
+                writeln!(err, "--- {} skipped: {reason}", title(run, gate))
+            }
             Happened::Waiting { gate, kind, .. } => {
                 let (what, verb) = match kind {
                     WaitKind::Approval => ("approval", "approve"),
                     WaitKind::Confirmation => ("confirmation (manual step)", "confirm"),
                 };
-                let who = if run.sop.approvers.is_empty() { "anyone".to_string() } else { run.sop.approvers.join(", ") };
+                let who = if run.sop.approvers.is_empty() {
+                    "anyone".to_string()
+                } else {
+                    run.sop.approvers.join(", ")
+                };
                 writeln!(
                     err,
                     "... waiting for {what} at {}; decide from any terminal: sop {verb} {} (allowed: {who})",
@@ -59,8 +83,20 @@ impl Observer for Printer {
                     run.id
                 )
             }
-            Happened::Decided { gate, decision, by, channel } => {
-                writeln!(err, "... {gate}: {} by {by} ({channel})", serde_json::to_value(decision).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+            Happened::Decided {
+                gate,
+                decision,
+                by,
+                channel,
+            } => {
+                writeln!(
+                    err,
+                    "... {gate}: {} by {by} ({channel})",
+                    serde_json::to_value(decision)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default()
+                )
             }
             Happened::RollbackStarted => writeln!(err, "==> rolling back"),
             Happened::CancelRequested { by } => writeln!(err, "... cancel requested by {by}"),
@@ -133,12 +169,33 @@ impl Observer for Printer {
 /// The end-of-run table: every step with its status and duration.
 pub fn summary(out: &mut dyn Write, run: &Run) -> std::io::Result<()> {
     writeln!(out)?;
-    writeln!(out, "run {} of {}: {}", run.id, run.sop.name, run.status.as_str())?;
-    let rows = run.steps.iter().map(|s| ("", s)).chain(run.rollback.iter().map(|s| ("rollback ", s)));
+    writeln!(
+        out,
+        "run {} of {}: {}",
+        run.id,
+        run.sop.name,
+        run.status.as_str()
+    )?;
+    let rows = run
+        .steps
+        .iter()
+        .map(|s| ("", s))
+        .chain(run.rollback.iter().map(|s| ("rollback ", s)));
     for (prefix, s) in rows {
         let dur = s.duration_ms.map_or_else(String::new, human_ms);
-        let reason = s.reason.as_deref().filter(|_| s.status != StepStatus::Success).map_or_else(String::new, |r| format!("  ({r})"));
-        writeln!(out, "  {prefix}{:>2}. {:<32} {:<12} {:>8}{reason}", s.number, s.title, s.status.as_str(), dur)?;
+        let reason = s
+            .reason
+            .as_deref()
+            .filter(|_| s.status != StepStatus::Success)
+            .map_or_else(String::new, |r| format!("  ({r})"));
+        writeln!(
+            out,
+            "  {prefix}{:>2}. {:<32} {:<12} {:>8}{reason}",
+            s.number,
+            s.title,
+            s.status.as_str(),
+            dur
+        )?;
     }
     if let Some(total) = run.started_at.zip(run.completed_at).map(|(a, b)| b - a) {
         writeln!(out, "  total {}", human_ms(total))?;

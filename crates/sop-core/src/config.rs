@@ -93,14 +93,31 @@ impl RunnerConfig {
     /// Parses `sop.toml`; `path` is for messages only.
     pub fn parse(path: &str, source: &str) -> Result<RunnerConfig, Diagnostic> {
         let config: RunnerConfig = toml::from_str(source).map_err(|e| {
-            let (line, col, len) = e.span().map_or((0, 0, 0), |span| crate::diagnostic::line_col(source, span));
+            let (line, col, len) = e
+                .span()
+                .map_or((0, 0, 0), |span| crate::diagnostic::line_col(source, span));
             let message = e.message().to_string();
             let mut d = if line == 0 {
-                Diagnostic::file(Severity::Error, path, format!("invalid `sop.toml`: {message}"))
+                Diagnostic::file(
+                    Severity::Error,
+                    path,
+                    format!("invalid `sop.toml`: {message}"),
+                )
             } else {
-                Diagnostic::at(Severity::Error, path, source, line, col, len, message.clone())
+                Diagnostic::at(
+                    Severity::Error,
+                    path,
+                    source,
+                    line,
+                    col,
+                    len,
+                    message.clone(),
+                )
             };
-            if let Some(key) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+            if let Some(key) = message
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+            {
                 if let Some(help) = did_you_mean(key, KEYS.iter().copied()) {
                     d = d.with_help(help);
                 }
@@ -108,10 +125,18 @@ impl RunnerConfig {
             d
         })?;
         if config.workers == 0 {
-            return Err(Diagnostic::file(Severity::Error, path, "`workers` must be at least 1"));
+            return Err(Diagnostic::file(
+                Severity::Error,
+                path,
+                "`workers` must be at least 1",
+            ));
         }
         if let Err(e) = crate::duration::parse_size(&config.step_output_limit) {
-            return Err(Diagnostic::file(Severity::Error, path, format!("`step_output_limit`: {e}")));
+            return Err(Diagnostic::file(
+                Severity::Error,
+                path,
+                format!("`step_output_limit`: {e}"),
+            ));
         }
         Ok(config)
     }

@@ -50,8 +50,19 @@ impl Diagnostic {
     }
 
     /// A diagnostic pointing at `len` characters from `col` (both 1-based) on `line` of `source`.
-    pub fn at(severity: Severity, path: &str, source: &str, line: u32, col: u32, len: u32, message: impl Into<String>) -> Diagnostic {
-        let source_line = source.lines().nth(line.saturating_sub(1) as usize).map(|l| l.trim_end_matches('\r').to_string());
+    pub fn at(
+        severity: Severity,
+        path: &str,
+        source: &str,
+        line: u32,
+        col: u32,
+        len: u32,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let source_line = source
+            .lines()
+            .nth(line.saturating_sub(1) as usize)
+            .map(|l| l.trim_end_matches('\r').to_string());
         Diagnostic {
             severity,
             message: message.into(),
@@ -91,7 +102,10 @@ impl fmt::Display for Diagnostic {
             writeln!(f, "{pad}--> {}:{}:{}", self.path, self.line, self.col)?;
             if let Some(src) = &self.source_line {
                 // Tabs would misalign the caret; show them as one space each.
-                let shown: String = src.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+                let shown: String = src
+                    .chars()
+                    .map(|c| if c == '\t' { ' ' } else { c })
+                    .collect();
                 writeln!(f, "{pad} |")?;
                 writeln!(f, "{num} | {shown}")?;
                 let caret_pad = " ".repeat(self.col.saturating_sub(1) as usize);
@@ -100,7 +114,11 @@ impl fmt::Display for Diagnostic {
             }
         }
         if let Some(help) = &self.help {
-            let pad = if self.line == 0 { 1 } else { self.line.to_string().len() };
+            let pad = if self.line == 0 {
+                1
+            } else {
+                self.line.to_string().len()
+            };
             writeln!(f, "{} = help: {help}", " ".repeat(pad))?;
         }
         Ok(())
@@ -108,7 +126,10 @@ impl fmt::Display for Diagnostic {
 }
 
 /// "did you mean `x`?" for the closest of `candidates` to `word`, if any is close enough.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
@@ -124,8 +145,16 @@ pub fn line_col(source: &str, span: std::ops::Range<usize>) -> (u32, u32, u32) {
     let before = source.get(..start).unwrap_or("");
     let line = before.matches('\n').count() as u32 + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = source.get(line_start..start).map_or(0, |s| s.chars().count()) as u32 + 1;
-    let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
-    let len = source.get(start..end.min(line_end)).map_or(1, |s| s.chars().count()).max(1) as u32;
+    let col = source
+        .get(line_start..start)
+        .map_or(0, |s| s.chars().count()) as u32
+        + 1;
+    let line_end = source[start..]
+        .find('\n')
+        .map_or(source.len(), |i| start + i);
+    let len = source
+        .get(start..end.min(line_end))
+        .map_or(1, |s| s.chars().count())
+        .max(1) as u32;
     (line, col, len)
 }

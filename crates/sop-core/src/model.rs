@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::condition::Condition;
 
 /// Run priority. Ordered: `Low < Medium < High < Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Low,
@@ -21,7 +23,12 @@ pub enum Priority {
 }
 
 impl Priority {
-    pub const ALL: [Priority; 4] = [Priority::Low, Priority::Medium, Priority::High, Priority::Critical];
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Medium,
+        Priority::High,
+        Priority::Critical,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,7 +39,7 @@ impl Priority {
         }
     }
 
-    /// Parses a priority, accepting ZeroClaw's `normal` for `medium`.
+    /// Parses a priority, accepting `ZeroClaw`'s `normal` for `medium`.
     pub fn parse(s: &str) -> Option<Priority> {
         match s {
             "low" => Some(Priority::Low),
@@ -78,7 +85,7 @@ impl ExecutionMode {
         }
     }
 
-    /// Parses a mode, accepting ZeroClaw's `auto` for `automatic`.
+    /// Parses a mode, accepting `ZeroClaw`'s `auto` for `automatic`.
     pub fn parse(s: &str) -> Option<ExecutionMode> {
         match s {
             "automatic" | "auto" => Some(ExecutionMode::Automatic),
@@ -90,6 +97,7 @@ impl ExecutionMode {
     }
 
     /// The mode in effect for a run of the given priority (`priority_based` resolved).
+    #[must_use]
     pub fn effective(self, priority: Priority) -> ExecutionMode {
         match self {
             ExecutionMode::PriorityBased if priority >= Priority::High => ExecutionMode::Supervised,
@@ -151,12 +159,29 @@ pub enum CatchUp {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Trigger {
-    Command { pattern: String, capture_groups: bool },
-    FileWatch { path: String, events: Vec<FileEvent>, debounce_ms: u64 },
-    Schedule { cron: String, timezone: String, catch_up: CatchUp, max_catch_up: u32 },
-    Webhook { path: String, secret_env: Option<String> },
+    Command {
+        pattern: String,
+        capture_groups: bool,
+    },
+    FileWatch {
+        path: String,
+        events: Vec<FileEvent>,
+        debounce_ms: u64,
+    },
+    Schedule {
+        cron: String,
+        timezone: String,
+        catch_up: CatchUp,
+        max_catch_up: u32,
+    },
+    Webhook {
+        path: String,
+        secret_env: Option<String>,
+    },
     Manual,
-    Unsupported { kind: String },
+    Unsupported {
+        kind: String,
+    },
 }
 
 impl Trigger {
@@ -229,7 +254,7 @@ pub struct Step {
     pub outputs: Vec<String>,
     /// Executable fences in order. Empty: a manual step.
     pub scripts: Vec<Script>,
-    /// Other `- key: value` bullets kept as metadata (ZeroClaw `tools`, ...).
+    /// Other `- key: value` bullets kept as metadata (`ZeroClaw` `tools`, ...).
     pub metadata: BTreeMap<String, String>,
     /// 1-based line of the step's item in `SOP.md`.
     pub line: u32,
@@ -274,6 +299,9 @@ pub struct Sop {
 impl Sop {
     /// Names of declared vars marked `secret = true`.
     pub fn secret_vars(&self) -> impl Iterator<Item = &str> {
-        self.vars.iter().filter(|(_, d)| d.secret).map(|(n, _)| n.as_str())
+        self.vars
+            .iter()
+            .filter(|(_, d)| d.secret)
+            .map(|(n, _)| n.as_str())
     }
 }

@@ -50,17 +50,28 @@ pub enum Admission {
 }
 
 /// Decides a new execution request. `forced` (admin `--force`) overrides the cooldown only.
-pub fn admit(limits: &Limits, load: &SopLoad, last: Option<&LastExecuted>, forced: bool, now: Millis) -> Admission {
+pub fn admit(
+    limits: &Limits,
+    load: &SopLoad,
+    last: Option<&LastExecuted>,
+    forced: bool,
+    now: Millis,
+) -> Admission {
     if let Some(last) = last {
         let until = last.started_at + (limits.cooldown_secs as i64) * 1000;
         if limits.cooldown_secs > 0 && now < until && !forced {
             let remaining_ms = until - now;
-            return Admission::Cooldown { remaining_secs: ((remaining_ms + 999) / 1000) as u64, run_id: last.run_id.clone() };
+            return Admission::Cooldown {
+                remaining_secs: ((remaining_ms + 999) / 1000) as u64,
+                run_id: last.run_id.clone(),
+            };
         }
     }
     let busy = load.running.len() as u32 >= limits.max_concurrent.max(1);
     match limits.admission {
-        AdmissionPolicy::Drop if busy => Admission::Dropped { running: load.running.clone() },
+        AdmissionPolicy::Drop if busy => Admission::Dropped {
+            running: load.running.clone(),
+        },
         AdmissionPolicy::Coalesce => match load.queued.first().or(load.running.first()) {
             Some(id) => Admission::Coalesce { run_id: id.clone() },
             None => Admission::Accept,
@@ -74,7 +85,10 @@ pub fn admit(limits: &Limits, load: &SopLoad, last: Option<&LastExecuted>, force
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Blocked {
     /// The SOP's `max_concurrent` slots are held by these runs.
-    SlotsHeld { by: Vec<String>, max_concurrent: u32 },
+    SlotsHeld {
+        by: Vec<String>,
+        max_concurrent: u32,
+    },
     /// The node's `workers` are all busy.
     WorkersBusy { workers: u32 },
     /// `admission_policy = "hold"`: another run of the SOP is active or waiting.
@@ -89,12 +103,22 @@ impl std::fmt::Display for Blocked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Blocked::SlotsHeld { by, max_concurrent } => {
-                write!(f, "max_concurrent = {max_concurrent}: slot held by run {}", by.join(", "))
+                write!(
+                    f,
+                    "max_concurrent = {max_concurrent}: slot held by run {}",
+                    by.join(", ")
+                )
             }
             Blocked::WorkersBusy { workers } => write!(f, "all {workers} workers are busy"),
-            Blocked::Held { active } => write!(f, "admission_policy = \"hold\": {active} other run(s) active or waiting"),
+            Blocked::Held { active } => write!(
+                f,
+                "admission_policy = \"hold\": {active} other run(s) active or waiting"
+            ),
             Blocked::PendingApprovals { waiting, max } => {
-                write!(f, "max_pending_approvals = {max}: {waiting} run(s) already wait at a gate")
+                write!(
+                    f,
+                    "max_pending_approvals = {max}: {waiting} run(s) already wait at a gate"
+                )
             }
             Blocked::Behind { position } => write!(f, "position {position} in the queue"),
         }
@@ -115,16 +139,28 @@ pub struct Queued {
 
 /// Queue order: priority first (critical first), then age, then id for a total order.
 pub fn queue_order(a: &Queued, b: &Queued) -> std::cmp::Ordering {
-    b.priority.cmp(&a.priority).then(a.created_at.cmp(&b.created_at)).then(a.id.cmp(&b.id))
+    b.priority
+        .cmp(&a.priority)
+        .then(a.created_at.cmp(&b.created_at))
+        .then(a.id.cmp(&b.id))
 }
 
 /// Whether one queued run may start now, given its SOP's load and the node's.
-pub fn may_start(run: &Queued, limits: &Limits, load: &SopLoad, running_total: u32, workers: u32) -> Result<(), Blocked> {
+pub fn may_start(
+    run: &Queued,
+    limits: &Limits,
+    load: &SopLoad,
+    running_total: u32,
+    workers: u32,
+) -> Result<(), Blocked> {
     if running_total >= workers.max(1) {
         return Err(Blocked::WorkersBusy { workers });
     }
     if load.running.len() as u32 >= limits.max_concurrent.max(1) {
-        return Err(Blocked::SlotsHeld { by: load.running.clone(), max_concurrent: limits.max_concurrent.max(1) });
+        return Err(Blocked::SlotsHeld {
+            by: load.running.clone(),
+            max_concurrent: limits.max_concurrent.max(1),
+        });
     }
     if !run.resumed {
         if limits.admission == AdmissionPolicy::Hold {
@@ -134,7 +170,10 @@ pub fn may_start(run: &Queued, limits: &Limits, load: &SopLoad, running_total: u
             }
         }
         if limits.max_pending_approvals > 0 && load.waiting >= limits.max_pending_approvals {
-            return Err(Blocked::PendingApprovals { waiting: load.waiting, max: limits.max_pending_approvals });
+            return Err(Blocked::PendingApprovals {
+                waiting: load.waiting,
+                max: limits.max_pending_approvals,
+            });
         }
     }
     Ok(())

@@ -18,11 +18,24 @@ pub fn document(run: &Run) -> Value {
     let vars: Map<String, Value> = run
         .vars
         .iter()
-        .map(|(k, v)| (k.clone(), Value::String(if secret.contains(&k.as_str()) { "***".to_string() } else { v.clone() })))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                Value::String(if secret.contains(&k.as_str()) {
+                    "***".to_string()
+                } else {
+                    v.clone()
+                }),
+            )
+        })
         .collect();
     let steps: Vec<Value> = run.steps.iter().map(step_json).collect();
     let rollback: Vec<Value> = run.rollback.iter().map(step_json).collect();
-    let gates: Map<String, Value> = run.gates.iter().map(|(k, r)| (k.clone(), step_json(r))).collect();
+    let gates: Map<String, Value> = run
+        .gates
+        .iter()
+        .map(|(k, r)| (k.clone(), step_json(r)))
+        .collect();
     let approvals: Vec<Value> = run
         .approvals
         .iter()
@@ -41,7 +54,12 @@ pub fn document(run: &Run) -> Value {
             "self_approval": run.sop.allow_self_approval,
         })
     });
-    let current_step = run.steps.iter().chain(run.rollback.iter()).find(|s| s.status == StepStatus::Running).map(|s| s.number);
+    let current_step = run
+        .steps
+        .iter()
+        .chain(run.rollback.iter())
+        .find(|s| s.status == StepStatus::Running)
+        .map(|s| s.number);
     json!({
         "sop": run.sop.name,
         "version": run.sop.version,
@@ -85,8 +103,19 @@ fn step_json(s: &StepRecord) -> Value {
 fn metrics(run: &Run) -> Value {
     let all = || run.steps.iter();
     let count = |st: StepStatus| all().filter(|s| s.status == st).count();
-    let failed = all().filter(|s| matches!(s.status, StepStatus::Failure | StepStatus::TimedOut | StepStatus::Interrupted)).count();
-    let decided: Vec<_> = run.approvals.iter().filter(|a| !matches!(a.decision, DecisionKind::Escalated)).collect();
+    let failed = all()
+        .filter(|s| {
+            matches!(
+                s.status,
+                StepStatus::Failure | StepStatus::TimedOut | StepStatus::Interrupted
+            )
+        })
+        .count();
+    let decided: Vec<_> = run
+        .approvals
+        .iter()
+        .filter(|a| !matches!(a.decision, DecisionKind::Escalated))
+        .collect();
     let end = run.completed_at;
     json!({
         "total_duration_ms": run.started_at.zip(end).map(|(s, e)| e - s),
@@ -108,7 +137,14 @@ pub fn new_path(home: &Home, sop: &str, created_at: i64, run_id: &str) -> PathBu
     if !plain.exists() {
         return plain;
     }
-    let short: String = run_id.chars().rev().take(8).collect::<String>().chars().rev().collect();
+    let short: String = run_id
+        .chars()
+        .rev()
+        .take(8)
+        .collect::<String>()
+        .chars()
+        .rev()
+        .collect();
     dir.join(format!("{stamp}-{short}.json"))
 }
 
@@ -120,14 +156,26 @@ pub fn new_path(home: &Home, sop: &str, created_at: i64, run_id: &str) -> PathBu
 /// order of writers.
 pub fn write(store: &dyn Store, home: &Home, run_id: &str) -> std::io::Result<()> {
     let to_io = |e: sop_store::StoreError| std::io::Error::other(e.to_string());
-    let Some(row) = store.run_row(run_id).map_err(to_io)? else { return Ok(()) };
-    let Some(rel) = row.audit_path else { return Ok(()) };
+    let Some(row) = store.run_row(run_id).map_err(to_io)? else {
+        return Ok(());
+    };
+    let Some(rel) = row.audit_path else {
+        return Ok(());
+    };
     let path = home.root().join(rel);
-    let dir = path.parent().map_or_else(|| home.root().to_path_buf(), Path::to_path_buf);
+    let dir = path
+        .parent()
+        .map_or_else(|| home.root().to_path_buf(), Path::to_path_buf);
     fs::create_dir_all(&dir)?;
-    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(".lock"))?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))?;
     lock.lock()?;
-    let Some(run) = store.load_run(run_id).map_err(to_io)? else { return Ok(()) };
+    let Some(run) = store.load_run(run_id).map_err(to_io)? else {
+        return Ok(());
+    };
     let body = serde_json::to_vec_pretty(&document(&run)).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("json.tmp");
     {

@@ -10,7 +10,9 @@ pub fn now() -> Millis {
 
 /// `2026-02-25T13:00:00.123Z`.
 pub fn rfc3339(ms: Millis) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms).map_or_else(String::new, |t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    DateTime::<Utc>::from_timestamp_millis(ms).map_or_else(String::new, |t| {
+        t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    })
 }
 
 /// `2026-02-25T13-00-00.123Z`: the audit file name of a run started at `ms`.

@@ -2,12 +2,15 @@
 //! then performs the side effect (spawn, wait, sleep). The engine decides nothing itself.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use sop_core::config::RunnerConfig;
 use sop_core::policy::Blocked;
-use sop_core::run::{self, Action, Decision, Exec, ExitReport, Happened, Refusal, Run, RunStatus, Target};
+use sop_core::run::{
+    self, Action, Decision, Exec, ExitReport, Happened, Refusal, Run, RunStatus, Target,
+};
 use sop_core::vars::{check_var_name, check_var_value, Redactor};
 use sop_store::{Owner, Store, StoreError};
 
@@ -31,6 +34,8 @@ pub enum EngineError {
     Busy { run: String, pid: u32 },
     #[error("cannot write the audit file of run `{run}`: {source}")]
     Audit { run: String, source: std::io::Error },
+    #[error("internal error (a bug in sop): {0}")]
+    Internal(String),
     #[error("cannot start step of run `{run}`: {source}")]
     Spawn { run: String, source: std::io::Error },
 }
@@ -66,7 +71,10 @@ impl Observer for Quiet {}
 /// This process as a store owner.
 pub fn this_process() -> Owner {
     let pid = std::process::id();
-    Owner { pid, start_time: process::process_start_time(pid).unwrap_or(0) }
+    Owner {
+        pid,
+        start_time: process::process_start_time(pid).unwrap_or(0),
+    }
 }
 
 /// Whether an owner process is still the same live process.
@@ -76,10 +84,17 @@ pub fn owner_alive(o: Owner) -> bool {
 
 /// Takes ownership of `run_id` and drives it until it finishes, is interrupted, or waits
 /// with nobody to decide here and `stop_at_wait` is set.
-pub fn drive(ctx: &Context<'_>, run_id: &str, obs: &mut dyn Observer) -> Result<RunStatus, EngineError> {
+pub fn drive(
+    ctx: &Context<'_>,
+    run_id: &str,
+    obs: &mut dyn Observer,
+) -> Result<RunStatus, EngineError> {
     let owner = ctx.store.acquire(run_id, ctx.owner, &owner_alive)?;
     if owner != ctx.owner {
-        return Err(EngineError::Busy { run: run_id.to_string(), pid: owner.pid });
+        return Err(EngineError::Busy {
+            run: run_id.to_string(),
+            pid: owner.pid,
+        });
     }
     let result = Driver::new(ctx, run_id).and_then(|mut d| d.run(obs));
     ctx.store.release(run_id, ctx.owner)?;
@@ -94,22 +109,32 @@ struct Driver<'a, 'c> {
 
 impl<'a, 'c> Driver<'a, 'c> {
     fn new(ctx: &'a Context<'c>, run_id: &str) -> Result<Self, EngineError> {
-        let run = ctx.store.load_run(run_id)?.ok_or_else(|| EngineError::NoSuchRun(run_id.to_string()))?;
-        Ok(Driver { ctx, run_id: run_id.to_string(), redactor: redactor_for(&run, ctx.config) })
+        let run = ctx
+            .store
+            .load_run(run_id)?
+            .ok_or_else(|| EngineError::NoSuchRun(run_id.to_string()))?;
+        Ok(Driver {
+            ctx,
+            run_id: run_id.to_string(),
+            redactor: redactor_for(&run, ctx.config),
+        })
     }
 
     /// Commits `change` and rewrites the audit file; reports the events.
     fn commit(
         &self,
         obs: &mut dyn Observer,
-        change: &mut dyn FnMut(&mut Run, &mut Vec<Happened>) -> Result<(), Refusal>,
+        change: &mut sop_store::RunChange<'_>,
     ) -> Result<Result<Run, Refusal>, EngineError> {
         let mut events = Vec::new();
-        let result = self.ctx.store.update_run(&self.run_id, now(), &mut |run, ev| {
-            change(run, ev)?;
-            events.clone_from(ev);
-            Ok(())
-        })?;
+        let result = self
+            .ctx
+            .store
+            .update_run(&self.run_id, now(), &mut |run, ev| {
+                change(run, ev)?;
+                events.clone_from(ev);
+                Ok(())
+            })?;
         if let Ok(run) = &result {
             self.write_audit()?;
             for e in &events {
@@ -120,26 +145,34 @@ impl<'a, 'c> Driver<'a, 'c> {
     }
 
     fn write_audit(&self) -> Result<(), EngineError> {
-        audit::write(self.ctx.store, self.ctx.home, &self.run_id).map_err(|source| EngineError::Audit { run: self.run_id.clone(), source })
+        audit::write(self.ctx.store, self.ctx.home, &self.run_id).map_err(|source| {
+            EngineError::Audit {
+                run: self.run_id.clone(),
+                source,
+            }
+        })
     }
 
     fn run(&mut self, obs: &mut dyn Observer) -> Result<RunStatus, EngineError> {
         let mut last_block: Option<Blocked> = None;
         loop {
             let mut action = Action::Claim;
-            let run = match self.commit(obs, &mut |run, ev| {
-                action = run::advance(run, now(), ev);
-                Ok(())
-            })? {
-                Ok(run) => run,
-                Err(_) => unreachable_refusal(),
-            };
+            let run = self
+                .commit(obs, &mut |run, ev| {
+                    action = run::advance(run, now(), ev);
+                    Ok(())
+                })?
+                .map_err(|r| EngineError::Internal(format!("advance was refused: {r}")))?;
             match action {
                 Action::Finished(status) => return Ok(status),
                 Action::Interrupted => return Ok(RunStatus::Interrupted),
                 Action::Claim => {
                     let seen = self.ctx.store.change_counter()?;
-                    match self.ctx.store.claim(&self.run_id, self.ctx.config.workers, now())? {
+                    match self
+                        .ctx
+                        .store
+                        .claim(&self.run_id, self.ctx.config.workers, now())?
+                    {
                         Ok(()) => {
                             last_block = None;
                             self.write_audit()?;
@@ -164,7 +197,8 @@ impl<'a, 'c> Driver<'a, 'c> {
                     self.commit(obs, &mut |run, ev| {
                         run::exited(run, &target, report.clone(), now(), ev);
                         Ok(())
-                    })?;
+                    })?
+                    .map_err(|r| EngineError::Internal(format!("step exit was refused: {r}")))?;
                 }
             }
         }
@@ -185,17 +219,25 @@ impl<'a, 'c> Driver<'a, 'c> {
         }
     }
 
-    fn wait_for_decision(&self, run: &Run, deadline: Option<i64>, obs: &mut dyn Observer) -> Result<(), EngineError> {
+    fn wait_for_decision(
+        &self,
+        run: &Run,
+        deadline: Option<i64>,
+        obs: &mut dyn Observer,
+    ) -> Result<(), EngineError> {
         // Read the counter first, then the run: a decision committed in between is seen
         // in the run, and any later one moves the counter.
         let seen = self.ctx.store.change_counter()?;
         let current = self.ctx.store.load_run(&self.run_id)?;
-        if current.as_ref().is_none_or(|r| r.status != run.status || r.wait != run.wait || r.cancel != run.cancel) {
+        if current
+            .as_ref()
+            .is_none_or(|r| r.status != run.status || r.wait != run.wait || r.cancel != run.cancel)
+        {
             return Ok(());
         }
         loop {
             if let Some(decision) = obs.poll_decision(run) {
-                match self.commit(obs, &mut |run, ev| run::decide(run, decision.clone(), now(), ev))? {
+                match self.commit(obs, &mut |run, ev| run::decide(run, &decision, now(), ev))? {
                     Ok(_) => return Ok(()),
                     Err(why) => obs.refused(run, &why),
                 }
@@ -211,17 +253,39 @@ impl<'a, 'c> Driver<'a, 'c> {
     }
 
     /// Runs the scripts of one step; the step is already committed as running.
-    fn execute(&self, run: &Run, exec: &Exec, obs: &mut dyn Observer) -> Result<ExitReport, EngineError> {
+    fn execute(
+        &self,
+        run: &Run,
+        exec: &Exec,
+        obs: &mut dyn Observer,
+    ) -> Result<ExitReport, EngineError> {
         let ctx = self.ctx;
         let gate = match &exec.target {
-            Target::Step { phase: run::Phase::Main, index } => format!("step {}", index + 1),
-            Target::Step { phase: run::Phase::Rollback, index } => format!("rollback step {}", index + 1),
+            Target::Step {
+                phase: run::Phase::Main,
+                index,
+            } => format!("step {}", index + 1),
+            Target::Step {
+                phase: run::Phase::Rollback,
+                index,
+            } => format!("rollback step {}", index + 1),
             Target::Gate { name } => format!("gate {name}"),
         };
         let scratch = ctx.home.scratch_dir();
-        std::fs::create_dir_all(&scratch).map_err(|source| EngineError::Spawn { run: run.id.clone(), source })?;
-        let output_file = scratch.join(format!("{}-{}-{}.out", run.id, gate.replace(' ', "-"), exec.attempt));
-        std::fs::write(&output_file, b"").map_err(|source| EngineError::Spawn { run: run.id.clone(), source })?;
+        std::fs::create_dir_all(&scratch).map_err(|source| EngineError::Spawn {
+            run: run.id.clone(),
+            source,
+        })?;
+        let output_file = scratch.join(format!(
+            "{}-{}-{}.out",
+            run.id,
+            gate.replace(' ', "-"),
+            exec.attempt
+        ));
+        std::fs::write(&output_file, b"").map_err(|source| EngineError::Spawn {
+            run: run.id.clone(),
+            source,
+        })?;
         let env = step_env(run, exec, &output_file);
         let workdir: PathBuf = ctx.home.sop_dir(&run.sop.name).join(&exec.workdir);
         let started = Instant::now();
@@ -276,12 +340,20 @@ impl<'a, 'c> Driver<'a, 'c> {
             let mut should_cancel = || match ctx.store.change_counter() {
                 Ok(c) if c != seen => {
                     seen = c;
-                    ctx.store.load_run(&run.id).ok().flatten().is_some_and(|r| r.cancel.is_some())
+                    ctx.store
+                        .load_run(&run.id)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|r| r.cancel.is_some())
                 }
                 _ => false,
             };
-            let outcome = process::run_step(&cmd, &mut on_spawn, &mut on_output, &mut should_cancel)
-                .map_err(|source| EngineError::Spawn { run: run.id.clone(), source })?;
+            let outcome =
+                process::run_step(&cmd, &mut on_spawn, &mut on_output, &mut should_cancel)
+                    .map_err(|source| EngineError::Spawn {
+                        run: run.id.clone(),
+                        source,
+                    })?;
             report.exit_code = outcome.exit_code;
             report.signal = outcome.signal;
             report.timed_out = outcome.timed_out;
@@ -300,16 +372,11 @@ impl<'a, 'c> Driver<'a, 'c> {
         let (outputs, problems) = read_outputs(&output_file);
         report.outputs = outputs;
         for p in problems {
-            report.output.push_str(&format!("\n[sop: ignored $SOP_OUTPUT line: {p}]"));
+            let _ = write!(report.output, "\n[sop: ignored $SOP_OUTPUT line: {p}]");
         }
         let _ = std::fs::remove_file(&output_file);
         Ok(report)
     }
-}
-
-fn unreachable_refusal() -> ! {
-    // `advance` never refuses; a refusal here would be a bug in sop-core.
-    panic!("sop-core refused an advance")
 }
 
 /// The environment of a step: the run's variables (SPEC §9: `SOP_VAR_<NAME>` and the name
@@ -325,7 +392,10 @@ fn step_env(run: &Run, exec: &Exec, output_file: &std::path::Path) -> Vec<(Strin
     env.push(("SOP_NAME".to_string(), run.sop.name.clone()));
     env.push(("SOP_STEP".to_string(), exec.number.to_string()));
     env.push(("SOP_ATTEMPT".to_string(), exec.attempt.to_string()));
-    env.push(("SOP_IDEMPOTENCY_KEY".to_string(), exec.idempotency_key.clone()));
+    env.push((
+        "SOP_IDEMPOTENCY_KEY".to_string(),
+        exec.idempotency_key.clone(),
+    ));
     env
 }
 
@@ -333,7 +403,9 @@ fn step_env(run: &Run, exec: &Exec, output_file: &std::path::Path) -> Vec<(Strin
 fn read_outputs(path: &std::path::Path) -> (BTreeMap<String, String>, Vec<String>) {
     let mut vars = BTreeMap::new();
     let mut problems = Vec::new();
-    let Ok(text) = std::fs::read_to_string(path) else { return (vars, problems) };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (vars, problems);
+    };
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let Some((name, value)) = line.split_once('=') else {
             problems.push(format!("`{line}` is not `name=value`"));
@@ -352,7 +424,16 @@ fn read_outputs(path: &std::path::Path) -> (BTreeMap<String, String>, Vec<String
 
 /// Redacts secret vars of the run and the env vars listed in `secret_env`.
 pub fn redactor_for(run: &Run, config: &RunnerConfig) -> Redactor {
-    let mut secrets: Vec<String> = run.sop.secret_vars().filter_map(|n| run.vars.get(n).cloned()).collect();
-    secrets.extend(config.secret_env.iter().filter_map(|n| std::env::var(n).ok()));
+    let mut secrets: Vec<String> = run
+        .sop
+        .secret_vars()
+        .filter_map(|n| run.vars.get(n).cloned())
+        .collect();
+    secrets.extend(
+        config
+            .secret_env
+            .iter()
+            .filter_map(|n| std::env::var(n).ok()),
+    );
     Redactor::new(secrets)
 }

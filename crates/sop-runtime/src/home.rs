@@ -49,6 +49,9 @@ impl Home {
 
     /// `path` relative to the home when it is inside it (for messages).
     pub fn display(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
     }
 }

@@ -6,7 +6,10 @@ use nix::unistd::{getgroups, getuid, Group, User};
 /// The user name of the current process, or `uid:<n>` when it has no passwd entry.
 pub fn current_user() -> String {
     let uid = getuid();
-    User::from_uid(uid).ok().flatten().map_or_else(|| format!("uid:{uid}"), |u| u.name)
+    User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("uid:{uid}"), |u| u.name)
 }
 
 /// Names of the groups of the current process.

@@ -44,18 +44,36 @@ pub fn load_one(home: &Home, dir_name: &str) -> Loaded {
     let mut read = |path: &Path, shown: &str| match read_bounded(path) {
         Ok(b) => b,
         Err(e) => {
-            diagnostics.push(Diagnostic::file(Severity::Error, shown, format!("cannot read the file: {e}")));
+            diagnostics.push(Diagnostic::file(
+                Severity::Error,
+                shown,
+                format!("cannot read the file: {e}"),
+            ));
             None
         }
     };
     let toml = read(&dir.join("SOP.toml"), &toml_path);
     let md = read(&dir.join("SOP.md"), &md_path);
     if !diagnostics.is_empty() {
-        return Loaded { dir_name: dir_name.to_string(), sop: None, diagnostics };
+        return Loaded {
+            dir_name: dir_name.to_string(),
+            sop: None,
+            diagnostics,
+        };
     }
-    let files = SopFiles { dir_name, toml_path: &toml_path, toml: toml.as_deref(), md_path: &md_path, md: md.as_deref() };
+    let files = SopFiles {
+        dir_name,
+        toml_path: &toml_path,
+        toml: toml.as_deref(),
+        md_path: &md_path,
+        md: md.as_deref(),
+    };
     let (sop, diagnostics) = parse_sop(&files);
-    Loaded { dir_name: dir_name.to_string(), sop, diagnostics }
+    Loaded {
+        dir_name: dir_name.to_string(),
+        sop,
+        diagnostics,
+    }
 }
 
 /// Every directory under `sops/`, sorted by name. A missing `sops/` is an empty list.

@@ -23,7 +23,12 @@ pub struct Recovered {
 }
 
 /// Makes every orphaned run safe; relaunches those that can continue without a person.
-pub fn recover(store: &dyn Store, home: &Home, config: &RunnerConfig, exe: &Path) -> Result<Recovered, StoreError> {
+pub fn recover(
+    store: &dyn Store,
+    home: &Home,
+    config: &RunnerConfig,
+    exe: &Path,
+) -> Result<Recovered, StoreError> {
     let mut out = Recovered::default();
     for row in store.active_runs()? {
         if row.owner.is_some_and(owner_alive) {
@@ -53,7 +58,11 @@ pub fn recover(store: &dyn Store, home: &Home, config: &RunnerConfig, exe: &Path
         })?;
         let Ok(run) = result else { continue };
         if let Some((pid, start)) = kill {
-            process::kill_group_if_same(pid, start, std::time::Duration::from_secs(config.kill_grace_secs));
+            process::kill_group_if_same(
+                pid,
+                start,
+                std::time::Duration::from_secs(config.kill_grace_secs),
+            );
         }
         if run.status == RunStatus::Interrupted {
             out.interrupted.push(run.id.clone());
@@ -71,7 +80,10 @@ pub fn recover(store: &dyn Store, home: &Home, config: &RunnerConfig, exe: &Path
 pub fn launch_detached(exe: &Path, home: &Home, run_id: &str) -> std::io::Result<u32> {
     use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(home.state_dir())?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(home.state_dir().join("driver.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.state_dir().join("driver.log"))?;
     let child = Command::new(exe)
         .arg("--home")
         .arg(home.root())
@@ -86,9 +98,19 @@ pub fn launch_detached(exe: &Path, home: &Home, run_id: &str) -> std::io::Result
 }
 
 /// After a decision by this process: if nobody drives the run any more, start a driver.
-pub fn ensure_driven(store: &dyn Store, home: &Home, exe: &Path, run_id: &str) -> Result<bool, StoreError> {
-    let Some(row) = store.run_row(run_id)? else { return Ok(false) };
-    if row.status.is_terminal() || row.status == RunStatus::Interrupted || row.owner.is_some_and(owner_alive) {
+pub fn ensure_driven(
+    store: &dyn Store,
+    home: &Home,
+    exe: &Path,
+    run_id: &str,
+) -> Result<bool, StoreError> {
+    let Some(row) = store.run_row(run_id)? else {
+        return Ok(false);
+    };
+    if row.status.is_terminal()
+        || row.status == RunStatus::Interrupted
+        || row.owner.is_some_and(owner_alive)
+    {
         return Ok(false);
     }
     Ok(launch_detached(exe, home, run_id).is_ok())

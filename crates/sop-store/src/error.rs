@@ -4,13 +4,19 @@
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the store at `{path}`: {source}")]
-    Open { path: String, source: rusqlite::Error },
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("store query failed: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("run `{0}` does not exist")]
     NoSuchRun(String),
     #[error("stored run `{id}` is unreadable: {source}")]
-    Corrupt { id: String, source: serde_json::Error },
+    Corrupt {
+        id: String,
+        source: serde_json::Error,
+    },
     #[error("the store was written by a newer sop (schema {found}, this sop knows {known})")]
     TooNew { found: i64, known: i64 },
 }

@@ -1,9 +1,9 @@
 //! sop-store: the [`Store`] trait — every scheduling and gate decision as one store
-//! transaction — and its SQLite implementation. The only crate with SQL.
+//! transaction — and its `SQLite` implementation. The only crate with SQL.
 //!
 //! The engine never keeps run state in memory between transactions: it reads a run,
 //! lets `sop-core` decide, and commits the result (and the events) atomically. A
-//! PostgreSQL implementation only has to provide the same transactions.
+//! `PostgreSQL` implementation only has to provide the same transactions.
 
 mod error;
 mod sqlite;
@@ -72,6 +72,9 @@ pub struct OutputChunk {
     pub text: String,
 }
 
+/// A pure change to one run (from `sop-core`), applied inside a store transaction.
+pub type RunChange<'a> = dyn FnMut(&mut Run, &mut Vec<Happened>) -> Result<(), Refusal> + 'a;
+
 /// Outcome of a claim: the run left the queue, or why it could not.
 pub type ClaimResult = Result<(), Blocked>;
 
@@ -79,7 +82,13 @@ pub type ClaimResult = Result<(), Blocked>;
 pub trait Store: Send + Sync {
     /// Admits (cooldown, admission policy) and commits a queued run, in one transaction.
     /// `owner` is the process that will drive it (none: a driver is started afterwards).
-    fn create_run(&self, run: Run, audit_path: &str, owner: Option<Owner>, now: Millis) -> Result<Created, StoreError>;
+    fn create_run(
+        &self,
+        run: Run,
+        audit_path: &str,
+        owner: Option<Owner>,
+        now: Millis,
+    ) -> Result<Created, StoreError>;
 
     fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError>;
 
@@ -96,7 +105,7 @@ pub trait Store: Send + Sync {
         &self,
         id: &str,
         now: Millis,
-        change: &mut dyn FnMut(&mut Run, &mut Vec<Happened>) -> Result<(), Refusal>,
+        change: &mut RunChange<'_>,
     ) -> Result<Result<Run, Refusal>, StoreError>;
 
     /// Takes a queued run out of the queue if the scheduling policy lets it start now.
@@ -104,12 +113,22 @@ pub trait Store: Send + Sync {
     fn claim(&self, id: &str, workers: u32, now: Millis) -> Result<ClaimResult, StoreError>;
 
     /// Why a queued run cannot start now (`None`: it can). Reads only.
-    fn claim_preview(&self, id: &str, workers: u32, now: Millis) -> Result<Option<sop_core::policy::Blocked>, StoreError>;
+    fn claim_preview(
+        &self,
+        id: &str,
+        workers: u32,
+        now: Millis,
+    ) -> Result<Option<sop_core::policy::Blocked>, StoreError>;
 
     /// Makes `me` the process that drives run `id`, unless another live process already
     /// does (`is_alive` tells, by pid and start time). One transaction, so of several
     /// processes racing for an orphaned run exactly one wins. Returns the owner after.
-    fn acquire(&self, id: &str, me: Owner, is_alive: &dyn Fn(Owner) -> bool) -> Result<Owner, StoreError>;
+    fn acquire(
+        &self,
+        id: &str,
+        me: Owner,
+        is_alive: &dyn Fn(Owner) -> bool,
+    ) -> Result<Owner, StoreError>;
 
     /// Clears the owner of `id` if it is `me`.
     fn release(&self, id: &str, me: Owner) -> Result<(), StoreError>;
@@ -117,7 +136,13 @@ pub trait Store: Send + Sync {
     /// Active runs (not terminal) with their owners, for crash recovery.
     fn active_runs(&self) -> Result<Vec<RunRow>, StoreError>;
 
-    fn append_output(&self, run_id: &str, gate: &str, attempt: u32, text: &str) -> Result<(), StoreError>;
+    fn append_output(
+        &self,
+        run_id: &str,
+        gate: &str,
+        attempt: u32,
+        text: &str,
+    ) -> Result<(), StoreError>;
 
     fn output_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<OutputChunk>, StoreError>;
 

@@ -12,12 +12,17 @@ pub fn load_checked(home: &Home, name: &str) -> Result<Sop, Fail> {
     if !home.sop_dir(name).is_dir() || name.contains('/') || name.contains("..") {
         let known = loader::sop_dirs(home).unwrap_or_default();
         let hint = sop_core::diagnostic::did_you_mean(name, known.iter().map(String::as_str))
-            .map_or_else(|| "run `sop list` to see the SOPs".to_string(), |h| h);
-        return Err(Fail::bad(format!("no SOP named `{name}` in `{}`\n  = help: {hint}", home.sops_dir().display())));
+            .unwrap_or_else(|| "run `sop list` to see the SOPs".to_string());
+        return Err(Fail::bad(format!(
+            "no SOP named `{name}` in `{}`\n  = help: {hint}",
+            home.sops_dir().display()
+        )));
     }
     let loaded = loader::load_one(home, name);
     print_diagnostics(&loaded.diagnostics);
-    loaded.sop.ok_or_else(|| Fail::bad(format!("`{name}` has errors; fix them and try again")))
+    loaded
+        .sop
+        .ok_or_else(|| Fail::bad(format!("`{name}` has errors; fix them and try again")))
 }
 
 pub fn print_diagnostics(diags: &[Diagnostic]) {
@@ -27,7 +32,8 @@ pub fn print_diagnostics(diags: &[Diagnostic]) {
 }
 
 fn load_all(home: &Home) -> Result<Vec<Loaded>, Fail> {
-    loader::load_all(home).map_err(|e| Fail::failed(format!("cannot read `{}`: {e}", home.sops_dir().display())))
+    loader::load_all(home)
+        .map_err(|e| Fail::failed(format!("cannot read `{}`: {e}", home.sops_dir().display())))
 }
 
 pub fn list(home: &Home, json: bool) -> CmdResult {
@@ -42,18 +48,38 @@ pub fn list(home: &Home, json: bool) -> CmdResult {
                        "triggers": s.triggers.iter().map(sop_core::Trigger::kind).collect::<Vec<_>>()})
             })
             .collect();
-        outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
     } else {
         if sops.is_empty() {
-            eprintln!("no SOPs in `{}` (create one with `sop init`)", home.sops_dir().display());
+            eprintln!(
+                "no SOPs in `{}` (create one with `sop init`)",
+                home.sops_dir().display()
+            );
         }
         for s in &sops {
-            outln!("{:<24} {:<9} {:<15} {}", s.name, s.priority.as_str(), s.execution_mode.as_str(), s.description);
+            outln!(
+                "{:<24} {:<9} {:<15} {}",
+                s.name,
+                s.priority.as_str(),
+                s.execution_mode.as_str(),
+                s.description
+            );
         }
     }
-    let broken: Vec<&str> = loaded.iter().filter(|l| l.has_errors()).map(|l| l.dir_name.as_str()).collect();
+    let broken: Vec<&str> = loaded
+        .iter()
+        .filter(|l| l.has_errors())
+        .map(|l| l.dir_name.as_str())
+        .collect();
     if !broken.is_empty() {
-        eprintln!("warning: {} SOP(s) with errors not listed: {} (see `sop validate`)", broken.len(), broken.join(", "));
+        eprintln!(
+            "warning: {} SOP(s) with errors not listed: {} (see `sop validate`)",
+            broken.len(),
+            broken.join(", ")
+        );
     }
     Ok(Exit::Ok)
 }
@@ -73,11 +99,19 @@ pub fn show(home: &Home, name: &str, json: bool) -> CmdResult {
         sop.max_concurrent,
         sop.timeout_secs
     );
-    let approvers = if sop.approvers.is_empty() { "anyone".to_string() } else { sop.approvers.join(", ") };
+    let approvers = if sop.approvers.is_empty() {
+        "anyone".to_string()
+    } else {
+        sop.approvers.join(", ")
+    };
     outln!(
         "approvals: {} by {approvers}, self-approval {}, timeout {}s then {:?}",
         sop.required_approvals,
-        if sop.allow_self_approval { "allowed" } else { "refused" },
+        if sop.allow_self_approval {
+            "allowed"
+        } else {
+            "refused"
+        },
         sop.approval_timeout_secs,
         sop.approval_timeout_action
     );
@@ -97,7 +131,13 @@ pub fn show(home: &Home, name: &str, json: bool) -> CmdResult {
             if d.secret {
                 bits.push("secret".to_string());
             }
-            outln!("  {n:<20} {}{}", bits.join(", "), d.description.as_deref().map_or_else(String::new, |t| format!(" — {t}")));
+            outln!(
+                "  {n:<20} {}{}",
+                bits.join(", "),
+                d.description
+                    .as_deref()
+                    .map_or_else(String::new, |t| format!(" — {t}"))
+            );
         }
     }
     if !sop.triggers.is_empty() {
@@ -137,7 +177,11 @@ pub fn show(home: &Home, name: &str, json: bool) -> CmdResult {
             if s.idempotent {
                 notes.push("idempotent".to_string());
             }
-            let notes = if notes.is_empty() { String::new() } else { format!("  [{}]", notes.join(", ")) };
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", notes.join(", "))
+            };
             outln!("  {:>2}. {}{notes}", s.number, s.title);
         }
     }
@@ -150,18 +194,34 @@ pub fn validate(home: &Home, names: &[String], json: bool) -> CmdResult {
     } else {
         names.iter().map(|n| loader::load_one(home, n)).collect()
     };
-    let errors: usize = loaded.iter().map(|l| l.diagnostics.iter().filter(|d| d.is_error()).count()).sum();
-    let warnings: usize = loaded.iter().map(|l| l.diagnostics.iter().filter(|d| !d.is_error()).count()).sum();
+    let errors: usize = loaded
+        .iter()
+        .map(|l| l.diagnostics.iter().filter(|d| d.is_error()).count())
+        .sum();
+    let warnings: usize = loaded
+        .iter()
+        .map(|l| l.diagnostics.iter().filter(|d| !d.is_error()).count())
+        .sum();
     if json {
-        let rows: Vec<_> =
-            loaded.iter().map(|l| json!({"sop": l.dir_name, "ok": !l.has_errors(), "diagnostics": l.diagnostics})).collect();
-        outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        let rows: Vec<_> = loaded
+            .iter()
+            .map(
+                |l| json!({"sop": l.dir_name, "ok": !l.has_errors(), "diagnostics": l.diagnostics}),
+            )
+            .collect();
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
     } else {
         for l in &loaded {
             print_diagnostics(&l.diagnostics);
         }
         let ok = loaded.iter().filter(|l| !l.has_errors()).count();
-        eprintln!("{ok} of {} SOP(s) valid: {errors} error(s), {warnings} warning(s)", loaded.len());
+        eprintln!(
+            "{ok} of {} SOP(s) valid: {errors} error(s), {warnings} warning(s)",
+            loaded.len()
+        );
     }
     Ok(if errors > 0 { Exit::BadInput } else { Exit::Ok })
 }

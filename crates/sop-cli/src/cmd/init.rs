@@ -72,7 +72,11 @@ fn write_new(path: &Path, text: &str) -> anyhow::Result<bool> {
 
 pub fn init(home: &Home) -> CmdResult {
     let example = home.sop_dir("hello");
-    for dir in [example.clone(), home.root().join("logs").join("sop"), home.state_dir()] {
+    for dir in [
+        example.clone(),
+        home.root().join("logs").join("sop"),
+        home.state_dir(),
+    ] {
         fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     }
     let mut made = Vec::new();
@@ -86,9 +90,16 @@ pub fn init(home: &Home) -> CmdResult {
         }
     }
     if made.is_empty() {
-        eprintln!("home `{}` already set up; nothing changed", home.root().display());
+        eprintln!(
+            "home `{}` already set up; nothing changed",
+            home.root().display()
+        );
     } else {
-        eprintln!("created in `{}`: {}", home.root().display(), made.join(", "));
+        eprintln!(
+            "created in `{}`: {}",
+            home.root().display(),
+            made.join(", ")
+        );
         eprintln!("try: sop run hello --var who=you");
     }
     Ok(Exit::Ok)

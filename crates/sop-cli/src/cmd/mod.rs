@@ -13,8 +13,10 @@ use crate::CmdResult;
 
 pub fn dispatch(cli: Cli) -> CmdResult {
     let root = match cli.home {
-        Some(h) => std::path::absolute(&h).map_err(|e| crate::Fail::bad(format!("bad home `{}`: {e}", h.display())))?,
-        None => std::env::current_dir().map_err(|e| crate::Fail::failed(format!("cannot read the current directory: {e}")))?,
+        Some(h) => std::path::absolute(&h)
+            .map_err(|e| crate::Fail::bad(format!("bad home `{}`: {e}", h.display())))?,
+        None => std::env::current_dir()
+            .map_err(|e| crate::Fail::failed(format!("cannot read the current directory: {e}")))?,
     };
     let home = Home::new(root);
     match cli.command {
@@ -24,13 +26,33 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Validate { sops, json } => files::validate(&home, &sops, json.json),
         Command::Run(args) => run::run(home, &args),
         Command::Status { target, json } => status::status(home, target.as_deref(), json.json),
-        Command::Runs { sop, status, limit, json } => status::runs(home, sop, status.as_deref(), limit, json.json),
+        Command::Runs {
+            sop,
+            status,
+            limit,
+            json,
+        } => status::runs(home, sop, status.as_deref(), limit, json.json),
         Command::Logs { run, follow, json } => status::logs(home, &run, follow, json.json),
-        Command::Approve { target, comment, set } => decide::approve(home, &target, comment, &set),
+        Command::Approve {
+            target,
+            comment,
+            set,
+        } => decide::approve(home, &target, comment, &set),
         Command::Reject { target, reason } => decide::reject(home, &target, reason),
-        Command::Confirm { target, set, failed, comment } => decide::confirm(home, &target, &set, failed, comment),
+        Command::Confirm {
+            target,
+            set,
+            failed,
+            comment,
+        } => decide::confirm(home, &target, &set, failed, comment),
         Command::Cancel { target } => decide::cancel(home, &target),
-        Command::Resume { run, retry, skip, abort, detach } => run::resume(home, &run, (retry, skip, abort), detach),
+        Command::Resume {
+            run,
+            retry,
+            skip,
+            abort,
+            detach,
+        } => run::resume(home, &run, (retry, skip, abort), detach),
         Command::Drive { run } => run::drive(home, &run),
     }
 }

@@ -33,12 +33,23 @@ pub fn status(home: Home, target: Option<&str>, json: bool) -> CmdResult {
         Ok(id) => id,
         Err(_) => app
             .store
-            .list_runs(&RunFilter { sop: Some(target.to_string()), statuses: vec![], limit: Some(1) })?
+            .list_runs(&RunFilter {
+                sop: Some(target.to_string()),
+                statuses: vec![],
+                limit: Some(1),
+            })?
             .first()
             .map(|r| r.id.clone())
-            .ok_or_else(|| Fail::bad(format!("`{target}` is neither a run id nor a SOP with runs")))?,
+            .ok_or_else(|| {
+                Fail::bad(format!(
+                    "`{target}` is neither a run id nor a SOP with runs"
+                ))
+            })?,
     };
-    let run = app.store.load_run(&id)?.ok_or_else(|| Fail::bad(format!("run `{id}` does not exist")))?;
+    let run = app
+        .store
+        .load_run(&id)?
+        .ok_or_else(|| Fail::bad(format!("run `{id}` does not exist")))?;
     if json {
         print_json(&audit::document(&run));
     } else {
@@ -48,31 +59,88 @@ pub fn status(home: Home, target: Option<&str>, json: bool) -> CmdResult {
 }
 
 fn describe(app: &App, run: &Run) -> Result<(), Fail> {
-    outln!("run {} of {} {}: {}", run.id, run.sop.name, run.sop.version, run.status.as_str());
-    outln!("  priority {}, mode {}, started by {} ({})", run.priority.as_str(), run.mode.as_str(), run.trigger.by, run.trigger.kind);
+    outln!(
+        "run {} of {} {}: {}",
+        run.id,
+        run.sop.name,
+        run.sop.version,
+        run.status.as_str()
+    );
+    outln!(
+        "  priority {}, mode {}, started by {} ({})",
+        run.priority.as_str(),
+        run.mode.as_str(),
+        run.trigger.by,
+        run.trigger.kind
+    );
     outln!("  created {}", rfc3339(run.created_at));
     if let Some(s) = run.started_at {
         let end = run.completed_at.unwrap_or_else(now);
-        outln!("  started {} ({} {})", rfc3339(s), human_ms(end - s), if run.completed_at.is_some() { "in all" } else { "so far" });
+        outln!(
+            "  started {} ({} {})",
+            rfc3339(s),
+            human_ms(end - s),
+            if run.completed_at.is_some() {
+                "in all"
+            } else {
+                "so far"
+            }
+        );
     }
     if run.status == RunStatus::Queued {
         let row = app.store.run_row(&run.id)?;
-        let why = app.store.claim_preview(&run.id, app.config.workers, now())?;
-        match why {
-            Some(b) => outln!("  queued: {b}"),
-            None => outln!("  queued: can start now{}", row.and_then(|r| r.owner).map_or(" (no driver yet)".to_string(), |_| String::new())),
+        let why = app
+            .store
+            .claim_preview(&run.id, app.config.workers, now())?;
+        if let Some(b) = why {
+            outln!("  queued: {b}")
+        } else {
+            outln!(
+                "  queued: can start now{}",
+                row.and_then(|r| r.owner)
+                    .map_or(" (no driver yet)".to_string(), |_| String::new())
+            )
         }
     }
     if let Some(w) = &run.wait {
-        let who = if run.sop.approvers.is_empty() { "anyone".to_string() } else { run.sop.approvers.join(", ") };
-        let verb = if w.kind == sop_core::run::WaitKind::Approval { "approve|reject" } else { "confirm" };
-        outln!("  waiting at {} since {} ({})", w.gate, rfc3339(w.since), human_ms(now() - w.since));
-        outln!("  who may decide: {who}{}", if run.sop.allow_self_approval { String::new() } else { format!(" (not {})", run.trigger.by) });
+        let who = if run.sop.approvers.is_empty() {
+            "anyone".to_string()
+        } else {
+            run.sop.approvers.join(", ")
+        };
+        let verb = if w.kind == sop_core::run::WaitKind::Approval {
+            "approve|reject"
+        } else {
+            "confirm"
+        };
+        outln!(
+            "  waiting at {} since {} ({})",
+            w.gate,
+            rfc3339(w.since),
+            human_ms(now() - w.since)
+        );
+        outln!(
+            "  who may decide: {who}{}",
+            if run.sop.allow_self_approval {
+                String::new()
+            } else {
+                format!(" (not {})", run.trigger.by)
+            }
+        );
         if w.kind == sop_core::run::WaitKind::Approval {
-            outln!("  approvals: {} of {} ({})", w.approved_by.len(), w.required, w.approved_by.join(", "));
+            outln!(
+                "  approvals: {} of {} ({})",
+                w.approved_by.len(),
+                w.required,
+                w.approved_by.join(", ")
+            );
         }
         if let Some(d) = w.deadline {
-            outln!("  deadline {} (then {:?})", rfc3339(d), run.sop.approval_timeout_action);
+            outln!(
+                "  deadline {} (then {:?})",
+                rfc3339(d),
+                run.sop.approval_timeout_action
+            );
         }
         outln!("  decide: sop {verb} {}", run.id);
     }
@@ -85,30 +153,68 @@ fn describe(app: &App, run: &Run) -> Result<(), Fail> {
     if !run.approvals.is_empty() {
         writeln!(out, "  approvals:").ok();
         for a in &run.approvals {
-            let comment = a.comment.as_deref().map_or_else(String::new, |c| format!(": {c}"));
-            writeln!(out, "    {} {:?} by {} via {} at {}{comment}", a.gate, a.decision, a.by, a.channel, rfc3339(a.at)).ok();
+            let comment = a
+                .comment
+                .as_deref()
+                .map_or_else(String::new, |c| format!(": {c}"));
+            writeln!(
+                out,
+                "    {} {:?} by {} via {} at {}{comment}",
+                a.gate,
+                a.decision,
+                a.by,
+                a.channel,
+                rfc3339(a.at)
+            )
+            .ok();
         }
     }
     Ok(())
 }
 
 fn print_rows(rows: &[RunRow]) {
-    outln!("{:<14} {:<24} {:<21} {:<9} CREATED", "RUN", "SOP", "STATUS", "PRIORITY");
+    outln!(
+        "{:<14} {:<24} {:<21} {:<9} CREATED",
+        "RUN",
+        "SOP",
+        "STATUS",
+        "PRIORITY"
+    );
     for r in rows {
-        outln!("{:<14} {:<24} {:<21} {:<9} {}", r.id, r.sop, r.status.as_str(), r.priority.as_str(), rfc3339(r.created_at));
+        outln!(
+            "{:<14} {:<24} {:<21} {:<9} {}",
+            r.id,
+            r.sop,
+            r.status.as_str(),
+            r.priority.as_str(),
+            rfc3339(r.created_at)
+        );
     }
 }
 
-pub fn runs(home: Home, sop: Option<String>, status: Option<&str>, limit: u32, json: bool) -> CmdResult {
+pub fn runs(
+    home: Home,
+    sop: Option<String>,
+    status: Option<&str>,
+    limit: u32,
+    json: bool,
+) -> CmdResult {
     let app = App::open(home)?;
     let statuses = match status {
         None => vec![],
         Some(s) => vec![RunStatus::parse(s).ok_or_else(|| {
             let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
-            Fail::bad(format!("`--status {s}`: expected one of {}", all.join(", ")))
+            Fail::bad(format!(
+                "`--status {s}`: expected one of {}",
+                all.join(", ")
+            ))
         })?],
     };
-    let rows = app.store.list_runs(&RunFilter { sop, statuses, limit: Some(limit) })?;
+    let rows = app.store.list_runs(&RunFilter {
+        sop,
+        statuses,
+        limit: Some(limit),
+    })?;
     if json {
         print_json(&rows);
     } else {
@@ -141,7 +247,10 @@ pub fn logs(home: Home, target: &str, follow: bool, json: bool) -> CmdResult {
         if !follow {
             return Ok(Exit::Ok);
         }
-        let status = app.store.run_row(&id)?.map_or(RunStatus::Cancelled, |r| r.status);
+        let status = app
+            .store
+            .run_row(&id)?
+            .map_or(RunStatus::Cancelled, |r| r.status);
         if (status.is_terminal() || status == RunStatus::Interrupted) && chunks.is_empty() {
             return Ok(Exit::Ok);
         }

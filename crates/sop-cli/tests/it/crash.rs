@@ -9,15 +9,20 @@ fn start_and_kill(home: &Home, sop: &str) -> (String, i32) {
     let mut child = home.spawn(&["run", sop]);
     let id = wait_run(home, sop);
     let pid_file = home.file(&format!("sops/{sop}/group.pid"));
-    let pgid: i32 = wait_for(Duration::from_secs(20), || std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok())
-        .expect("the step wrote its pid");
+    let pgid: i32 = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .expect("the step wrote its pid");
     nix_kill9(child.id() as i32);
     child.wait().unwrap();
     (id, pgid)
 }
 
 fn nix_kill9(pid: i32) {
-    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
 }
 
 #[test]
@@ -30,20 +35,36 @@ fn kill_9_mid_step_leaves_the_step_interrupted_and_resume_continues() {
     );
     let (id, pgid) = start_and_kill(&home, "crashy");
     let status = home.run(&["status", &id]);
-    status.ok().stdout_has("interrupted").stdout_has(&format!("sop resume {id}"));
+    status
+        .ok()
+        .stdout_has("interrupted")
+        .stdout_has(&format!("sop resume {id}"));
     let v = home.status_json(&id);
     assert_eq!(v["status"], "interrupted");
     assert_eq!(v["steps"][0]["status"], "interrupted");
-    assert!(group_members(pgid).is_empty(), "the orphaned step group was killed");
-    assert_eq!(std::fs::read_to_string(home.file("sops/crashy/runs.log")).unwrap(), "run\n", "never re-run silently");
+    assert!(
+        group_members(pgid).is_empty(),
+        "the orphaned step group was killed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.file("sops/crashy/runs.log")).unwrap(),
+        "run\n",
+        "never re-run silently"
+    );
     home.run(&["resume", &id]).code(2).stderr_has("--retry");
     std::fs::write(home.file("sops/crashy/go"), "").unwrap();
-    let out = wait_child(home.spawn(&["resume", &id, "--retry"]), Duration::from_secs(20));
+    let out = wait_child(
+        home.spawn(&["resume", &id, "--retry"]),
+        Duration::from_secs(20),
+    );
     out.ok();
     let v = home.status_json(&id);
     assert_eq!(v["status"], "success");
     assert_eq!(v["steps"][0]["attempts"], 2);
-    assert_eq!(std::fs::read_to_string(home.file("sops/crashy/runs.log")).unwrap(), "run\nrun\n");
+    assert_eq!(
+        std::fs::read_to_string(home.file("sops/crashy/runs.log")).unwrap(),
+        "run\nrun\n"
+    );
     assert!(home.file("sops/crashy/after.txt").exists());
 }
 
@@ -81,7 +102,10 @@ fn max_concurrent_holds_across_processes() {
         v.as_array()?.first()?["id"].as_str().map(String::from)
     })
     .expect("second run queued");
-    home.run(&["status", &second]).ok().stdout_has("slot held by run").stdout_has(&first);
+    home.run(&["status", &second])
+        .ok()
+        .stdout_has("slot held by run")
+        .stdout_has(&first);
     let log = std::fs::read_to_string(home.file("sops/one/active.log")).unwrap();
     assert_eq!(log.lines().count(), 1, "only one run executing");
     std::fs::write(home.file("sops/one/release"), "").unwrap();

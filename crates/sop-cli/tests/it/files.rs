@@ -20,15 +20,22 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn seed_home() -> Home {
     let home = Home::new();
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed"), &home.file("sops"));
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed"),
+        &home.file("sops"),
+    );
     home
 }
 
 #[test]
 fn seed_examples_validate_and_run() {
     let home = seed_home();
-    home.run(&["validate"]).ok().stderr_has("3 of 3 SOP(s) valid");
-    home.run(&["run", "db-backup"]).ok().stdout_has("integrity ok");
+    home.run(&["validate"])
+        .ok()
+        .stderr_has("3 of 3 SOP(s) valid");
+    home.run(&["run", "db-backup"])
+        .ok()
+        .stdout_has("integrity ok");
 
     // deploy-production: supervised start approval, then step 3 and 5 approvals.
     let child = home.spawn(&["run", "deploy-production"]);
@@ -37,7 +44,9 @@ fn seed_examples_validate_and_run() {
         home.wait_status(&id, |v| v["waiting"]["gate"] == gate);
         home.run(&["approve", &id]).ok();
     }
-    wait_child(child, Duration::from_secs(30)).ok().stdout_has("deployed to production");
+    wait_child(child, Duration::from_secs(30))
+        .ok()
+        .stdout_has("deployed to production");
 
     // security-patch: the pre_patch gate and the supervised start, then the verification.
     let child = home.spawn(&["run", "security-patch"]);
@@ -46,8 +55,13 @@ fn seed_examples_validate_and_run() {
         home.wait_status(&id, |v| v["waiting"]["gate"] == gate);
         home.run(&["approve", &id]).ok();
     }
-    wait_child(child, Duration::from_secs(30)).ok().stdout_has("audit clean");
-    assert_eq!(home.status_json(&id)["gates"]["post_patch"]["status"], "success");
+    wait_child(child, Duration::from_secs(30))
+        .ok()
+        .stdout_has("audit clean");
+    assert_eq!(
+        home.status_json(&id)["gates"]["post_patch"]["status"],
+        "success"
+    );
 }
 
 #[test]
@@ -57,12 +71,17 @@ fn compat_corpus_validates_without_errors_and_runs_code_less_steps_as_manual() {
     for group in ["upgraded-carnival", "zeroclaw-docs"] {
         for entry in std::fs::read_dir(compat.join(group)).unwrap().flatten() {
             if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &home.file(&format!("sops/{}", entry.file_name().to_string_lossy())));
+                copy_dir(
+                    &entry.path(),
+                    &home.file(&format!("sops/{}", entry.file_name().to_string_lossy())),
+                );
             }
         }
     }
     let out = home.run(&["validate"]);
-    out.ok().stderr_has("4 of 4 SOP(s) valid").stderr_has(" 0 error(s)");
+    out.ok()
+        .stderr_has("4 of 4 SOP(s) valid")
+        .stderr_has(" 0 error(s)");
 
     // daily-digest is automatic with two manual steps.
     let child = home.spawn(&["run", "daily-digest"]);
@@ -79,7 +98,11 @@ fn compat_corpus_validates_without_errors_and_runs_code_less_steps_as_manual() {
 #[test]
 fn invalid_sop_reports_every_problem_and_others_still_load() {
     let home = Home::new();
-    home.simple("good", "", "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n");
+    home.simple(
+        "good",
+        "",
+        "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
+    );
     home.sop(
         "bad",
         "[sop]\nname = \"bad\"\ndescription = \"x\"\npriorty = \"high\"\n",
@@ -92,7 +115,10 @@ fn invalid_sop_reports_every_problem_and_others_still_load() {
         .stderr_has("sops/bad/SOP.md:3:")
         .stderr_has("did you mean `requires_approval`")
         .stderr_has("1 of 2 SOP(s) valid");
-    home.run(&["list"]).ok().stdout_has("good").stderr_has("bad");
+    home.run(&["list"])
+        .ok()
+        .stdout_has("good")
+        .stderr_has("bad");
     home.run(&["run", "bad"]).code(2);
 }
 

@@ -1,4 +1,4 @@
-//! Integration tests of the `sop` binary: real processes, real SQLite files, a temp home each.
+//! Integration tests of the `sop` binary: real processes, real `SQLite` files, a temp home each.
 
 mod approvals;
 mod crash;

@@ -32,11 +32,16 @@ fn init_then_run_the_example_succeeds_and_writes_its_audit_file() {
     out.stderr_has("run ").stderr_has("success");
     let files = home.audit_files("hello");
     assert_eq!(files.len(), 1, "one audit file: {files:?}");
-    let audit: serde_json::Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    let audit: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
     assert_eq!(audit["status"], "success");
     assert_eq!(audit["vars"]["who"], "tester");
     let id = audit["run_id"].as_str().unwrap();
-    assert_eq!(home.status_json(id), audit, "status --json is the audit document");
+    assert_eq!(
+        home.status_json(id),
+        audit,
+        "status --json is the audit document"
+    );
 }
 
 #[test]
@@ -48,7 +53,12 @@ fn outputs_conditions_and_skips_are_recorded() {
     assert!(!out.stdout.contains("never"));
     let id = only_run(&home, "flow");
     let v = home.status_json(&id);
-    let statuses: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["success", "success", "skipped"]);
     assert_eq!(v["steps"][2]["reason"], "condition `!artifact` is false");
     assert_eq!(v["vars"]["artifact"], "dist/app.tar.gz");
@@ -91,7 +101,11 @@ fn retry_runs_the_step_again_and_counts_attempts() {
 fn step_timeout_kills_the_step() {
     let home = Home::new();
     std::fs::write(home.file("sop.toml"), "kill_grace_secs = 1\n").unwrap();
-    home.simple("slow", "", "## Steps\n\n1. **Slow** [timeout: 1s]\n   ```bash\n   sleep 30\n   ```\n");
+    home.simple(
+        "slow",
+        "",
+        "## Steps\n\n1. **Slow** [timeout: 1s]\n   ```bash\n   sleep 30\n   ```\n",
+    );
     let child = home.spawn(&["run", "slow"]);
     let out = wait_child(child, Duration::from_secs(15));
     out.code(1);
@@ -107,13 +121,24 @@ fn injection_through_vars_never_runs_and_the_step_sees_the_exact_bytes() {
         "",
         "## Steps\n\n1. **Echo**\n   ```bash\n   printf '%s' \"$payload\" > seen.txt\n   printf '%s' \"$SOP_VAR_PAYLOAD\" > seen2.txt\n   ```\n",
     );
-    let payloads = ["$(touch pwned)", "; touch pwned", "`touch pwned`", "a\ntouch pwned\n", "\"'; touch pwned; '\"", "$((1+1)) ${HOME} \\"];
+    let payloads = [
+        "$(touch pwned)",
+        "; touch pwned",
+        "`touch pwned`",
+        "a\ntouch pwned\n",
+        "\"'; touch pwned; '\"",
+        "$((1+1)) ${HOME} \\",
+    ];
     for p in payloads {
-        home.run(&["run", "echo", "--var", &format!("payload={p}")]).ok();
+        home.run(&["run", "echo", "--var", &format!("payload={p}")])
+            .ok();
         let dir = home.file("sops/echo");
         assert_eq!(std::fs::read_to_string(dir.join("seen.txt")).unwrap(), p);
         assert_eq!(std::fs::read_to_string(dir.join("seen2.txt")).unwrap(), p);
-        assert!(!dir.join("pwned").exists() && !home.file("pwned").exists(), "payload {p:?} ran");
+        assert!(
+            !dir.join("pwned").exists() && !home.file("pwned").exists(),
+            "payload {p:?} ran"
+        );
     }
 }
 
@@ -126,12 +151,34 @@ fn declared_vars_are_checked_before_the_run_exists() {
         "## Steps\n\n1. **Go**\n   ```bash\n   echo $version\n   ```\n",
     );
     home.run(&["run", "deploy"]).code(2).stderr_has("version");
-    home.run(&["run", "deploy", "--var", "version=latest"]).code(2).stderr_has("version");
-    home.run(&["run", "deploy", "--var", "version=1.2.3", "--var", "verison=1"]).code(2).stderr_has("verison");
-    home.run(&["run", "deploy", "--var", "version=1.2.3", "--var", "PATH=/tmp"]).code(2).stderr_has("PATH");
+    home.run(&["run", "deploy", "--var", "version=latest"])
+        .code(2)
+        .stderr_has("version");
+    home.run(&[
+        "run",
+        "deploy",
+        "--var",
+        "version=1.2.3",
+        "--var",
+        "verison=1",
+    ])
+    .code(2)
+    .stderr_has("verison");
+    home.run(&[
+        "run",
+        "deploy",
+        "--var",
+        "version=1.2.3",
+        "--var",
+        "PATH=/tmp",
+    ])
+    .code(2)
+    .stderr_has("PATH");
     let runs = home.run(&["runs", "--json"]);
     assert_eq!(runs.stdout.trim(), "[]", "no run was created");
-    home.run(&["run", "deploy", "--var", "version=1.2.3"]).ok().stdout_has("1.2.3");
+    home.run(&["run", "deploy", "--var", "version=1.2.3"])
+        .ok()
+        .stdout_has("1.2.3");
 }
 
 #[test]
@@ -144,13 +191,23 @@ fn secret_vars_are_redacted_in_output_audit_and_status() {
     );
     let out = home.run(&["run", "secret", "--var", "token=hunter2-very-secret"]);
     out.ok();
-    assert!(!out.stdout.contains("hunter2"), "live output leaked: {}", out.stdout);
+    assert!(
+        !out.stdout.contains("hunter2"),
+        "live output leaked: {}",
+        out.stdout
+    );
     assert!(out.stdout.contains("token is ***"));
     let id = only_run(&home, "secret");
     let status = home.run(&["status", &id, "--json"]).stdout;
-    assert!(!status.contains("hunter2") && !status.contains("aHVudGVyMi12ZXJ5LXNlY3JldA"), "{status}");
+    assert!(
+        !status.contains("hunter2") && !status.contains("aHVudGVyMi12ZXJ5LXNlY3JldA"),
+        "{status}"
+    );
     let audit = std::fs::read_to_string(&home.audit_files("secret")[0]).unwrap();
-    assert!(!audit.contains("hunter2") && audit.contains("\"token\": \"***\""), "{audit}");
+    assert!(
+        !audit.contains("hunter2") && audit.contains("\"token\": \"***\""),
+        "{audit}"
+    );
     let logs = home.run(&["logs", &id]).stdout;
     assert!(!logs.contains("hunter2"), "{logs}");
 }
@@ -158,13 +215,23 @@ fn secret_vars_are_redacted_in_output_audit_and_status() {
 #[test]
 fn cooldown_refuses_with_remaining_time_and_force_overrides() {
     let home = Home::new();
-    home.simple("cool", "cooldown_secs = 3600", "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n");
+    home.simple(
+        "cool",
+        "cooldown_secs = 3600",
+        "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
+    );
     home.run(&["run", "cool"]).ok();
     let first = only_run(&home, "cool");
     let out = home.run(&["run", "cool"]);
-    out.code(1).stderr_has("in cooldown").stderr_has(&first).stderr_has("1h 0m remain");
-    home.run(&["run", "cool", "--force"]).ok().stderr_has("cooldown overridden");
-    let runs: serde_json::Value = serde_json::from_str(&home.run(&["runs", "--sop", "cool", "--json"]).stdout).unwrap();
+    out.code(1)
+        .stderr_has("in cooldown")
+        .stderr_has(&first)
+        .stderr_has("1h 0m remain");
+    home.run(&["run", "cool", "--force"])
+        .ok()
+        .stderr_has("cooldown overridden");
+    let runs: serde_json::Value =
+        serde_json::from_str(&home.run(&["runs", "--sop", "cool", "--json"]).stdout).unwrap();
     let newest = runs[0]["id"].as_str().unwrap();
     assert_eq!(home.status_json(newest)["forced"], true);
 }
@@ -173,27 +240,48 @@ fn cooldown_refuses_with_remaining_time_and_force_overrides() {
 fn list_show_runs_and_logs_read_commands() {
     let home = Home::new();
     home.simple("flow", "priority = \"high\"", STEPS);
-    let list: serde_json::Value = serde_json::from_str(&home.run(&["list", "--json"]).ok().stdout).unwrap();
+    let list: serde_json::Value =
+        serde_json::from_str(&home.run(&["list", "--json"]).ok().stdout).unwrap();
     assert_eq!(list[0]["name"], "flow");
     assert_eq!(list[0]["priority"], "high");
-    home.run(&["show", "flow"]).ok().stdout_has("if artifact == \"dist/app.tar.gz\"");
+    home.run(&["show", "flow"])
+        .ok()
+        .stdout_has("if artifact == \"dist/app.tar.gz\"");
     home.run(&["run", "flow"]).ok();
     let id = only_run(&home, "flow");
-    home.run(&["runs", "--status", "success"]).ok().stdout_has(&id);
-    home.run(&["runs", "--status", "bogus"]).code(2).stderr_has("expected one of");
-    home.run(&["logs", &id]).ok().stdout_has("==> step 1").stdout_has("writing");
-    home.run(&["logs", &id, "-f"]).ok().stdout_has("got dist/app.tar.gz");
-    home.run(&["show", "nope"]).code(2).stderr_has("no SOP named `nope`");
+    home.run(&["runs", "--status", "success"])
+        .ok()
+        .stdout_has(&id);
+    home.run(&["runs", "--status", "bogus"])
+        .code(2)
+        .stderr_has("expected one of");
+    home.run(&["logs", &id])
+        .ok()
+        .stdout_has("==> step 1")
+        .stdout_has("writing");
+    home.run(&["logs", &id, "-f"])
+        .ok()
+        .stdout_has("got dist/app.tar.gz");
+    home.run(&["show", "nope"])
+        .code(2)
+        .stderr_has("no SOP named `nope`");
 }
 
 #[test]
 fn detach_prints_the_run_id_and_the_run_finishes_in_the_background() {
     let home = Home::new();
-    home.simple("bg", "", "## Steps\n\n1. **Go**\n   ```bash\n   echo background\n   ```\n");
+    home.simple(
+        "bg",
+        "",
+        "## Steps\n\n1. **Go**\n   ```bash\n   echo background\n   ```\n",
+    );
     let out = home.run(&["run", "bg", "--detach"]);
     out.ok();
     let id = out.stdout.trim().to_string();
     assert_eq!(id.len(), 12, "{id}");
     let v = home.wait_status(&id, |v| v["status"] == "success");
-    assert!(v["steps"][0]["output"].as_str().unwrap().contains("background"));
+    assert!(v["steps"][0]["output"]
+        .as_str()
+        .unwrap()
+        .contains("background"));
 }

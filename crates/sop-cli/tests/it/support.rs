@@ -10,7 +10,9 @@ pub struct Home {
 
 impl Home {
     pub fn new() -> Home {
-        Home { dir: tempfile::tempdir().expect("temp dir") }
+        Home {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -29,13 +31,20 @@ impl Home {
     /// A SOP with a default manifest (automatic mode unless `extra` says otherwise).
     pub fn simple(&self, name: &str, extra: &str, md: &str) -> &Self {
         let toml = format!("[sop]\nname = \"{name}\"\ndescription = \"test {name}\"\n{extra}\n");
-        let toml = if extra.contains("execution_mode") { toml } else { toml.replace("[sop]\n", "[sop]\nexecution_mode = \"automatic\"\n") };
+        let toml = if extra.contains("execution_mode") {
+            toml
+        } else {
+            toml.replace("[sop]\n", "[sop]\nexecution_mode = \"automatic\"\n")
+        };
         self.sop(name, &toml, md)
     }
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sop"));
-        c.arg("--home").arg(self.path()).env_remove("SOP_HOME").stdin(Stdio::null());
+        c.arg("--home")
+            .arg(self.path())
+            .env_remove("SOP_HOME")
+            .stdin(Stdio::null());
         c
     }
 
@@ -47,18 +56,28 @@ impl Home {
 
     /// Starts `sop <args>` in the background.
     pub fn spawn(&self, args: &[&str]) -> Child {
-        self.cmd().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn sop")
+        self.cmd()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sop")
     }
 
     /// `sop status <target> --json`.
     pub fn status_json(&self, target: &str) -> serde_json::Value {
         let out = self.run(&["status", target, "--json"]);
         assert_eq!(out.code, 0, "status failed: {}", out.stderr);
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("bad json ({e}): {}", out.stdout))
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("bad json ({e}): {}", out.stdout))
     }
 
     /// Waits until `sop status <target> --json` satisfies `pred` (up to 20 s).
-    pub fn wait_status(&self, target: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_status(
+        &self,
+        target: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         wait_for(Duration::from_secs(20), || {
             let out = self.run(&["status", target, "--json"]);
             if out.code != 0 {
@@ -67,7 +86,12 @@ impl Home {
             let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
             pred(&v).then_some(v)
         })
-        .unwrap_or_else(|| panic!("status of {target} never matched; last: {}", self.run(&["status", target, "--json"]).stdout))
+        .unwrap_or_else(|| {
+            panic!(
+                "status of {target} never matched; last: {}",
+                self.run(&["status", target, "--json"]).stdout
+            )
+        })
     }
 
     pub fn file(&self, rel: &str) -> PathBuf {
@@ -78,7 +102,12 @@ impl Home {
     pub fn audit_files(&self, sop: &str) -> Vec<PathBuf> {
         let dir = self.path().join("logs/sop").join(sop);
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                    .collect()
+            })
             .unwrap_or_default();
         files.sort();
         files
@@ -104,22 +133,40 @@ impl From<Output> for Out {
 
 impl Out {
     pub fn ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "expected exit {code}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn stdout_has(&self, s: &str) -> &Self {
-        assert!(self.stdout.contains(s), "stdout lacks {s:?}:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(
+            self.stdout.contains(s),
+            "stdout lacks {s:?}:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
     pub fn stderr_has(&self, s: &str) -> &Self {
-        assert!(self.stderr.contains(s), "stderr lacks {s:?}:\n{}\nstdout:\n{}", self.stderr, self.stdout);
+        assert!(
+            self.stderr.contains(s),
+            "stderr lacks {s:?}:\n{}\nstdout:\n{}",
+            self.stderr,
+            self.stdout
+        );
         self
     }
 }
@@ -148,7 +195,10 @@ pub fn wait_child(mut child: Child, limit: Duration) -> Out {
         if start.elapsed() > limit {
             let _ = child.kill();
             let out = Out::from(child.wait_with_output().expect("output"));
-            panic!("sop did not finish in {limit:?}\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+            panic!(
+                "sop did not finish in {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                out.stdout, out.stderr
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -172,6 +222,9 @@ pub fn wait_run(home: &Home, sop: &str) -> String {
     })
     .unwrap_or_else(|| {
         let out = home.run(&["runs", "--json"]);
-        panic!("no run of {sop} appeared; runs: {} {}", out.stdout, out.stderr)
+        panic!(
+            "no run of {sop} appeared; runs: {} {}",
+            out.stdout, out.stderr
+        )
     })
 }

@@ -13,7 +13,8 @@ use crate::vars::{check_var_name, check_var_value};
 
 use super::plan::{gate_label, gate_pauses, plan, Point};
 use super::record::{
-    ApprovalRecord, CancelRequest, DecisionKind, Millis, Phase, Run, RunStatus, StepRecord, StepStatus, Wait, WaitKind,
+    ApprovalRecord, CancelRequest, DecisionKind, Millis, Phase, Run, RunStatus, StepRecord,
+    StepStatus, Wait, WaitKind,
 };
 
 /// What the owner of a run must do next.
@@ -113,13 +114,29 @@ pub enum ResumeHow {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("run `{run}` is {status}, not waiting for {wanted}")]
-    NotWaiting { run: String, status: &'static str, wanted: &'static str },
+    NotWaiting {
+        run: String,
+        status: &'static str,
+        wanted: &'static str,
+    },
     #[error("`{by}` is not allowed to approve `{sop}`: approvers are {approvers}")]
-    NotAnApprover { by: String, sop: String, approvers: String },
+    NotAnApprover {
+        by: String,
+        sop: String,
+        approvers: String,
+    },
     #[error("`{by}` started run `{run}` and `{sop}` does not allow self-approval")]
-    SelfApproval { by: String, run: String, sop: String },
+    SelfApproval {
+        by: String,
+        run: String,
+        sop: String,
+    },
     #[error("`{by}` already approved gate `{gate}`: it needs {required} distinct approvers")]
-    AlreadyApproved { by: String, gate: String, required: u32 },
+    AlreadyApproved {
+        by: String,
+        gate: String,
+        required: u32,
+    },
     #[error("invalid variable: {0}")]
     BadVar(String),
     #[error("run `{run}` is already {status}")]
@@ -133,18 +150,51 @@ pub enum Refusal {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Happened {
     Started,
-    Requeued { reason: String },
-    StepStarted { gate: String, attempt: u32 },
-    StepSpawned { gate: String, pid: u32 },
-    StepFinished { gate: String, status: StepStatus, exit_code: Option<i32> },
-    StepSkipped { gate: String, reason: String },
-    Waiting { gate: String, kind: WaitKind, deadline: Option<Millis> },
-    Decided { gate: String, decision: DecisionKind, by: String, channel: String },
-    CancelRequested { by: String },
+    Requeued {
+        reason: String,
+    },
+    StepStarted {
+        gate: String,
+        attempt: u32,
+    },
+    StepSpawned {
+        gate: String,
+        pid: u32,
+    },
+    StepFinished {
+        gate: String,
+        status: StepStatus,
+        exit_code: Option<i32>,
+    },
+    StepSkipped {
+        gate: String,
+        reason: String,
+    },
+    Waiting {
+        gate: String,
+        kind: WaitKind,
+        deadline: Option<Millis>,
+    },
+    Decided {
+        gate: String,
+        decision: DecisionKind,
+        by: String,
+        channel: String,
+    },
+    CancelRequested {
+        by: String,
+    },
     RollbackStarted,
-    Interrupted { gate: String },
-    Resumed { how: ResumeHow, by: String },
-    Finished { status: RunStatus },
+    Interrupted {
+        gate: String,
+    },
+    Resumed {
+        how: ResumeHow,
+        by: String,
+    },
+    Finished {
+        status: RunStatus,
+    },
 }
 
 /// Leaves the queue: the caller holds a slot granted by the scheduling policy.
@@ -199,15 +249,24 @@ pub fn advance(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) -> Action {
                         }
                     }
                     GateKind::Verification { command } => {
-                        let rec = run.gates.entry(gate.name.clone()).or_insert_with(|| StepRecord {
-                            title: format!("verify: {}", gate.name),
-                            ..StepRecord::default()
-                        });
+                        let rec =
+                            run.gates
+                                .entry(gate.name.clone())
+                                .or_insert_with(|| StepRecord {
+                                    title: format!("verify: {}", gate.name),
+                                    ..StepRecord::default()
+                                });
                         match rec.status {
                             StepStatus::Pending => {
-                                let script = Script { interpreter: run.sop.shell.clone(), code: command, line: 0 };
+                                let script = Script {
+                                    interpreter: run.sop.shell.clone(),
+                                    code: command,
+                                    line: 0,
+                                };
                                 let exec = Exec {
-                                    target: Target::Gate { name: gate.name.clone() },
+                                    target: Target::Gate {
+                                        name: gate.name.clone(),
+                                    },
                                     number: 0,
                                     attempt: 0,
                                     scripts: vec![script],
@@ -233,7 +292,13 @@ pub fn advance(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) -> Action {
 }
 
 /// One step's walk: condition, approval, manual confirmation, spawn. `None`: moved on.
-fn walk_step(run: &mut Run, point: Point, i: usize, now: Millis, ev: &mut Vec<Happened>) -> Option<Action> {
+fn walk_step(
+    run: &mut Run,
+    point: Point,
+    i: usize,
+    now: Millis,
+    ev: &mut Vec<Happened>,
+) -> Option<Action> {
     let step = phase_steps(run)[i].clone();
     let label = gate_label(run, point);
     let rec = &phase_records(run)[i];
@@ -254,7 +319,10 @@ fn walk_step(run: &mut Run, point: Point, i: usize, now: Millis, ev: &mut Vec<Ha
                 rec.status = StepStatus::Skipped;
                 rec.reason = Some(reason.clone());
                 rec.completed_at = Some(now);
-                ev.push(Happened::StepSkipped { gate: label, reason });
+                ev.push(Happened::StepSkipped {
+                    gate: label,
+                    reason,
+                });
                 run.cursor += 1;
                 return None;
             }
@@ -263,7 +331,8 @@ fn walk_step(run: &mut Run, point: Point, i: usize, now: Millis, ev: &mut Vec<Ha
     }
     let rec = &phase_records(run)[i];
     let wants_approval = !run.skip_approval
-        && (step.requires_approval || (run.mode == crate::model::ExecutionMode::StepByStep && run.phase == Phase::Main));
+        && (step.requires_approval
+            || (run.mode == crate::model::ExecutionMode::StepByStep && run.phase == Phase::Main));
     if wants_approval && !rec.approved {
         return Some(wait(run, point, WaitKind::Approval, now, ev));
     }
@@ -280,12 +349,18 @@ fn walk_step(run: &mut Run, point: Point, i: usize, now: Millis, ev: &mut Vec<Ha
         Phase::Rollback => "rollback",
     };
     let exec = Exec {
-        target: Target::Step { phase: run.phase, index: i },
+        target: Target::Step {
+            phase: run.phase,
+            index: i,
+        },
         number: step.number,
         attempt: rec.attempts + 1,
         scripts: step.scripts.clone(),
         timeout_secs: step.timeout_secs.unwrap_or(run.sop.timeout_secs),
-        workdir: step.workdir.clone().unwrap_or_else(|| run.sop.workdir.clone()),
+        workdir: step
+            .workdir
+            .clone()
+            .unwrap_or_else(|| run.sop.workdir.clone()),
         idempotency_key: format!("{}:{phase_name}:{}", run.id, step.number),
     };
     Some(start_exec(run, exec, now, ev))
@@ -301,7 +376,10 @@ fn start_exec(run: &mut Run, exec: Exec, now: Millis, ev: &mut Vec<Happened>) ->
     rec.retry_at = None;
     rec.pid = None;
     rec.pid_start_time = None;
-    ev.push(Happened::StepStarted { gate, attempt: exec.attempt });
+    ev.push(Happened::StepStarted {
+        gate,
+        attempt: exec.attempt,
+    });
     run.executed_step = true;
     Action::Spawn(exec)
 }
@@ -316,7 +394,13 @@ pub fn spawned(run: &mut Run, target: &Target, pid: u32, start_time: u64, ev: &m
 }
 
 /// Records how the current step's process ended and what follows from it.
-pub fn exited(run: &mut Run, target: &Target, report: ExitReport, now: Millis, ev: &mut Vec<Happened>) {
+pub fn exited(
+    run: &mut Run,
+    target: &Target,
+    report: ExitReport,
+    now: Millis,
+    ev: &mut Vec<Happened>,
+) {
     let gate = target_label(run, target);
     let (retry, retry_delay, continue_on_error) = match target {
         Target::Step { phase, index } => {
@@ -347,32 +431,58 @@ pub fn exited(run: &mut Run, target: &Target, report: ExitReport, now: Millis, e
     if failed_attempt && rec.attempts <= retry {
         rec.status = StepStatus::Pending;
         rec.retry_at = Some(now + (retry_delay as i64) * 1000);
-        rec.reason = Some(describe_exit(&report.exit_code, report.signal, report.timed_out));
-        ev.push(Happened::StepFinished { gate, status, exit_code: report.exit_code });
+        rec.reason = Some(describe_exit(
+            report.exit_code,
+            report.signal,
+            report.timed_out,
+        ));
+        ev.push(Happened::StepFinished {
+            gate,
+            status,
+            exit_code: report.exit_code,
+        });
         return;
     }
     rec.status = status;
     rec.completed_at = Some(now);
-    rec.reason = (status != StepStatus::Success).then(|| describe_exit(&report.exit_code, report.signal, report.timed_out));
-    ev.push(Happened::StepFinished { gate, status, exit_code: report.exit_code });
+    rec.reason = (status != StepStatus::Success)
+        .then(|| describe_exit(report.exit_code, report.signal, report.timed_out));
+    ev.push(Happened::StepFinished {
+        gate,
+        status,
+        exit_code: report.exit_code,
+    });
     for (k, v) in report.outputs {
         run.vars.insert(k, v);
     }
     match status {
         StepStatus::Success => run.cursor += 1,
         StepStatus::Cancelled => {
-            let by = run.cancel.as_ref().map_or_else(|| "unknown".to_string(), |c| c.by.clone());
-            fail(run, RunStatus::Cancelled, format!("cancelled by {by}"), now, ev);
+            let by = run
+                .cancel
+                .as_ref()
+                .map_or_else(|| "unknown".to_string(), |c| c.by.clone());
+            fail(
+                run,
+                RunStatus::Cancelled,
+                format!("cancelled by {by}"),
+                now,
+                ev,
+            );
         }
         _ if continue_on_error || run.phase == Phase::Rollback => run.cursor += 1,
         _ => {
-            let err = format!("{} failed: {}", target_label(run, target), describe_exit(&report.exit_code, report.signal, report.timed_out));
+            let err = format!(
+                "{} failed: {}",
+                target_label(run, target),
+                describe_exit(report.exit_code, report.signal, report.timed_out)
+            );
             fail(run, RunStatus::Failure, err, now, ev);
         }
     }
 }
 
-fn describe_exit(code: &Option<i32>, signal: Option<i32>, timed_out: bool) -> String {
+fn describe_exit(code: Option<i32>, signal: Option<i32>, timed_out: bool) -> String {
     if timed_out {
         "timed out".to_string()
     } else if let Some(sig) = signal {
@@ -383,7 +493,12 @@ fn describe_exit(code: &Option<i32>, signal: Option<i32>, timed_out: bool) -> St
 }
 
 /// Applies an approve, reject or confirm at the gate the run waits at.
-pub fn decide(run: &mut Run, d: Decision, now: Millis, ev: &mut Vec<Happened>) -> Result<(), Refusal> {
+pub fn decide(
+    run: &mut Run,
+    d: &Decision,
+    now: Millis,
+    ev: &mut Vec<Happened>,
+) -> Result<(), Refusal> {
     let wanted_kind = match d.verb {
         Verb::Approve | Verb::Reject => WaitKind::Approval,
         Verb::Confirm | Verb::ConfirmFailed => WaitKind::Confirmation,
@@ -392,27 +507,36 @@ pub fn decide(run: &mut Run, d: Decision, now: Millis, ev: &mut Vec<Happened>) -
         WaitKind::Approval => "approval",
         WaitKind::Confirmation => "confirmation",
     };
-    let Some(wait) = run.wait.clone().filter(|w| w.kind == wanted_kind && run.status.is_waiting()) else {
+    let Some(wait) = run
+        .wait
+        .clone()
+        .filter(|w| w.kind == wanted_kind && run.status.is_waiting())
+    else {
         // A manual step may be rejected like an approval: allowed below, only for reject.
         if d.verb == Verb::Reject && run.status == RunStatus::WaitingConfirmation {
             return reject(run, d, now, ev);
         }
-        return Err(Refusal::NotWaiting { run: run.id.clone(), status: run.status.as_str(), wanted: wanted_text });
+        return Err(Refusal::NotWaiting {
+            run: run.id.clone(),
+            status: run.status.as_str(),
+            wanted: wanted_text,
+        });
     };
-    check_decider(run, &d, &wait)?;
+    check_decider(run, d, &wait)?;
     for (k, v) in &d.set {
         check_var_name(k).map_err(|e| Refusal::BadVar(e.to_string()))?;
         check_var_value(k, v).map_err(|e| Refusal::BadVar(e.to_string()))?;
     }
     if d.verb != Verb::Reject {
-        run.vars.extend(d.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        run.vars
+            .extend(d.set.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     match d.verb {
         Verb::Reject => reject(run, d, now, ev),
         Verb::Approve => {
             let mut wait = wait;
             wait.approved_by.push(d.by.clone());
-            record_decision(run, &wait, DecisionKind::Approved, &d, now, ev);
+            record_decision(run, &wait, DecisionKind::Approved, d, now, ev);
             if (wait.approved_by.len() as u32) < wait.required {
                 run.wait = Some(wait);
                 return Ok(());
@@ -421,10 +545,16 @@ pub fn decide(run: &mut Run, d: Decision, now: Millis, ev: &mut Vec<Happened>) -
             Ok(())
         }
         Verb::Confirm | Verb::ConfirmFailed => {
-            let kind = if d.verb == Verb::Confirm { DecisionKind::Confirmed } else { DecisionKind::ConfirmedFailed };
-            record_decision(run, &wait, kind, &d, now, ev);
+            let kind = if d.verb == Verb::Confirm {
+                DecisionKind::Confirmed
+            } else {
+                DecisionKind::ConfirmedFailed
+            };
+            record_decision(run, &wait, kind, d, now, ev);
             release(run, &wait, false, now, ev);
-            let Some(Point::Step(i)) = plan(run).get(run.cursor).copied() else { return Ok(()) };
+            let Some(Point::Step(i)) = plan(run).get(run.cursor).copied() else {
+                return Ok(());
+            };
             let continue_on_error = phase_steps(run)[i].continue_on_error;
             let gate = wait.gate.clone();
             let rec = &mut phase_records_mut(run)[i];
@@ -432,17 +562,31 @@ pub fn decide(run: &mut Run, d: Decision, now: Millis, ev: &mut Vec<Happened>) -
             rec.started_at.get_or_insert(wait.since);
             rec.completed_at = Some(now);
             rec.duration_ms = Some(now - wait.since);
-            rec.status = if kind == DecisionKind::Confirmed { StepStatus::Success } else { StepStatus::Failure };
+            rec.status = if kind == DecisionKind::Confirmed {
+                StepStatus::Success
+            } else {
+                StepStatus::Failure
+            };
             let status = rec.status;
             if kind == DecisionKind::ConfirmedFailed {
                 rec.reason = Some(format!("marked failed by {}", d.by));
             }
-            ev.push(Happened::StepFinished { gate: gate.clone(), status, exit_code: None });
+            ev.push(Happened::StepFinished {
+                gate: gate.clone(),
+                status,
+                exit_code: None,
+            });
             run.executed_step = true;
             if status == StepStatus::Success || continue_on_error || run.phase == Phase::Rollback {
                 run.cursor += 1;
             } else {
-                fail(run, RunStatus::Failure, format!("{gate} marked failed by {}", d.by), now, ev);
+                fail(
+                    run,
+                    RunStatus::Failure,
+                    format!("{gate} marked failed by {}", d.by),
+                    now,
+                    ev,
+                );
             }
             Ok(())
         }
@@ -451,32 +595,66 @@ pub fn decide(run: &mut Run, d: Decision, now: Millis, ev: &mut Vec<Happened>) -
 
 fn check_decider(run: &Run, d: &Decision, wait: &Wait) -> Result<(), Refusal> {
     let sop = &run.sop;
-    if !sop.approvers.is_empty() && !sop.approvers.iter().any(|a| *a == d.by || d.groups.contains(a)) {
-        return Err(Refusal::NotAnApprover { by: d.by.clone(), sop: sop.name.clone(), approvers: sop.approvers.join(", ") });
+    if !sop.approvers.is_empty()
+        && !sop
+            .approvers
+            .iter()
+            .any(|a| *a == d.by || d.groups.contains(a))
+    {
+        return Err(Refusal::NotAnApprover {
+            by: d.by.clone(),
+            sop: sop.name.clone(),
+            approvers: sop.approvers.join(", "),
+        });
     }
     if !sop.allow_self_approval && d.by == run.trigger.by && d.verb != Verb::Reject {
-        return Err(Refusal::SelfApproval { by: d.by.clone(), run: run.id.clone(), sop: sop.name.clone() });
+        return Err(Refusal::SelfApproval {
+            by: d.by.clone(),
+            run: run.id.clone(),
+            sop: sop.name.clone(),
+        });
     }
     if d.verb == Verb::Approve && wait.approved_by.contains(&d.by) {
-        return Err(Refusal::AlreadyApproved { by: d.by.clone(), gate: wait.gate.clone(), required: wait.required });
+        return Err(Refusal::AlreadyApproved {
+            by: d.by.clone(),
+            gate: wait.gate.clone(),
+            required: wait.required,
+        });
     }
     Ok(())
 }
 
-fn reject(run: &mut Run, d: Decision, now: Millis, ev: &mut Vec<Happened>) -> Result<(), Refusal> {
+fn reject(run: &mut Run, d: &Decision, now: Millis, ev: &mut Vec<Happened>) -> Result<(), Refusal> {
     let Some(wait) = run.wait.clone() else {
-        return Err(Refusal::NotWaiting { run: run.id.clone(), status: run.status.as_str(), wanted: "approval" });
+        return Err(Refusal::NotWaiting {
+            run: run.id.clone(),
+            status: run.status.as_str(),
+            wanted: "approval",
+        });
     };
-    check_decider(run, &d, &wait)?;
-    record_decision(run, &wait, DecisionKind::Rejected, &d, now, ev);
+    check_decider(run, d, &wait)?;
+    record_decision(run, &wait, DecisionKind::Rejected, d, now, ev);
     run.wait = None;
     run.status = RunStatus::Running;
     let reason = d.comment.clone().unwrap_or_default();
-    fail(run, RunStatus::Rejected, format!("{} rejected by {}: {reason}", wait.gate, d.by), now, ev);
+    fail(
+        run,
+        RunStatus::Rejected,
+        format!("{} rejected by {}: {reason}", wait.gate, d.by),
+        now,
+        ev,
+    );
     Ok(())
 }
 
-fn record_decision(run: &mut Run, wait: &Wait, decision: DecisionKind, d: &Decision, now: Millis, ev: &mut Vec<Happened>) {
+fn record_decision(
+    run: &mut Run,
+    wait: &Wait,
+    decision: DecisionKind,
+    d: &Decision,
+    now: Millis,
+    ev: &mut Vec<Happened>,
+) {
     run.approvals.push(ApprovalRecord {
         gate: wait.gate.clone(),
         decision,
@@ -486,7 +664,12 @@ fn record_decision(run: &mut Run, wait: &Wait, decision: DecisionKind, d: &Decis
         comment: d.comment.clone(),
         waited_ms: now - wait.since,
     });
-    ev.push(Happened::Decided { gate: wait.gate.clone(), decision, by: d.by.clone(), channel: d.channel.clone() });
+    ev.push(Happened::Decided {
+        gate: wait.gate.clone(),
+        decision,
+        by: d.by.clone(),
+        channel: d.channel.clone(),
+    });
 }
 
 /// The wait is over in favour of going on. The run goes back to the queue: waiting runs
@@ -502,31 +685,57 @@ fn release(run: &mut Run, wait: &Wait, approval: bool, now: Millis, ev: &mut Vec
             run.cursor += 1;
         }
     }
-    ev.push(Happened::Requeued { reason: format!("{} released", wait.gate) });
+    ev.push(Happened::Requeued {
+        reason: format!("{} released", wait.gate),
+    });
 }
 
 /// Asks a run to stop. A running step is killed by its owner, who then reports it cancelled;
 /// any other active run ends here (with rollback when a step already ran).
 /// Returns true when a step process must be killed by the owner.
-pub fn cancel(run: &mut Run, by: &str, now: Millis, ev: &mut Vec<Happened>) -> Result<bool, Refusal> {
+pub fn cancel(
+    run: &mut Run,
+    by: &str,
+    now: Millis,
+    ev: &mut Vec<Happened>,
+) -> Result<bool, Refusal> {
     if run.status.is_terminal() {
-        return Err(Refusal::Finished { run: run.id.clone(), status: run.status.as_str() });
+        return Err(Refusal::Finished {
+            run: run.id.clone(),
+            status: run.status.as_str(),
+        });
     }
     if run.cancel.is_some() && run.phase == Phase::Rollback {
-        return Err(Refusal::Finished { run: run.id.clone(), status: "cancelled and rolling back" });
+        return Err(Refusal::Finished {
+            run: run.id.clone(),
+            status: "cancelled and rolling back",
+        });
     }
-    run.cancel = Some(CancelRequest { by: by.to_string(), at: now });
+    run.cancel = Some(CancelRequest {
+        by: by.to_string(),
+        at: now,
+    });
     ev.push(Happened::CancelRequested { by: by.to_string() });
-    if run.status == RunStatus::Running && current_record(run).is_some_and(|r| r.status == StepStatus::Running) {
+    if run.status == RunStatus::Running
+        && current_record(run).is_some_and(|r| r.status == StepStatus::Running)
+    {
         return Ok(true);
     }
-    if let Some(rec) = current_record_mut(run).filter(|r| matches!(r.status, StepStatus::Interrupted | StepStatus::Running)) {
+    if let Some(rec) = current_record_mut(run)
+        .filter(|r| matches!(r.status, StepStatus::Interrupted | StepStatus::Running))
+    {
         rec.status = StepStatus::Cancelled;
         rec.completed_at = Some(now);
     }
     run.wait = None;
     run.status = RunStatus::Running;
-    fail(run, RunStatus::Cancelled, format!("cancelled by {by}"), now, ev);
+    fail(
+        run,
+        RunStatus::Cancelled,
+        format!("cancelled by {by}"),
+        now,
+        ev,
+    );
     Ok(false)
 }
 
@@ -549,7 +758,9 @@ pub fn interrupt(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) {
         }
         _ => {
             run.status = RunStatus::Queued;
-            ev.push(Happened::Requeued { reason: "owner process stopped between steps".to_string() });
+            ev.push(Happened::Requeued {
+                reason: "owner process stopped between steps".to_string(),
+            });
         }
     }
 }
@@ -561,11 +772,23 @@ pub fn interrupted_step_is_idempotent(run: &Run) -> bool {
 }
 
 /// `sop resume`: retry, skip or abort the interrupted step.
-pub fn resume(run: &mut Run, how: ResumeHow, by: &str, now: Millis, ev: &mut Vec<Happened>) -> Result<(), Refusal> {
+pub fn resume(
+    run: &mut Run,
+    how: ResumeHow,
+    by: &str,
+    now: Millis,
+    ev: &mut Vec<Happened>,
+) -> Result<(), Refusal> {
     if run.status != RunStatus::Interrupted {
-        return Err(Refusal::NotInterrupted { run: run.id.clone(), status: run.status.as_str() });
+        return Err(Refusal::NotInterrupted {
+            run: run.id.clone(),
+            status: run.status.as_str(),
+        });
     }
-    ev.push(Happened::Resumed { how, by: by.to_string() });
+    ev.push(Happened::Resumed {
+        how,
+        by: by.to_string(),
+    });
     let label = current_label(run);
     match how {
         ResumeHow::Retry => {
@@ -583,11 +806,20 @@ pub fn resume(run: &mut Run, how: ResumeHow, by: &str, now: Millis, ev: &mut Vec
             }
             run.cursor += 1;
             run.status = RunStatus::Queued;
-            ev.push(Happened::StepSkipped { gate: label, reason: format!("skipped by {by}") });
+            ev.push(Happened::StepSkipped {
+                gate: label,
+                reason: format!("skipped by {by}"),
+            });
         }
         ResumeHow::Abort => {
             run.status = RunStatus::Running;
-            fail(run, RunStatus::Cancelled, format!("aborted by {by} after interruption"), now, ev);
+            fail(
+                run,
+                RunStatus::Cancelled,
+                format!("aborted by {by} after interruption"),
+                now,
+                ev,
+            );
         }
     }
     Ok(())
@@ -602,7 +834,16 @@ fn fail(run: &mut Run, outcome: RunStatus, error: String, now: Millis, ev: &mut 
     if run.phase == Phase::Rollback {
         // Cancel during rollback: stop here, keep the first outcome.
         let status = run.outcome.unwrap_or(outcome);
-        finish(run, if outcome == RunStatus::Cancelled { RunStatus::Cancelled } else { status }, now, ev);
+        finish(
+            run,
+            if outcome == RunStatus::Cancelled {
+                RunStatus::Cancelled
+            } else {
+                status
+            },
+            now,
+            ev,
+        );
         return;
     }
     run.outcome = Some(outcome);
@@ -631,16 +872,38 @@ fn finish(run: &mut Run, status: RunStatus, now: Millis, ev: &mut Vec<Happened>)
     ev.push(Happened::Finished { status });
 }
 
-fn wait(run: &mut Run, point: Point, kind: WaitKind, now: Millis, ev: &mut Vec<Happened>) -> Action {
+fn wait(
+    run: &mut Run,
+    point: Point,
+    kind: WaitKind,
+    now: Millis,
+    ev: &mut Vec<Happened>,
+) -> Action {
     let gate = gate_label(run, point);
-    let deadline = (kind == WaitKind::Approval).then(|| now + (run.sop.approval_timeout_secs as i64) * 1000);
-    let required = if kind == WaitKind::Approval { run.sop.required_approvals.max(1) } else { 1 };
+    let deadline =
+        (kind == WaitKind::Approval).then(|| now + (run.sop.approval_timeout_secs as i64) * 1000);
+    let required = if kind == WaitKind::Approval {
+        run.sop.required_approvals.max(1)
+    } else {
+        1
+    };
     run.status = match kind {
         WaitKind::Approval => RunStatus::WaitingApproval,
         WaitKind::Confirmation => RunStatus::WaitingConfirmation,
     };
-    run.wait = Some(Wait { gate: gate.clone(), kind, since: now, deadline, approved_by: Vec::new(), required });
-    ev.push(Happened::Waiting { gate, kind, deadline });
+    run.wait = Some(Wait {
+        gate: gate.clone(),
+        kind,
+        since: now,
+        deadline,
+        approved_by: Vec::new(),
+        required,
+    });
+    ev.push(Happened::Waiting {
+        gate,
+        kind,
+        deadline,
+    });
     Action::Wait { deadline }
 }
 
@@ -648,7 +911,9 @@ fn wait(run: &mut Run, point: Point, kind: WaitKind, now: Millis, ev: &mut Vec<H
 fn check_deadline(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) -> Option<Action> {
     let wait = run.wait.clone()?;
     let Some(deadline) = wait.deadline.filter(|d| now >= *d) else {
-        return Some(Action::Wait { deadline: wait.deadline });
+        return Some(Action::Wait {
+            deadline: wait.deadline,
+        });
     };
     let d = Decision {
         verb: Verb::Reject,
@@ -665,13 +930,25 @@ fn check_deadline(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) -> Option<
             if let Some(w) = run.wait.as_mut() {
                 w.deadline = Some(next);
             }
-            ev.push(Happened::Waiting { gate: wait.gate.clone(), kind: wait.kind, deadline: Some(next) });
-            Some(Action::Wait { deadline: Some(next) })
+            ev.push(Happened::Waiting {
+                gate: wait.gate.clone(),
+                kind: wait.kind,
+                deadline: Some(next),
+            });
+            Some(Action::Wait {
+                deadline: Some(next),
+            })
         }
         TimeoutAction::Reject => {
             record_decision(run, &wait, DecisionKind::TimedOut, &d, now, ev);
             run.status = RunStatus::Running;
-            fail(run, RunStatus::TimedOut, format!("{} was not approved in time", wait.gate), now, ev);
+            fail(
+                run,
+                RunStatus::TimedOut,
+                format!("{} was not approved in time", wait.gate),
+                now,
+                ev,
+            );
             None
         }
     }
@@ -679,7 +956,11 @@ fn check_deadline(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) -> Option<
 
 /// Whether an approval at `label` already passed (quorum reached) in this run.
 fn passed(run: &Run, label: &str) -> bool {
-    let approvals = run.approvals.iter().filter(|a| a.gate == label && a.decision == DecisionKind::Approved).count() as u32;
+    let approvals = run
+        .approvals
+        .iter()
+        .filter(|a| a.gate == label && a.decision == DecisionKind::Approved)
+        .count() as u32;
     approvals >= run.sop.required_approvals.max(1)
 }
 
@@ -687,12 +968,19 @@ fn passed(run: &Run, label: &str) -> bool {
 fn lookup_var(run: &Run, i: usize, name: &str) -> Option<String> {
     let records = phase_records(run);
     match name {
-        "previous_step" => Some(if i == 0 { String::new() } else { records[i - 1].status.condition_value().to_string() }),
+        "previous_step" => Some(if i == 0 {
+            String::new()
+        } else {
+            records[i - 1].status.condition_value().to_string()
+        }),
         "run_id" => Some(run.id.clone()),
         "sop_name" => Some(run.sop.name.clone()),
         "trigger" => Some(run.trigger.kind.clone()),
         _ => {
-            if let Some(n) = name.strip_prefix("step_").and_then(|n| n.parse::<usize>().ok()) {
+            if let Some(n) = name
+                .strip_prefix("step_")
+                .and_then(|n| n.parse::<usize>().ok())
+            {
                 if let Some(rec) = run.steps.get(n.wrapping_sub(1)) {
                     return Some(rec.status.condition_value().to_string());
                 }
@@ -704,7 +992,11 @@ fn lookup_var(run: &Run, i: usize, name: &str) -> Option<String> {
 
 /// A fresh record for a step.
 pub fn record_for(step: &Step) -> StepRecord {
-    StepRecord { number: step.number, title: step.title.clone(), ..StepRecord::default() }
+    StepRecord {
+        number: step.number,
+        title: step.title.clone(),
+        ..StepRecord::default()
+    }
 }
 
 fn phase_steps(run: &Run) -> &[Step] {
@@ -730,16 +1022,28 @@ fn phase_records_mut(run: &mut Run) -> &mut Vec<StepRecord> {
 
 fn record_mut<'a>(run: &'a mut Run, target: &Target) -> &'a mut StepRecord {
     match target {
-        Target::Step { phase: Phase::Main, index } => &mut run.steps[*index],
-        Target::Step { phase: Phase::Rollback, index } => &mut run.rollback[*index],
+        Target::Step {
+            phase: Phase::Main,
+            index,
+        } => &mut run.steps[*index],
+        Target::Step {
+            phase: Phase::Rollback,
+            index,
+        } => &mut run.rollback[*index],
         Target::Gate { name } => run.gates.entry(name.clone()).or_default(),
     }
 }
 
 fn target_label(run: &Run, target: &Target) -> String {
     match target {
-        Target::Step { phase: Phase::Main, index } => format!("step {}", index + 1),
-        Target::Step { phase: Phase::Rollback, index } => format!("rollback step {}", index + 1),
+        Target::Step {
+            phase: Phase::Main,
+            index,
+        } => format!("step {}", index + 1),
+        Target::Step {
+            phase: Phase::Rollback,
+            index,
+        } => format!("rollback step {}", index + 1),
         Target::Gate { name } => {
             let _ = run;
             format!("gate {name}")
@@ -769,14 +1073,21 @@ fn current_record_mut(run: &mut Run) -> Option<&mut StepRecord> {
 
 /// The label of the point under the cursor (`step 3`, `gate post_patch`, ...).
 pub fn current_label(run: &Run) -> String {
-    plan(run).get(run.cursor).map_or_else(|| "end".to_string(), |p| gate_label(run, *p))
+    plan(run)
+        .get(run.cursor)
+        .map_or_else(|| "end".to_string(), |p| gate_label(run, *p))
 }
 
 /// The target of the step under the cursor, if it is a step or verification gate.
 pub fn current_target(run: &Run) -> Option<Target> {
     match *plan(run).get(run.cursor)? {
-        Point::Step(index) => Some(Target::Step { phase: run.phase, index }),
-        Point::Gate(i) => Some(Target::Gate { name: run.sop.gates[i].name.clone() }),
+        Point::Step(index) => Some(Target::Step {
+            phase: run.phase,
+            index,
+        }),
+        Point::Gate(i) => Some(Target::Gate {
+            name: run.sop.gates[i].name.clone(),
+        }),
         Point::StartApproval => None,
     }
 }

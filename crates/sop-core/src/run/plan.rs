@@ -22,7 +22,13 @@ pub fn plan(run: &Run) -> Vec<Point> {
     match run.phase {
         Phase::Rollback => (0..sop.rollback.len()).map(Point::Step).collect(),
         Phase::Main => {
-            let gates_at = |at: GateAt| sop.gates.iter().enumerate().filter(move |(_, g)| g.at == at).map(|(i, _)| Point::Gate(i));
+            let gates_at = |at: GateAt| {
+                sop.gates
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, g)| g.at == at)
+                    .map(|(i, _)| Point::Gate(i))
+            };
             let mut points: Vec<Point> = gates_at(GateAt::Start).collect();
             if run.mode == ExecutionMode::Supervised && !run.skip_approval {
                 points.push(Point::StartApproval);
@@ -51,5 +57,8 @@ pub fn gate_label(run: &Run, point: Point) -> String {
 
 /// Whether a gate is an approval gate that pauses the run.
 pub fn gate_pauses(run: &Run, index: usize) -> bool {
-    matches!(run.sop.gates[index].kind, GateKind::Approval { required: true }) && !run.skip_approval
+    matches!(
+        run.sop.gates[index].kind,
+        GateKind::Approval { required: true }
+    ) && !run.skip_approval
 }

@@ -63,12 +63,19 @@ impl RunStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            RunStatus::Success | RunStatus::Failure | RunStatus::Rejected | RunStatus::Cancelled | RunStatus::TimedOut
+            RunStatus::Success
+                | RunStatus::Failure
+                | RunStatus::Rejected
+                | RunStatus::Cancelled
+                | RunStatus::TimedOut
         )
     }
 
     pub fn is_waiting(self) -> bool {
-        matches!(self, RunStatus::WaitingApproval | RunStatus::WaitingConfirmation)
+        matches!(
+            self,
+            RunStatus::WaitingApproval | RunStatus::WaitingConfirmation
+        )
     }
 }
 

@@ -3,21 +3,39 @@
 use std::collections::BTreeMap;
 
 use sop_core::run::{
-    self, Action, Decision, ExitReport, Happened, NewRun, Refusal, ResumeHow, Run, RunStatus, StepStatus, Target, TriggerInfo,
-    Verb,
+    self, Action, Decision, ExitReport, Happened, NewRun, Refusal, ResumeHow, Run, RunStatus,
+    StepStatus, Target, TriggerInfo, Verb,
 };
-use sop_core::{Condition, ExecutionMode, Gate, GateAt, GateKind, Priority, Script, Sop, Step, TimeoutAction};
+use sop_core::{
+    Condition, ExecutionMode, Gate, GateAt, GateKind, Priority, Script, Sop, Step, TimeoutAction,
+};
 
 fn step(title: &str, code: Option<&str>) -> Step {
     Step {
         title: title.to_string(),
-        scripts: code.map(|c| vec![Script { interpreter: "bash".into(), code: c.into(), line: 1 }]).unwrap_or_default(),
+        scripts: code
+            .map(|c| {
+                vec![Script {
+                    interpreter: "bash".into(),
+                    code: c.into(),
+                    line: 1,
+                }]
+            })
+            .unwrap_or_default(),
         ..Step::default()
     }
 }
 
 fn sop(mode: ExecutionMode, steps: Vec<Step>) -> Sop {
-    let number = |v: Vec<Step>| v.into_iter().enumerate().map(|(i, mut s)| { s.number = i as u32 + 1; s }).collect();
+    let number = |v: Vec<Step>| {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, mut s)| {
+                s.number = i as u32 + 1;
+                s
+            })
+            .collect()
+    };
     Sop {
         name: "t".into(),
         description: "d".into(),
@@ -52,7 +70,10 @@ fn new(sop: Sop) -> Run {
             priority: None,
             skip_approval: false,
             forced: false,
-            trigger: TriggerInfo { kind: "manual".into(), by: "alice".into() },
+            trigger: TriggerInfo {
+                kind: "manual".into(),
+                by: "alice".into(),
+            },
             vars: BTreeMap::new(),
         },
         0,
@@ -85,7 +106,14 @@ fn exit(run: &mut Run, code: i32, now: i64) {
 }
 
 fn decision(verb: Verb, by: &str) -> Decision {
-    Decision { verb, by: by.into(), groups: vec![], channel: "cli".into(), comment: None, set: BTreeMap::new() }
+    Decision {
+        verb,
+        by: by.into(),
+        groups: vec![],
+        channel: "cli".into(),
+        comment: None,
+        set: BTreeMap::new(),
+    }
 }
 
 fn spawned_number(a: &Action) -> u32 {
@@ -101,7 +129,10 @@ fn statuses(run: &Run) -> Vec<StepStatus> {
 
 #[test]
 fn automatic_run_executes_steps_in_order_and_succeeds() {
-    let mut r = new(sop(ExecutionMode::Automatic, vec![step("a", Some("true")), step("b", Some("true"))]));
+    let mut r = new(sop(
+        ExecutionMode::Automatic,
+        vec![step("a", Some("true")), step("b", Some("true"))],
+    ));
     assert_eq!(spawned_number(&go(&mut r, 1)), 1);
     exit(&mut r, 0, 2);
     assert_eq!(spawned_number(&go(&mut r, 3)), 2);
@@ -116,15 +147,27 @@ fn supervised_asks_before_the_first_step_and_quorum_counts_distinct_people() {
     let mut s = sop(ExecutionMode::Supervised, vec![step("a", Some("true"))]);
     s.required_approvals = 2;
     let mut r = new(s);
-    assert_eq!(go(&mut r, 1), Action::Wait { deadline: Some(100_001) });
+    assert_eq!(
+        go(&mut r, 1),
+        Action::Wait {
+            deadline: Some(100_001)
+        }
+    );
     assert_eq!(r.status, RunStatus::WaitingApproval);
     let mut ev = Vec::new();
-    run::decide(&mut r, decision(Verb::Approve, "bob"), 2, &mut ev).unwrap();
+    run::decide(&mut r, &decision(Verb::Approve, "bob"), 2, &mut ev).unwrap();
     assert_eq!(r.status, RunStatus::WaitingApproval, "one of two approvals");
-    let again = run::decide(&mut r, decision(Verb::Approve, "bob"), 3, &mut ev);
-    assert!(matches!(again, Err(Refusal::AlreadyApproved { .. })), "{again:?}");
-    run::decide(&mut r, decision(Verb::Approve, "carol"), 4, &mut ev).unwrap();
-    assert_eq!(r.status, RunStatus::Queued, "released runs claim a slot again");
+    let again = run::decide(&mut r, &decision(Verb::Approve, "bob"), 3, &mut ev);
+    assert!(
+        matches!(again, Err(Refusal::AlreadyApproved { .. })),
+        "{again:?}"
+    );
+    run::decide(&mut r, &decision(Verb::Approve, "carol"), 4, &mut ev).unwrap();
+    assert_eq!(
+        r.status,
+        RunStatus::Queued,
+        "released runs claim a slot again"
+    );
     assert_eq!(spawned_number(&go(&mut r, 5)), 1);
 }
 
@@ -136,13 +179,19 @@ fn self_approval_and_approver_lists_are_enforced() {
     let mut r = new(s);
     go(&mut r, 1);
     let mut ev = Vec::new();
-    assert!(matches!(run::decide(&mut r, decision(Verb::Approve, "mallory"), 2, &mut ev), Err(Refusal::NotAnApprover { .. })));
+    assert!(matches!(
+        run::decide(&mut r, &decision(Verb::Approve, "mallory"), 2, &mut ev),
+        Err(Refusal::NotAnApprover { .. })
+    ));
     let mut alice = decision(Verb::Approve, "alice");
     alice.groups = vec!["ops".into()];
-    assert!(matches!(run::decide(&mut r, alice, 2, &mut ev), Err(Refusal::SelfApproval { .. })));
+    assert!(matches!(
+        run::decide(&mut r, &alice, 2, &mut ev),
+        Err(Refusal::SelfApproval { .. })
+    ));
     let mut dave = decision(Verb::Approve, "dave");
     dave.groups = vec!["ops".into()];
-    run::decide(&mut r, dave, 3, &mut ev).unwrap();
+    run::decide(&mut r, &dave, 3, &mut ev).unwrap();
     assert_eq!(r.approvals.len(), 1);
     assert_eq!(r.approvals[0].waited_ms, 2);
 }
@@ -153,24 +202,45 @@ fn false_condition_skips_with_reason_and_previous_step_is_visible() {
     b.condition = Some(Condition::parse("tests_pass").unwrap());
     let mut c = step("c", Some("true"));
     c.condition = Some(Condition::parse("previous_step == \"skipped\"").unwrap());
-    let mut r = new(sop(ExecutionMode::Automatic, vec![step("a", Some("true")), b, c]));
+    let mut r = new(sop(
+        ExecutionMode::Automatic,
+        vec![step("a", Some("true")), b, c],
+    ));
     go(&mut r, 1);
     exit(&mut r, 0, 2);
-    assert_eq!(spawned_number(&go(&mut r, 3)), 3, "step 2 skipped, step 3 sees previous_step == skipped");
+    assert_eq!(
+        spawned_number(&go(&mut r, 3)),
+        3,
+        "step 2 skipped, step 3 sees previous_step == skipped"
+    );
     assert_eq!(r.steps[1].status, StepStatus::Skipped);
-    assert_eq!(r.steps[1].reason.as_deref(), Some("condition `tests_pass` is false"));
+    assert_eq!(
+        r.steps[1].reason.as_deref(),
+        Some("condition `tests_pass` is false")
+    );
 }
 
 #[test]
 fn step_outputs_become_variables_for_later_conditions() {
     let mut b = step("b", Some("true"));
     b.condition = Some(Condition::parse("artifact == \"dist/app.tar.gz\"").unwrap());
-    let mut r = new(sop(ExecutionMode::Automatic, vec![step("a", Some("true")), b]));
+    let mut r = new(sop(
+        ExecutionMode::Automatic,
+        vec![step("a", Some("true")), b],
+    ));
     go(&mut r, 1);
     let target = run::current_target(&r).unwrap();
     let mut outputs = BTreeMap::new();
     outputs.insert("artifact".to_string(), "dist/app.tar.gz".to_string());
-    let report = ExitReport { exit_code: Some(0), signal: None, timed_out: false, cancelled: false, duration_ms: 1, output: String::new(), outputs };
+    let report = ExitReport {
+        exit_code: Some(0),
+        signal: None,
+        timed_out: false,
+        cancelled: false,
+        duration_ms: 1,
+        output: String::new(),
+        outputs,
+    };
     run::exited(&mut r, &target, report, 2, &mut Vec::new());
     assert_eq!(spawned_number(&go(&mut r, 3)), 2);
 }
@@ -185,7 +255,9 @@ fn retry_waits_for_its_delay_then_runs_again_with_the_same_key() {
     exit(&mut r, 1, 1_000);
     assert_eq!(go(&mut r, 2_000), Action::Sleep { until: 11_000 });
     let second = go(&mut r, 11_000);
-    let (Action::Spawn(e1), Action::Spawn(e2)) = (&first, &second) else { panic!("{first:?} {second:?}") };
+    let (Action::Spawn(e1), Action::Spawn(e2)) = (&first, &second) else {
+        panic!("{first:?} {second:?}")
+    };
     assert_eq!((e1.attempt, e2.attempt), (1, 2));
     assert_eq!(e1.idempotency_key, e2.idempotency_key);
     exit(&mut r, 1, 12_000);
@@ -195,18 +267,38 @@ fn retry_waits_for_its_delay_then_runs_again_with_the_same_key() {
 
 #[test]
 fn failure_stops_later_steps_and_runs_rollback() {
-    let mut s = sop(ExecutionMode::Automatic, vec![step("a", Some("true")), step("b", Some("false")), step("c", Some("true"))]);
-    s.rollback = vec![Step { number: 1, ..step("undo", Some("true")) }];
+    let mut s = sop(
+        ExecutionMode::Automatic,
+        vec![
+            step("a", Some("true")),
+            step("b", Some("false")),
+            step("c", Some("true")),
+        ],
+    );
+    s.rollback = vec![Step {
+        number: 1,
+        ..step("undo", Some("true"))
+    }];
     let mut r = new(s);
     go(&mut r, 1);
     exit(&mut r, 0, 2);
     go(&mut r, 3);
     exit(&mut r, 2, 4);
     let a = go(&mut r, 5);
-    assert!(matches!(&a, Action::Spawn(e) if e.target == Target::Step { phase: run::Phase::Rollback, index: 0 }), "{a:?}");
+    assert!(
+        matches!(&a, Action::Spawn(e) if e.target == Target::Step { phase: run::Phase::Rollback, index: 0 }),
+        "{a:?}"
+    );
     exit(&mut r, 0, 6);
     assert_eq!(go(&mut r, 7), Action::Finished(RunStatus::Failure));
-    assert_eq!(statuses(&r), vec![StepStatus::Success, StepStatus::Failure, StepStatus::Pending]);
+    assert_eq!(
+        statuses(&r),
+        vec![
+            StepStatus::Success,
+            StepStatus::Failure,
+            StepStatus::Pending
+        ]
+    );
     assert_eq!(r.rollback[0].status, StepStatus::Success);
 }
 
@@ -214,7 +306,10 @@ fn failure_stops_later_steps_and_runs_rollback() {
 fn continue_on_error_goes_on() {
     let mut b = step("b", Some("false"));
     b.continue_on_error = true;
-    let mut r = new(sop(ExecutionMode::Automatic, vec![b, step("c", Some("true"))]));
+    let mut r = new(sop(
+        ExecutionMode::Automatic,
+        vec![b, step("c", Some("true"))],
+    ));
     go(&mut r, 1);
     exit(&mut r, 1, 2);
     assert_eq!(spawned_number(&go(&mut r, 3)), 2);
@@ -224,15 +319,21 @@ fn continue_on_error_goes_on() {
 fn reject_after_a_step_ran_rolls_back_but_before_any_step_does_not() {
     let mut gated = step("b", Some("true"));
     gated.requires_approval = true;
-    let mut s = sop(ExecutionMode::Automatic, vec![step("a", Some("true")), gated]);
-    s.rollback = vec![Step { number: 1, ..step("undo", Some("true")) }];
+    let mut s = sop(
+        ExecutionMode::Automatic,
+        vec![step("a", Some("true")), gated],
+    );
+    s.rollback = vec![Step {
+        number: 1,
+        ..step("undo", Some("true"))
+    }];
     let mut r = new(s.clone());
     go(&mut r, 1);
     exit(&mut r, 0, 2);
     assert!(matches!(go(&mut r, 3), Action::Wait { .. }));
     let mut reject = decision(Verb::Reject, "bob");
     reject.comment = Some("not today".into());
-    run::decide(&mut r, reject, 4, &mut Vec::new()).unwrap();
+    run::decide(&mut r, &reject, 4, &mut Vec::new()).unwrap();
     assert!(matches!(go(&mut r, 5), Action::Spawn(_)), "rollback runs");
     exit(&mut r, 0, 6);
     assert_eq!(go(&mut r, 7), Action::Finished(RunStatus::Rejected));
@@ -241,7 +342,7 @@ fn reject_after_a_step_ran_rolls_back_but_before_any_step_does_not() {
     s2.execution_mode = ExecutionMode::Supervised;
     let mut r2 = new(s2);
     go(&mut r2, 1);
-    run::decide(&mut r2, decision(Verb::Reject, "bob"), 2, &mut Vec::new()).unwrap();
+    run::decide(&mut r2, &decision(Verb::Reject, "bob"), 2, &mut Vec::new()).unwrap();
     assert_eq!(go(&mut r2, 3), Action::Finished(RunStatus::Rejected));
     assert!(r2.rollback.is_empty());
 }
@@ -250,36 +351,52 @@ fn reject_after_a_step_ran_rolls_back_but_before_any_step_does_not() {
 fn decisions_on_a_gate_that_is_not_waiting_are_refused() {
     let mut r = new(sop(ExecutionMode::Automatic, vec![step("a", Some("true"))]));
     go(&mut r, 1);
-    let got = run::decide(&mut r, decision(Verb::Approve, "bob"), 2, &mut Vec::new());
+    let got = run::decide(&mut r, &decision(Verb::Approve, "bob"), 2, &mut Vec::new());
     assert!(matches!(got, Err(Refusal::NotWaiting { .. })), "{got:?}");
-    let got = run::decide(&mut r, decision(Verb::Confirm, "bob"), 2, &mut Vec::new());
+    let got = run::decide(&mut r, &decision(Verb::Confirm, "bob"), 2, &mut Vec::new());
     assert!(matches!(got, Err(Refusal::NotWaiting { .. })), "{got:?}");
 }
 
 #[test]
 fn manual_steps_pause_in_every_mode_even_with_skip_approval() {
-    let mut r = new(sop(ExecutionMode::Automatic, vec![step("manual", None), step("b", Some("true"))]));
+    let mut r = new(sop(
+        ExecutionMode::Automatic,
+        vec![step("manual", None), step("b", Some("true"))],
+    ));
     r.skip_approval = true;
     assert_eq!(go(&mut r, 1), Action::Wait { deadline: None });
     assert_eq!(r.status, RunStatus::WaitingConfirmation);
     let mut d = decision(Verb::Confirm, "bob");
     d.set.insert("ticket".into(), "OPS-1".into());
-    run::decide(&mut r, d, 5, &mut Vec::new()).unwrap();
-    assert_eq!(r.vars.get("ticket").map(String::as_str), Some("OPS-1"), "confirm --set sets variables");
+    run::decide(&mut r, &d, 5, &mut Vec::new()).unwrap();
+    assert_eq!(
+        r.vars.get("ticket").map(String::as_str),
+        Some("OPS-1"),
+        "confirm --set sets variables"
+    );
     assert_eq!(r.steps[0].status, StepStatus::Success);
     assert_eq!(spawned_number(&go(&mut r, 6)), 2);
 }
 
 #[test]
 fn step_by_step_asks_before_every_step_and_skip_approval_skips_that() {
-    let mut r = new(sop(ExecutionMode::StepByStep, vec![step("a", Some("true")), step("b", Some("true"))]));
+    let mut r = new(sop(
+        ExecutionMode::StepByStep,
+        vec![step("a", Some("true")), step("b", Some("true"))],
+    ));
     assert!(matches!(go(&mut r, 1), Action::Wait { .. }));
-    run::decide(&mut r, decision(Verb::Approve, "bob"), 2, &mut Vec::new()).unwrap();
+    run::decide(&mut r, &decision(Verb::Approve, "bob"), 2, &mut Vec::new()).unwrap();
     go(&mut r, 3);
     exit(&mut r, 0, 4);
-    assert!(matches!(go(&mut r, 5), Action::Wait { .. }), "asks again before step 2");
+    assert!(
+        matches!(go(&mut r, 5), Action::Wait { .. }),
+        "asks again before step 2"
+    );
 
-    let mut r2 = new(sop(ExecutionMode::StepByStep, vec![step("a", Some("true"))]));
+    let mut r2 = new(sop(
+        ExecutionMode::StepByStep,
+        vec![step("a", Some("true"))],
+    ));
     r2.skip_approval = true;
     assert_eq!(spawned_number(&go(&mut r2, 1)), 1);
 }
@@ -304,42 +421,81 @@ fn approval_deadline_rejects_or_escalates() {
     s.approval_timeout_action = TimeoutAction::Escalate;
     let mut r = new(s);
     go(&mut r, 0);
-    assert_eq!(go(&mut r, 100_000), Action::Wait { deadline: Some(200_000) });
-    assert_eq!(r.status, RunStatus::WaitingApproval, "escalation never approves");
+    assert_eq!(
+        go(&mut r, 100_000),
+        Action::Wait {
+            deadline: Some(200_000)
+        }
+    );
+    assert_eq!(
+        r.status,
+        RunStatus::WaitingApproval,
+        "escalation never approves"
+    );
 }
 
 #[test]
 fn verification_gate_failure_fails_the_run_and_approval_gate_pauses() {
     let mut s = sop(ExecutionMode::Automatic, vec![step("a", Some("true"))]);
     s.gates = vec![
-        Gate { name: "pre_patch".into(), at: GateAt::Start, kind: GateKind::Approval { required: true } },
-        Gate { name: "post_patch".into(), at: GateAt::End, kind: GateKind::Verification { command: "npm audit".into() } },
+        Gate {
+            name: "pre_patch".into(),
+            at: GateAt::Start,
+            kind: GateKind::Approval { required: true },
+        },
+        Gate {
+            name: "post_patch".into(),
+            at: GateAt::End,
+            kind: GateKind::Verification {
+                command: "npm audit".into(),
+            },
+        },
     ];
     let mut r = new(s);
     assert!(matches!(go(&mut r, 1), Action::Wait { .. }));
     assert_eq!(r.wait.as_ref().unwrap().gate, "gate pre_patch");
-    run::decide(&mut r, decision(Verb::Approve, "bob"), 2, &mut Vec::new()).unwrap();
+    run::decide(&mut r, &decision(Verb::Approve, "bob"), 2, &mut Vec::new()).unwrap();
     go(&mut r, 3);
     exit(&mut r, 0, 4);
     let a = go(&mut r, 5);
-    assert!(matches!(&a, Action::Spawn(e) if e.scripts[0].code == "npm audit"), "{a:?}");
+    assert!(
+        matches!(&a, Action::Spawn(e) if e.scripts[0].code == "npm audit"),
+        "{a:?}"
+    );
     exit(&mut r, 1, 6);
     assert_eq!(go(&mut r, 7), Action::Finished(RunStatus::Failure));
 }
 
 #[test]
 fn cancel_while_waiting_ends_the_run_and_while_running_asks_the_owner_to_kill() {
-    let mut r = new(sop(ExecutionMode::Supervised, vec![step("a", Some("true"))]));
+    let mut r = new(sop(
+        ExecutionMode::Supervised,
+        vec![step("a", Some("true"))],
+    ));
     go(&mut r, 1);
     assert_eq!(run::cancel(&mut r, "bob", 2, &mut Vec::new()), Ok(false));
     assert_eq!(go(&mut r, 3), Action::Finished(RunStatus::Cancelled));
-    assert!(run::cancel(&mut r, "bob", 4, &mut Vec::new()).is_err(), "a finished run cannot be cancelled");
+    assert!(
+        run::cancel(&mut r, "bob", 4, &mut Vec::new()).is_err(),
+        "a finished run cannot be cancelled"
+    );
 
-    let mut r = new(sop(ExecutionMode::Automatic, vec![step("a", Some("sleep 100"))]));
+    let mut r = new(sop(
+        ExecutionMode::Automatic,
+        vec![step("a", Some("sleep 100"))],
+    ));
     go(&mut r, 1);
     assert_eq!(run::cancel(&mut r, "bob", 2, &mut Vec::new()), Ok(true));
     let target = run::current_target(&r).unwrap();
-    let report = ExitReport { exit_code: None, signal: Some(15), timed_out: false, cancelled: true, duration_ms: 1, output: String::new(), outputs: BTreeMap::new() };
+    let report = ExitReport {
+        exit_code: None,
+        signal: Some(15),
+        timed_out: false,
+        cancelled: true,
+        duration_ms: 1,
+        output: String::new(),
+        outputs: BTreeMap::new(),
+    };
     run::exited(&mut r, &target, report, 3, &mut Vec::new());
     assert_eq!(go(&mut r, 4), Action::Finished(RunStatus::Cancelled));
     assert_eq!(r.steps[0].status, StepStatus::Cancelled);
@@ -347,23 +503,36 @@ fn cancel_while_waiting_ends_the_run_and_while_running_asks_the_owner_to_kill() 
 
 #[test]
 fn interrupted_step_is_never_rerun_silently_and_resume_decides() {
-    let mut r = new(sop(ExecutionMode::Automatic, vec![step("a", Some("true")), step("b", Some("true"))]));
+    let mut r = new(sop(
+        ExecutionMode::Automatic,
+        vec![step("a", Some("true")), step("b", Some("true"))],
+    ));
     go(&mut r, 1);
     let mut ev = Vec::new();
     run::interrupt(&mut r, 2, &mut ev);
     assert_eq!(r.status, RunStatus::Interrupted);
     assert_eq!(r.steps[0].status, StepStatus::Interrupted);
     assert!(ev.iter().any(|e| matches!(e, Happened::Interrupted { .. })));
-    assert_eq!(go(&mut r, 3), Action::Interrupted, "nothing runs until someone decides");
+    assert_eq!(
+        go(&mut r, 3),
+        Action::Interrupted,
+        "nothing runs until someone decides"
+    );
     let mut skipped = r.clone();
     run::resume(&mut skipped, ResumeHow::Skip, "bob", 4, &mut ev).unwrap();
     assert_eq!(spawned_number(&go(&mut skipped, 5)), 2);
     let mut retried = r.clone();
     run::resume(&mut retried, ResumeHow::Retry, "bob", 4, &mut ev).unwrap();
     let a = go(&mut retried, 5);
-    assert!(matches!(&a, Action::Spawn(e) if e.number == 1 && e.attempt == 2), "{a:?}");
+    assert!(
+        matches!(&a, Action::Spawn(e) if e.number == 1 && e.attempt == 2),
+        "{a:?}"
+    );
     let mut aborted = r;
     run::resume(&mut aborted, ResumeHow::Abort, "bob", 4, &mut ev).unwrap();
     assert_eq!(go(&mut aborted, 5), Action::Finished(RunStatus::Cancelled));
-    assert!(matches!(run::resume(&mut aborted, ResumeHow::Retry, "bob", 6, &mut ev), Err(Refusal::NotInterrupted { .. })));
+    assert!(matches!(
+        run::resume(&mut aborted, ResumeHow::Retry, "bob", 6, &mut ev),
+        Err(Refusal::NotInterrupted { .. })
+    ));
 }

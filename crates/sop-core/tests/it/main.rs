@@ -2,7 +2,7 @@
 
 mod condition;
 mod duration;
-mod parse;
-mod vars;
 mod machine;
+mod parse;
 mod policy;
+mod vars;

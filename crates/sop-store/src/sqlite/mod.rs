@@ -1,4 +1,4 @@
-//! The SQLite store: one file, WAL, `synchronous=FULL` by default. Each decision is a
+//! The `SQLite` store: one file, WAL, `synchronous=FULL` by default. Each decision is a
 //! `BEGIN IMMEDIATE` transaction, so several `sop` processes on one home agree.
 
 mod runs;
@@ -22,7 +22,7 @@ pub enum Synchronous {
     Normal,
 }
 
-/// SQLite implementation of [`crate::Store`].
+/// `SQLite` implementation of [`crate::Store`].
 pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
@@ -30,7 +30,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
     ///
-    /// Switching a new database to WAL takes an exclusive lock and SQLite does not call
+    /// Switching a new database to WAL takes an exclusive lock and `SQLite` does not call
     /// the busy handler for it, so several processes opening a fresh home at once retry.
     pub fn open(path: &Path, sync: Synchronous) -> Result<SqliteStore, StoreError> {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -47,17 +47,26 @@ impl SqliteStore {
     }
 
     fn open_once(path: &Path, sync: Synchronous) -> Result<SqliteStore, StoreError> {
-        let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
         let sync = match sync {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
-        conn.pragma_update(None, "synchronous", sync).map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        let store = SqliteStore { conn: Mutex::new(conn) };
+        conn.pragma_update(None, "synchronous", sync)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -67,7 +76,10 @@ impl SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { found: version, known: SCHEMA_VERSION });
+            return Err(StoreError::TooNew {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
         }
         if version == 0 {
             tx.execute_batch(SCHEMA)?;
@@ -80,7 +92,9 @@ impl SqliteStore {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (the transaction
         // rolls back on drop), so a poisoned lock is safe to keep using.
-        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -1,5 +1,7 @@
 //! `impl Store for SqliteStore`: runs, claims, events and output.
 
+use std::fmt::Write as _;
+
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use sop_core::policy::{self, Admission, LastExecuted, Limits, Queued, SopLoad};
@@ -7,7 +9,10 @@ use sop_core::run::{Happened, Millis, Refusal, Run, RunStatus};
 use sop_core::{AdmissionPolicy, Priority};
 
 use super::SqliteStore;
-use crate::{ClaimResult, Created, EventRow, OutputChunk, Owner, RunFilter, RunRow, Store, StoreError};
+use crate::{
+    ClaimResult, Created, EventRow, OutputChunk, Owner, RunChange, RunFilter, RunRow, Store,
+    StoreError,
+};
 
 /// The SOP limits kept beside each run so the scheduler need not parse whole runs.
 #[derive(Serialize, Deserialize)]
@@ -39,7 +44,10 @@ fn limits_of(run: &Run) -> StoredLimits {
 }
 
 fn priority_from_rank(rank: i64) -> Priority {
-    Priority::ALL.into_iter().find(|p| p.rank() == rank).unwrap_or_default()
+    Priority::ALL
+        .into_iter()
+        .find(|p| p.rank() == rank)
+        .unwrap_or_default()
 }
 
 fn status_from(s: &str) -> RunStatus {
@@ -60,24 +68,38 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         created_at: r.get(4)?,
         started_at: r.get(5)?,
         completed_at: r.get(6)?,
-        owner: owner_pid.zip(owner_start).map(|(pid, start)| Owner { pid, start_time: start as u64 }),
+        owner: owner_pid.zip(owner_start).map(|(pid, start)| Owner {
+            pid,
+            start_time: start as u64,
+        }),
         audit_path: r.get(9)?,
     })
 }
 
 fn bump(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'changes'", [])?;
+    tx.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = 'changes'",
+        [],
+    )?;
     Ok(())
 }
 
 fn load_doc(tx: &Transaction<'_>, id: &str) -> Result<Run, StoreError> {
-    let doc: Option<String> = tx.query_row("SELECT doc FROM runs WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+    let doc: Option<String> = tx
+        .query_row("SELECT doc FROM runs WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?;
     let doc = doc.ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
-    serde_json::from_str(&doc).map_err(|source| StoreError::Corrupt { id: id.to_string(), source })
+    serde_json::from_str(&doc).map_err(|source| StoreError::Corrupt {
+        id: id.to_string(),
+        source,
+    })
 }
 
 fn save_doc(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
-    let doc = serde_json::to_string(run).map_err(|source| StoreError::Corrupt { id: run.id.clone(), source })?;
+    let doc = serde_json::to_string(run).map_err(|source| StoreError::Corrupt {
+        id: run.id.clone(),
+        source,
+    })?;
     tx.execute(
         "UPDATE runs SET status = ?2, priority = ?3, started_at = ?4, completed_at = ?5, executed_step = ?6,
                          version = version + 1, doc = ?7
@@ -95,10 +117,19 @@ fn save_doc(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn insert_events(tx: &Transaction<'_>, run_id: &str, now: Millis, events: &[Happened]) -> Result<(), StoreError> {
-    let mut stmt = tx.prepare_cached("INSERT INTO events (run_id, at, body) VALUES (?1, ?2, ?3)")?;
+fn insert_events(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    now: Millis,
+    events: &[Happened],
+) -> Result<(), StoreError> {
+    let mut stmt =
+        tx.prepare_cached("INSERT INTO events (run_id, at, body) VALUES (?1, ?2, ?3)")?;
     for e in events {
-        let body = serde_json::to_string(e).map_err(|source| StoreError::Corrupt { id: run_id.to_string(), source })?;
+        let body = serde_json::to_string(e).map_err(|source| StoreError::Corrupt {
+            id: run_id.to_string(),
+            source,
+        })?;
         stmt.execute(params![run_id, now, body])?;
     }
     Ok(())
@@ -111,7 +142,9 @@ fn sop_load(tx: &Transaction<'_>, sop: &str, except: &str) -> Result<SopLoad, St
         "SELECT id, status FROM runs WHERE sop = ?1 AND status IN ('queued', 'running', 'waiting_approval', 'waiting_confirmation', 'interrupted')
          AND id != ?2 ORDER BY priority DESC, created_at, id",
     )?;
-    let rows = stmt.query_map(params![sop, except], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let rows = stmt.query_map(params![sop, except], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
     for row in rows {
         let (id, status) = row?;
         match status_from(&status) {
@@ -138,7 +171,11 @@ fn last_executed(tx: &Transaction<'_>, sop: &str) -> Result<Option<LastExecuted>
 /// Whether queued run `id` may start now: the policy for it, and no run ahead of it in
 /// queue order that could start instead.
 fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimResult, StoreError> {
-    let running_total: u32 = tx.query_row("SELECT count(*) FROM runs WHERE status = 'running'", [], |r| r.get(0))?;
+    let running_total: u32 = tx.query_row(
+        "SELECT count(*) FROM runs WHERE status = 'running'",
+        [],
+        |r| r.get(0),
+    )?;
     let mut stmt = tx.prepare_cached(
         "SELECT id, sop, priority, created_at, started_at IS NOT NULL, limits FROM runs WHERE status = 'queued'
          ORDER BY priority DESC, created_at, id",
@@ -156,11 +193,12 @@ fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimRe
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     drop(stmt);
-    let mut position = 0u32;
-    for (q, limits_json) in &queue {
-        position += 1;
+    for (position, (q, limits_json)) in (1u32..).zip(&queue) {
         let stored: StoredLimits =
-            serde_json::from_str(limits_json).map_err(|source| StoreError::Corrupt { id: q.id.clone(), source })?;
+            serde_json::from_str(limits_json).map_err(|source| StoreError::Corrupt {
+                id: q.id.clone(),
+                source,
+            })?;
         let load = sop_load(tx, &q.sop, &q.id)?;
         let may = policy::may_start(q, &Limits::from(&stored), &load, running_total, workers);
         if q.id == id {
@@ -174,18 +212,37 @@ fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimRe
 }
 
 impl Store for SqliteStore {
-    fn create_run(&self, run: Run, audit_path: &str, owner: Option<Owner>, now: Millis) -> Result<Created, StoreError> {
+    fn create_run(
+        &self,
+        run: Run,
+        audit_path: &str,
+        owner: Option<Owner>,
+        now: Millis,
+    ) -> Result<Created, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let stored_limits = limits_of(&run);
         let load = sop_load(&tx, &run.sop.name, &run.id)?;
         let last = last_executed(&tx, &run.sop.name)?;
-        match policy::admit(&Limits::from(&stored_limits), &load, last.as_ref(), run.forced, now) {
+        match policy::admit(
+            &Limits::from(&stored_limits),
+            &load,
+            last.as_ref(),
+            run.forced,
+            now,
+        ) {
             Admission::Accept => {}
             other => return Ok(Created::NotCreated(other)),
         }
-        let limits = serde_json::to_string(&stored_limits).map_err(|source| StoreError::Corrupt { id: run.id.clone(), source })?;
-        let doc = serde_json::to_string(&run).map_err(|source| StoreError::Corrupt { id: run.id.clone(), source })?;
+        let limits =
+            serde_json::to_string(&stored_limits).map_err(|source| StoreError::Corrupt {
+                id: run.id.clone(),
+                source,
+            })?;
+        let doc = serde_json::to_string(&run).map_err(|source| StoreError::Corrupt {
+            id: run.id.clone(),
+            source,
+        })?;
         tx.execute(
             "INSERT INTO runs (id, sop, status, priority, created_at, limits, version, audit_path, doc, owner_pid, owner_start)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?10)",
@@ -202,7 +259,14 @@ impl Store for SqliteStore {
                 owner.map(|o| o.start_time as i64)
             ],
         )?;
-        insert_events(&tx, &run.id, now, &[Happened::Requeued { reason: "created".to_string() }])?;
+        insert_events(
+            &tx,
+            &run.id,
+            now,
+            &[Happened::Requeued {
+                reason: "created".to_string(),
+            }],
+        )?;
         bump(&tx)?;
         tx.commit()?;
         Ok(Created::New(Box::new(run)))
@@ -210,15 +274,26 @@ impl Store for SqliteStore {
 
     fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError> {
         let conn = self.lock();
-        let doc: Option<String> = conn.query_row("SELECT doc FROM runs WHERE id = ?1", [id], |r| r.get(0)).optional()?;
-        doc.map(|d| serde_json::from_str(&d).map_err(|source| StoreError::Corrupt { id: id.to_string(), source }))
-            .transpose()
+        let doc: Option<String> = conn
+            .query_row("SELECT doc FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        doc.map(|d| {
+            serde_json::from_str(&d).map_err(|source| StoreError::Corrupt {
+                id: id.to_string(),
+                source,
+            })
+        })
+        .transpose()
     }
 
     fn find_run_ids(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT id FROM runs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY created_at LIMIT 20")?;
-        let ids = stmt.query_map([prefix], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM runs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY created_at LIMIT 20",
+        )?;
+        let ids = stmt
+            .query_map([prefix], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(ids)
     }
 
@@ -228,7 +303,7 @@ impl Store for SqliteStore {
         let mut args: Vec<String> = Vec::new();
         if let Some(sop) = &filter.sop {
             args.push(sop.clone());
-            sql.push_str(&format!(" AND sop = ?{}", args.len()));
+            let _ = write!(sql, " AND sop = ?{}", args.len());
         }
         if !filter.statuses.is_empty() {
             let marks: Vec<String> = filter
@@ -239,27 +314,35 @@ impl Store for SqliteStore {
                     format!("?{}", args.len())
                 })
                 .collect();
-            sql.push_str(&format!(" AND status IN ({})", marks.join(", ")));
+            let _ = write!(sql, " AND status IN ({})", marks.join(", "));
         }
         sql.push_str(" ORDER BY created_at DESC, id DESC");
         if let Some(limit) = filter.limit {
-            sql.push_str(&format!(" LIMIT {limit}"));
+            let _ = write!(sql, " LIMIT {limit}");
         }
         let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), run_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), run_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
     fn run_row(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
         let conn = self.lock();
-        Ok(conn.query_row(&format!("SELECT {ROW_COLUMNS} FROM runs WHERE id = ?1"), [id], run_row).optional()?)
+        Ok(conn
+            .query_row(
+                &format!("SELECT {ROW_COLUMNS} FROM runs WHERE id = ?1"),
+                [id],
+                run_row,
+            )
+            .optional()?)
     }
 
     fn update_run(
         &self,
         id: &str,
         now: Millis,
-        change: &mut dyn FnMut(&mut Run, &mut Vec<Happened>) -> Result<(), Refusal>,
+        change: &mut RunChange<'_>,
     ) -> Result<Result<Run, Refusal>, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -294,25 +377,47 @@ impl Store for SqliteStore {
         Ok(verdict)
     }
 
-    fn claim_preview(&self, id: &str, workers: u32, _now: Millis) -> Result<Option<policy::Blocked>, StoreError> {
+    fn claim_preview(
+        &self,
+        id: &str,
+        workers: u32,
+        _now: Millis,
+    ) -> Result<Option<policy::Blocked>, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         Ok(queue_verdict(&tx, id, workers)?.err())
     }
 
-    fn acquire(&self, id: &str, me: Owner, is_alive: &dyn Fn(Owner) -> bool) -> Result<Owner, StoreError> {
+    fn acquire(
+        &self,
+        id: &str,
+        me: Owner,
+        is_alive: &dyn Fn(Owner) -> bool,
+    ) -> Result<Owner, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current: Option<(Option<u32>, Option<i64>)> = tx
-            .query_row("SELECT owner_pid, owner_start FROM runs WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT owner_pid, owner_start FROM runs WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
-        let Some((pid, start)) = current else { return Err(StoreError::NoSuchRun(id.to_string())) };
-        if let Some(owner) = pid.zip(start).map(|(pid, start)| Owner { pid, start_time: start as u64 }) {
+        let Some((pid, start)) = current else {
+            return Err(StoreError::NoSuchRun(id.to_string()));
+        };
+        if let Some(owner) = pid.zip(start).map(|(pid, start)| Owner {
+            pid,
+            start_time: start as u64,
+        }) {
             if owner != me && is_alive(owner) {
                 return Ok(owner);
             }
         }
-        tx.execute("UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1", params![id, me.pid, me.start_time as i64])?;
+        tx.execute(
+            "UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1",
+            params![id, me.pid, me.start_time as i64],
+        )?;
         bump(&tx)?;
         tx.commit()?;
         Ok(me)
@@ -336,14 +441,24 @@ impl Store for SqliteStore {
             "SELECT {ROW_COLUMNS} FROM runs WHERE status IN ('queued', 'running', 'waiting_approval', 'waiting_confirmation', 'interrupted')
              ORDER BY priority DESC, created_at, id"
         ))?;
-        let rows = stmt.query_map([], run_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt
+            .query_map([], run_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
-    fn append_output(&self, run_id: &str, gate: &str, attempt: u32, text: &str) -> Result<(), StoreError> {
+    fn append_output(
+        &self,
+        run_id: &str,
+        gate: &str,
+        attempt: u32,
+        text: &str,
+    ) -> Result<(), StoreError> {
         let conn = self.lock();
-        conn.prepare_cached("INSERT INTO output (run_id, gate, attempt, text) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![run_id, gate, attempt, text])?;
+        conn.prepare_cached(
+            "INSERT INTO output (run_id, gate, attempt, text) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![run_id, gate, attempt, text])?;
         Ok(())
     }
 
@@ -351,28 +466,55 @@ impl Store for SqliteStore {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached("SELECT seq, gate, attempt, text FROM output WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")?;
         let rows = stmt
-            .query_map(params![run_id, after_seq], |r| Ok(OutputChunk { seq: r.get(0)?, gate: r.get(1)?, attempt: r.get(2)?, text: r.get(3)? }))?
+            .query_map(params![run_id, after_seq], |r| {
+                Ok(OutputChunk {
+                    seq: r.get(0)?,
+                    gate: r.get(1)?,
+                    attempt: r.get(2)?,
+                    text: r.get(3)?,
+                })
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
     fn events_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<EventRow>, StoreError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT seq, at, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, at, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
         let rows = stmt
-            .query_map(params![run_id, after_seq], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))?
+            .query_map(params![run_id, after_seq], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(seq, at, body)| {
-                let event = serde_json::from_str(&body).map_err(|source| StoreError::Corrupt { id: run_id.to_string(), source })?;
-                Ok(EventRow { seq, run_id: run_id.to_string(), at, event })
+                let event = serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
+                    id: run_id.to_string(),
+                    source,
+                })?;
+                Ok(EventRow {
+                    seq,
+                    run_id: run_id.to_string(),
+                    at,
+                    event,
+                })
             })
             .collect()
     }
 
     fn change_counter(&self) -> Result<i64, StoreError> {
         let conn = self.lock();
-        Ok(conn.query_row("SELECT value FROM meta WHERE key = 'changes'", [], |r| r.get(0))?)
+        Ok(
+            conn.query_row("SELECT value FROM meta WHERE key = 'changes'", [], |r| {
+                r.get(0)
+            })?,
+        )
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {
