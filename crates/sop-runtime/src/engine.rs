@@ -286,7 +286,7 @@ impl<'a, 'c> Driver<'a, 'c> {
             run: run.id.clone(),
             source,
         })?;
-        let env = step_env(run, exec, &output_file);
+        let env = step_env(run, exec, &output_file, &ctx.config.pass_env);
         let workdir: PathBuf = ctx.home.sop_dir(&run.sop.name).join(&exec.workdir);
         let started = Instant::now();
         let total = Duration::from_secs(exec.timeout_secs.max(1));
@@ -381,8 +381,9 @@ impl<'a, 'c> Driver<'a, 'c> {
 
 /// The environment of a step: the run's variables (SPEC §9: `SOP_VAR_<NAME>` and the name
 /// itself) and the `SOP_*` built-ins. Values reach the step only as environment variables.
-fn step_env(run: &Run, exec: &Exec, output_file: &std::path::Path) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = Vec::new();
+fn step_env(run: &Run, exec: &Exec, output_file: &std::path::Path, pass_env: &[String]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> =
+        pass_env.iter().filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v))).collect();
     for (k, v) in &run.vars {
         env.push((k.clone(), v.clone()));
         env.push((format!("SOP_VAR_{}", k.to_ascii_uppercase()), v.clone()));
