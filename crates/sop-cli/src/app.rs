@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use sop_core::config::{RunnerConfig, SqliteSync};
 use sop_runtime::engine::{self, Context};
+use sop_runtime::ops::Ops;
 use sop_runtime::recovery;
 use sop_runtime::Home;
-use sop_store::{SqliteStore, Store, Synchronous};
+use sop_store::{SqliteStore, Synchronous};
 
 use crate::Fail;
 
@@ -49,11 +50,13 @@ impl App {
             home: &self.home,
             config: &self.config,
             owner: engine::this_process(),
+            release_when_idle: false,
+            stop: None,
         }
     }
 
-    pub fn store(&self) -> &dyn Store {
-        &self.store
+    pub fn ops(&self) -> Ops<'_> {
+        Ops { store: &self.store, home: &self.home, config: &self.config }
     }
 }
 

@@ -1,78 +1,53 @@
-//! Resolving what an operator typed (`<sop|run>`) to one run.
+//! From what an operator typed to what the operations layer takes, and from its errors to
+//! exit codes.
 
-use sop_core::run::RunStatus;
-use sop_runtime::clock::rfc3339;
-use sop_store::{RunFilter, Store};
+use std::collections::BTreeMap;
 
-use crate::Fail;
+use sop_runtime::ops::OpError;
 
-/// The run named by `target`: a run id (or a unique prefix of one), or a SOP name with
-/// exactly one run in one of `statuses`.
-pub fn resolve(
-    store: &dyn Store,
-    target: &str,
-    statuses: &[RunStatus],
-    what: &str,
-) -> Result<String, Fail> {
-    let ids = store.find_run_ids(target)?;
-    if ids.iter().any(|i| i == target) {
-        return Ok(target.to_string());
-    }
-    let runs = store.list_runs(&RunFilter {
-        sop: Some(target.to_string()),
-        statuses: statuses.to_vec(),
-        limit: Some(50),
-    })?;
-    match (runs.len(), ids.len()) {
-        (1, _) => Ok(runs[0].id.clone()),
-        (0, 1) => Ok(ids[0].clone()),
-        (0, 0) => {
-            let known = !store
-                .list_runs(&RunFilter {
-                    sop: Some(target.to_string()),
-                    statuses: vec![],
-                    limit: Some(1),
-                })?
-                .is_empty();
-            if known {
-                Err(Fail::failed(format!("no run of `{target}` is {what}")))
-            } else {
-                Err(Fail::bad(format!(
-                    "`{target}` is neither a run id nor a SOP with runs"
-                )))
+use crate::{Exit, Fail};
+
+impl From<OpError> for Fail {
+    fn from(e: OpError) -> Fail {
+        let exit = match &e {
+            OpError::UnknownSop { .. }
+            | OpError::InvalidSop { .. }
+            | OpError::BadVars { .. }
+            | OpError::BadInput(_)
+            | OpError::NoSuchTarget(_)
+            | OpError::Ambiguous { .. }
+            | OpError::AmbiguousPrefix { .. } => Exit::BadInput,
+            OpError::Cooldown { .. }
+            | OpError::Dropped { .. }
+            | OpError::NothingWaiting { .. }
+            | OpError::Refused(_)
+            | OpError::Store(_)
+            | OpError::Audit(_) => Exit::Failed,
+        };
+        if let OpError::InvalidSop { diagnostics, .. } = &e {
+            crate::cmd::print_diagnostics(diagnostics);
+        }
+        let message = match &e {
+            OpError::UnknownSop { hint: None, .. } => format!("{e}\n  = help: run `sop list` to see the SOPs"),
+            OpError::BadVars { sop, errors } => {
+                let lines: Vec<String> = errors
+                    .iter()
+                    .map(|err| match err.help() {
+                        Some(h) => format!("{err}\n    = help: {h}"),
+                        None => err.to_string(),
+                    })
+                    .collect();
+                format!("invalid variables for `{sop}`:\n  {}", lines.join("\n  "))
             }
-        }
-        (0, _) => Err(Fail::bad(format!(
-            "run id prefix `{target}` is ambiguous: {}",
-            ids.join(", ")
-        ))),
-        _ => {
-            let list: Vec<String> = runs
-                .iter()
-                .map(|r| {
-                    format!(
-                        "  {}  {}  created {}",
-                        r.id,
-                        r.status.as_str(),
-                        rfc3339(r.created_at)
-                    )
-                })
-                .collect();
-            Err(Fail::bad(format!(
-                "{} runs of `{target}` are {what}; name one by its run id:\n{}",
-                runs.len(),
-                list.join("\n")
-            )))
-        }
+            _ => e.to_string(),
+        };
+        Fail { exit, message }
     }
 }
 
 /// Parses `k=v` pairs from `--var`/`--set`.
-pub fn parse_pairs(
-    pairs: &[String],
-    flag: &str,
-) -> Result<std::collections::BTreeMap<String, String>, Fail> {
-    let mut out = std::collections::BTreeMap::new();
+pub fn parse_pairs(pairs: &[String], flag: &str) -> Result<BTreeMap<String, String>, Fail> {
+    let mut out = BTreeMap::new();
     for p in pairs {
         let Some((k, v)) = p.split_once('=') else {
             return Err(Fail::bad(format!("`{flag} {p}`: expected `name=value`")));

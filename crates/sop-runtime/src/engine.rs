@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sop_core::config::RunnerConfig;
@@ -47,6 +48,18 @@ pub struct Context<'a> {
     pub config: &'a RunnerConfig,
     /// This process, as recorded in the store.
     pub owner: Owner,
+    /// Daemon mode: hand the run back (return) when it waits at a gate or cannot claim a
+    /// slot, instead of waiting in this thread. The scheduler picks it up again.
+    pub release_when_idle: bool,
+    /// Set when the process drains (SIGTERM): no new step starts, a running step is
+    /// stopped (SIGTERM, grace, SIGKILL) and recorded `interrupted`.
+    pub stop: Option<&'a AtomicBool>,
+}
+
+impl Context<'_> {
+    fn stopping(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::SeqCst))
+    }
 }
 
 /// Hooks for a front end (the CLI prints; the daemon streams).
@@ -156,6 +169,11 @@ impl<'a, 'c> Driver<'a, 'c> {
     fn run(&mut self, obs: &mut dyn Observer) -> Result<RunStatus, EngineError> {
         let mut last_block: Option<Blocked> = None;
         loop {
+            if self.ctx.stopping() {
+                // Between steps: the run stays as committed; the next start picks it up.
+                let status = self.ctx.store.run_row(&self.run_id)?.map_or(RunStatus::Queued, |r| r.status);
+                return Ok(status);
+            }
             let mut action = Action::Claim;
             let run = self
                 .commit(obs, &mut |run, ev| {
@@ -182,6 +200,9 @@ impl<'a, 'c> Driver<'a, 'c> {
                                 obs.blocked(&run, &why);
                                 last_block = Some(why);
                             }
+                            if self.ctx.release_when_idle {
+                                return Ok(RunStatus::Queued);
+                            }
                             self.wait_for_change(seen, None);
                         }
                     }
@@ -190,12 +211,18 @@ impl<'a, 'c> Driver<'a, 'c> {
                     let seen = self.ctx.store.change_counter()?;
                     self.wait_for_change(seen, Some(until));
                 }
+                Action::Wait { .. } if self.ctx.release_when_idle => return Ok(run.status),
                 Action::Wait { deadline } => self.wait_for_decision(&run, deadline, obs)?,
                 Action::Spawn(exec) => {
                     let report = self.execute(&run, &exec, obs)?;
                     let target = exec.target.clone();
+                    let stopped = report.cancelled && self.ctx.stopping();
                     self.commit(obs, &mut |run, ev| {
-                        run::exited(run, &target, report.clone(), now(), ev);
+                        if stopped {
+                            run::interrupt(run, now(), ev);
+                        } else {
+                            run::exited(run, &target, report.clone(), now(), ev);
+                        }
                         Ok(())
                     })?
                     .map_err(|r| EngineError::Internal(format!("step exit was refused: {r}")))?;
@@ -338,6 +365,7 @@ impl<'a, 'c> Driver<'a, 'c> {
             };
             let mut seen = ctx.store.change_counter().unwrap_or(0);
             let mut should_cancel = || match ctx.store.change_counter() {
+                _ if ctx.stopping() => true,
                 Ok(c) if c != seen => {
                     seen = c;
                     ctx.store

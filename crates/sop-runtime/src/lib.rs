@@ -8,6 +8,7 @@ pub mod engine;
 pub mod home;
 pub mod identity;
 pub mod loader;
+pub mod ops;
 pub mod output;
 pub mod process;
 pub mod recovery;

@@ -7,22 +7,11 @@ use sop_runtime::Home;
 
 use crate::{CmdResult, Exit, Fail};
 
-/// Loads one SOP by name; its errors are printed and end the command with exit 2.
+/// Loads one SOP by name; its warnings are printed, its errors end the command (exit 2).
 pub fn load_checked(home: &Home, name: &str) -> Result<Sop, Fail> {
-    if !home.sop_dir(name).is_dir() || name.contains('/') || name.contains("..") {
-        let known = loader::sop_dirs(home).unwrap_or_default();
-        let hint = sop_core::diagnostic::did_you_mean(name, known.iter().map(String::as_str))
-            .unwrap_or_else(|| "run `sop list` to see the SOPs".to_string());
-        return Err(Fail::bad(format!(
-            "no SOP named `{name}` in `{}`\n  = help: {hint}",
-            home.sops_dir().display()
-        )));
-    }
-    let loaded = loader::load_one(home, name);
-    print_diagnostics(&loaded.diagnostics);
-    loaded
-        .sop
-        .ok_or_else(|| Fail::bad(format!("`{name}` has errors; fix them and try again")))
+    let (sop, warnings) = sop_runtime::ops::load_sop(home, name)?;
+    print_diagnostics(&warnings);
+    Ok(sop)
 }
 
 pub fn print_diagnostics(diags: &[Diagnostic]) {

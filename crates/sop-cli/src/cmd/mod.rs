@@ -6,6 +6,8 @@ mod init;
 mod run;
 mod status;
 
+pub use files::print_diagnostics;
+
 use sop_runtime::Home;
 
 use crate::cli::{Cli, Command};

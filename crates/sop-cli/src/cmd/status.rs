@@ -9,7 +9,6 @@ use sop_runtime::{audit, Home};
 use sop_store::{RunFilter, RunRow, Store};
 
 use crate::app::App;
-use crate::target::resolve;
 use crate::{CmdResult, Exit, Fail};
 
 fn print_json(v: &impl serde::Serialize) {
@@ -29,23 +28,8 @@ pub fn status(home: Home, target: Option<&str>, json: bool) -> CmdResult {
         }
         return Ok(Exit::Ok);
     };
-    let id = match resolve(app.store(), target, &[], "known") {
-        Ok(id) => id,
-        Err(_) => app
-            .store
-            .list_runs(&RunFilter {
-                sop: Some(target.to_string()),
-                statuses: vec![],
-                limit: Some(1),
-            })?
-            .first()
-            .map(|r| r.id.clone())
-            .ok_or_else(|| {
-                Fail::bad(format!(
-                    "`{target}` is neither a run id nor a SOP with runs"
-                ))
-            })?,
-    };
+    // A run id, or the latest run of a SOP.
+    let id = app.ops().resolve(target, &[], "known")?;
     let run = app
         .store
         .load_run(&id)?
@@ -225,7 +209,7 @@ pub fn runs(
 
 pub fn logs(home: Home, target: &str, follow: bool, json: bool) -> CmdResult {
     let app = App::open(home)?;
-    let id = resolve(app.store(), target, &[], "known")?;
+    let id = app.ops().resolve(target, &[], "known")?;
     let mut after = 0;
     let mut gate = String::new();
     loop {
