@@ -3,20 +3,68 @@
 /// Seconds in a `d`, `h`, `m` and `s`, largest first: the order parts must be written in.
 const DURATION_UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
 
-const DURATION_EXPECTED: &str =
-    "expected seconds (`500`) or whole numbers with units `d`, `h`, `m`, `s` \
+/// The forms a duration may take, for "expected ..." and "write ..." texts.
+const DURATION_FORMS: &str = "seconds (`500`) or whole numbers with units `d`, `h`, `m`, `s` \
      from largest to smallest (`30s`, `10m`, `2h`, `1d`, `1h30m`)";
+
+/// Why a duration was refused. `Display` says it in one sentence; [`DurationError::problem`]
+/// and [`DurationError::help`] split it for a diagnostic with a `help:` line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration: expected {DURATION_FORMS}")]
+    Empty,
+    #[error("invalid duration `{input}`: expected {DURATION_FORMS}")]
+    Invalid { input: String },
+    #[error(
+        "invalid duration `{input}`: `{unit}` is out of order or repeated; expected {DURATION_FORMS}"
+    )]
+    OutOfOrder { input: String, unit: char },
+    #[error("duration `{input}` is too large: expected at most {}", u64::MAX)]
+    TooLarge { input: String },
+}
+
+impl DurationError {
+    /// What is wrong, without the forms a duration may take (those are [`Self::help`]).
+    pub fn problem(&self) -> String {
+        match self {
+            DurationError::Empty => "expected a duration, found nothing".to_string(),
+            DurationError::Invalid { input } => format!("expected a duration, found `{input}`"),
+            DurationError::OutOfOrder { input, unit } => {
+                format!("`{unit}` is out of order or repeated in `{input}`")
+            }
+            DurationError::TooLarge { input } => {
+                format!(
+                    "`{input}` is too large: expected at most {} seconds",
+                    u64::MAX
+                )
+            }
+        }
+    }
+
+    /// How to write a duration, where that is the fix.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            DurationError::TooLarge { .. } => None,
+            _ => Some(format!("write {DURATION_FORMS}")),
+        }
+    }
+}
 
 /// A duration in seconds: a plain number of seconds (`500`) or parts with units from largest
 /// to smallest, each at most once (`30s`, `10m`, `2h`, `1d`, `1h30m`).
-pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
+pub fn parse_duration(s: &str) -> Result<u64, DurationError> {
     let text = s.trim();
-    let invalid = || format!("invalid duration `{s}`: {DURATION_EXPECTED}");
+    let invalid = || DurationError::Invalid {
+        input: s.to_string(),
+    };
+    let overflow = || DurationError::TooLarge {
+        input: s.to_string(),
+    };
     if text.is_empty() {
-        return Err(format!("empty duration: {DURATION_EXPECTED}"));
+        return Err(DurationError::Empty);
     }
     if text.bytes().all(|b| b.is_ascii_digit()) {
-        return text.parse().map_err(|_| too_large("duration", s));
+        return text.parse().map_err(|_| overflow());
     }
     let mut total: u64 = 0;
     let mut rest = text;
@@ -34,9 +82,10 @@ pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
             return Err(invalid());
         };
         if index < next_unit {
-            return Err(format!(
-                "invalid duration `{s}`: `{unit}` is out of order or repeated; {DURATION_EXPECTED}"
-            ));
+            return Err(DurationError::OutOfOrder {
+                input: s.to_string(),
+                unit,
+            });
         }
         next_unit = index + 1;
         let secs = number
@@ -44,10 +93,15 @@ pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
             .ok()
             .and_then(|n| n.checked_mul(DURATION_UNITS[index].1))
             .and_then(|n| total.checked_add(n));
-        total = secs.ok_or_else(|| too_large("duration", s))?;
+        total = secs.ok_or_else(overflow)?;
         rest = chars.as_str();
     }
     Ok(total)
+}
+
+/// [`parse_duration`] with the error as one sentence.
+pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
+    parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// Bytes in each size unit (matched case-insensitively). `k`, `m`, `g` alone are binary,

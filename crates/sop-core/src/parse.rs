@@ -5,7 +5,6 @@
 //! checks what needs both.
 
 mod annotations;
-mod duration;
 mod fences;
 mod fields;
 mod gates;

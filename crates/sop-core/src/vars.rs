@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use crate::diagnostic::did_you_mean;
 use crate::model::VarDecl;
 
+pub(crate) use names::check_name_shape;
 pub use names::check_var_name;
 pub use redact::{Redactor, MASK, MIN_FRAGMENT_CHARS, MIN_SECRET_CHARS};
 
@@ -181,7 +182,7 @@ pub fn resolve_vars(
                 Err(e) => errors.push(VarError::BadPattern {
                     name: name.clone(),
                     pattern: pattern.clone(),
-                    reason: regex_reason(&e),
+                    reason: regex_error(&e),
                 }),
             }
         }
@@ -215,14 +216,18 @@ fn check_collisions(vars: &BTreeMap<String, String>, errors: &mut Vec<VarError>)
     }
 }
 
-/// The one-line gist of a regex error (its full text spans several lines).
-fn regex_reason(e: &regex::Error) -> String {
-    let text = e.to_string();
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map_or_else(
-            || text.clone(),
-            |l| l.trim().trim_start_matches("error: ").to_string(),
-        )
+/// A regex error on one line (the crate's message spans several lines with a caret).
+pub(crate) fn regex_error(err: &regex::Error) -> String {
+    match err {
+        regex::Error::Syntax(text) => text
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .map(|l| l.trim_start_matches("error:").trim().to_string())
+            .next()
+            .unwrap_or_else(|| text.clone()),
+        regex::Error::CompiledTooBig(limit) => {
+            format!("the compiled pattern exceeds {limit} bytes")
+        }
+        other => other.to_string(),
+    }
 }

@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 
 use crate::condition::Condition;
 use crate::diagnostic::{did_you_mean, Diagnostic, Severity};
+use crate::duration::parse_duration;
 use crate::model::Step;
 
-use super::duration::parse_duration;
 use super::fields::{backticked, is_agent_only};
 use super::names::{is_program_name, var_name_problem, workdir_problem};
 use super::span::{Loc, Source};
@@ -235,6 +235,11 @@ impl StepBuilder {
         a: &Annotation,
     ) -> Result<(), Diagnostic> {
         let error = |message: String| src.at(Severity::Error, a.value_at, message);
+        let error_with_help = |(message, help): (String, Option<String>)| {
+            let mut diag = error(message);
+            diag.help = help;
+            diag
+        };
         let step = &mut self.step;
         match key {
             "if" => {
@@ -257,8 +262,7 @@ impl StepBuilder {
             "continue_on_error" => step.continue_on_error = boolean(a).map_err(error)?,
             "idempotent" => step.idempotent = boolean(a).map_err(error)?,
             "timeout" => {
-                let secs = parse_duration(&a.value)
-                    .map_err(|e| error(format!("invalid `timeout`: {e}")))?;
+                let secs = duration(a).map_err(error_with_help)?;
                 if secs == 0 {
                     return Err(error("`timeout` must be greater than zero".to_string())
                         .with_help("remove it to use the sop's `timeout_secs`"));
@@ -266,8 +270,7 @@ impl StepBuilder {
                 step.timeout_secs = Some(secs);
             }
             "retry_delay" => {
-                step.retry_delay_secs = parse_duration(&a.value)
-                    .map_err(|e| error(format!("invalid `retry_delay`: {e}")))?;
+                step.retry_delay_secs = duration(a).map_err(error_with_help)?;
             }
             "retry" => {
                 let retry = a.value.parse::<u32>().map_err(|_| {
@@ -301,14 +304,11 @@ impl StepBuilder {
                 step.workdir = Some(a.value.clone());
             }
             "outputs" => {
-                for name in a
-                    .value
-                    .split([',', ' '])
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                {
+                for (start, name) in output_names(&a.value) {
                     if let Some((message, help)) = var_name_problem(name) {
-                        return Err(error(message).with_help(help));
+                        let mut diag = src.at(Severity::Error, name_at(a, start, name), message);
+                        diag.help = help;
+                        return Err(diag);
                     }
                     step.outputs.push(name.to_string());
                 }
@@ -316,6 +316,37 @@ impl StepBuilder {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// A duration value in seconds, or the message and help saying why it is not one.
+fn duration(a: &Annotation) -> Result<u64, (String, Option<String>)> {
+    parse_duration(&a.value)
+        .map_err(|e| (format!("invalid `{}`: {}", a.key, e.problem()), e.help()))
+}
+
+/// The names of an `outputs` value (separated by commas or spaces), each with its byte offset.
+fn output_names(value: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut offset = 0;
+    value.split([',', ' ']).filter_map(move |part| {
+        let start = offset + (part.len() - part.trim_start().len());
+        offset += part.len() + 1;
+        let name = part.trim();
+        (!name.is_empty()).then_some((start, name))
+    })
+}
+
+/// Where `name`, at byte `start` of `a.value`, was written: the value's place when the value
+/// is not the line's text as written (`[outputs: a, b]` is joined from two pieces).
+fn name_at(a: &Annotation, start: usize, name: &str) -> Loc {
+    let written = a.value.chars().count() == a.value_at.len as usize;
+    if !written {
+        return a.value_at;
+    }
+    Loc {
+        line: a.value_at.line,
+        col: a.value_at.col + a.value[..start].chars().count() as u32,
+        len: name.chars().count() as u32,
     }
 }
 

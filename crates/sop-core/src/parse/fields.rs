@@ -1,6 +1,7 @@
 //! Typed reads of TOML values that report "expected ..., found ..." and unknown keys.
 
 use crate::diagnostic::{did_you_mean, Diagnostic};
+use crate::vars::regex_error;
 
 use super::span::Source;
 use super::toml_tree::{Entry, Node, Value};
@@ -161,11 +162,47 @@ impl TomlCtx<'_> {
         }
     }
 
+    /// A string that must be one of `allowed`, mapped by `parse`.
+    pub fn choice<T>(
+        &mut self,
+        entry: &Entry,
+        allowed: &[&str],
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        let text = self.string(entry)?;
+        let value = parse(&text);
+        if value.is_none() {
+            let what = entry.key.replace('_', " ");
+            self.error_at(&entry.node, format!("unknown {what} `{text}`"))
+                .help = Some(one_of_help(&text, allowed));
+        }
+        value
+    }
+
+    /// `text` compiled as a regex (at most 1 MiB compiled), or an error at `entry`.
+    pub fn regex(&mut self, entry: &Entry, text: &str) -> Option<regex::Regex> {
+        match regex::RegexBuilder::new(text).size_limit(1 << 20).build() {
+            Ok(regex) => Some(regex),
+            Err(err) => {
+                let message = format!("invalid `{}`: {}", entry.key, regex_error(&err));
+                self.error_at(&entry.node, message).help =
+                    Some("the pattern is a Rust regular expression".to_string());
+                None
+            }
+        }
+    }
+
     /// An error pointing at a node (for a table, its header line).
     pub fn error_at(&mut self, node: &Node, message: impl Into<String>) -> &mut Diagnostic {
         self.diags.push(self.src.error(&node.span, message));
         self.diags.last_mut().expect("just pushed")
     }
+}
+
+/// "did you mean ...?" when `found` is close to one of `allowed`, else the list of them.
+pub(crate) fn one_of_help(found: &str, allowed: &[&str]) -> String {
+    did_you_mean(found, allowed.iter().copied())
+        .unwrap_or_else(|| format!("expected one of {}", backticked(allowed)))
 }
 
 /// `a`, `b`, `c` — for "one of" and "known keys" hints.

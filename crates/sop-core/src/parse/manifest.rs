@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use crate::diagnostic::{did_you_mean, Diagnostic, Severity};
+use crate::diagnostic::{Diagnostic, Severity};
 use crate::model::{AdmissionPolicy, ExecutionMode, Priority, TimeoutAction, Trigger, VarDecl};
 
-use super::fields::{backticked, TomlCtx};
+use super::fields::TomlCtx;
 use super::gates::{parse_gates, PendingGate};
 use super::names::{is_program_name, sop_name_problem, var_name_problem, workdir_problem};
 use super::toml_tree::{get, Entry, Value};
@@ -171,8 +171,7 @@ fn read_sop_key(ctx: &mut TomlCtx<'_>, entry: &Entry, dir_name: &str, m: &mut Ma
             }
         }
         "priority" => {
-            if let Some(p) = choice(
-                ctx,
+            if let Some(p) = ctx.choice(
                 entry,
                 &["low", "medium", "high", "critical", "normal"],
                 Priority::parse,
@@ -188,7 +187,7 @@ fn read_sop_key(ctx: &mut TomlCtx<'_>, entry: &Entry, dir_name: &str, m: &mut Ma
                 "priority_based",
                 "auto",
             ];
-            if let Some(mode) = choice(ctx, entry, &modes, ExecutionMode::parse) {
+            if let Some(mode) = ctx.choice(entry, &modes, ExecutionMode::parse) {
                 m.execution_mode = mode;
             }
         }
@@ -198,7 +197,7 @@ fn read_sop_key(ctx: &mut TomlCtx<'_>, entry: &Entry, dir_name: &str, m: &mut Ma
                 "escalate" => Some(TimeoutAction::Escalate),
                 _ => None,
             };
-            if let Some(action) = choice(ctx, entry, &["reject", "escalate"], parse) {
+            if let Some(action) = ctx.choice(entry, &["reject", "escalate"], parse) {
                 m.approval_timeout_action = action;
             }
         }
@@ -211,7 +210,7 @@ fn read_sop_key(ctx: &mut TomlCtx<'_>, entry: &Entry, dir_name: &str, m: &mut Ma
                 _ => None,
             };
             if let Some(policy) =
-                choice(ctx, entry, &["parallel", "hold", "coalesce", "drop"], parse)
+                ctx.choice(entry, &["parallel", "hold", "coalesce", "drop"], parse)
             {
                 m.admission_policy = policy;
             }
@@ -287,27 +286,6 @@ fn positive<T: PartialEq + From<u8>>(
     Some(value)
 }
 
-/// A string that must be one of `allowed`, mapped by `parse`.
-fn choice<T>(
-    ctx: &mut TomlCtx<'_>,
-    entry: &Entry,
-    allowed: &[&str],
-    parse: impl Fn(&str) -> Option<T>,
-) -> Option<T> {
-    let text = ctx.string(entry)?;
-    let value = parse(&text);
-    if value.is_none() {
-        let help = did_you_mean(&text, allowed.iter().copied())
-            .unwrap_or_else(|| format!("expected one of {}", backticked(allowed)));
-        ctx.error_at(
-            &entry.node,
-            format!("unknown {} `{text}`", entry.key.replace('_', " ")),
-        )
-        .help = Some(help);
-    }
-    value
-}
-
 fn check_name(ctx: &mut TomlCtx<'_>, entry: &Entry, name: &str, dir_name: &str) {
     if let Some((message, help)) = sop_name_problem(name) {
         ctx.error_at(&entry.node, message).help = Some(help);
@@ -323,7 +301,8 @@ fn read_vars(ctx: &mut TomlCtx<'_>, table: &[Entry]) -> BTreeMap<String, VarDecl
     let mut vars = BTreeMap::new();
     for entry in table {
         if let Some((message, help)) = var_name_problem(&entry.key) {
-            let diag = ctx.src.error(&entry.key_span, message).with_help(help);
+            let mut diag = ctx.src.error(&entry.key_span, message);
+            diag.help = help;
             ctx.diags.push(diag);
         }
         let decl = match &entry.node.value {
@@ -364,16 +343,7 @@ fn read_var_decl(ctx: &mut TomlCtx<'_>, fields: &[Entry]) -> VarDecl {
             "default" => decl.default = ctx.string(field),
             "pattern" => {
                 if let Some(text) = ctx.string(field) {
-                    match regex::RegexBuilder::new(&text).size_limit(1 << 20).build() {
-                        Ok(re) => pattern = Some((re, field)),
-                        Err(err) => {
-                            ctx.error_at(
-                                &field.node,
-                                format!("invalid `pattern`: {}", regex_error(&err)),
-                            )
-                            .help = Some("the pattern is a Rust regular expression".to_string());
-                        }
-                    }
+                    pattern = ctx.regex(field, &text).map(|re| (re, field));
                     decl.pattern = Some(text);
                 }
             }
@@ -388,20 +358,4 @@ fn read_var_decl(ctx: &mut TomlCtx<'_>, fields: &[Entry]) -> VarDecl {
         }
     }
     decl
-}
-
-/// A regex error on one line (the crate's message spans several lines with a caret).
-pub(crate) fn regex_error(err: &regex::Error) -> String {
-    match err {
-        regex::Error::Syntax(text) => text
-            .lines()
-            .filter(|l| l.starts_with("error:"))
-            .map(|l| l.trim_start_matches("error:").trim().to_string())
-            .next()
-            .unwrap_or_else(|| text.clone()),
-        regex::Error::CompiledTooBig(limit) => {
-            format!("the compiled pattern exceeds {limit} bytes")
-        }
-        other => other.to_string(),
-    }
 }

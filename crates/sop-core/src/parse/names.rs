@@ -1,5 +1,7 @@
 //! Which SOP names, variable names, paths and program names a SOP may use.
 
+use crate::vars::{check_name_shape, check_var_name};
+
 /// Why a SOP name is refused, with a hint.
 pub(crate) fn sop_name_problem(name: &str) -> Option<(String, String)> {
     let help = "use lower-case letters, digits, `.`, `_` and `-`, starting with a letter or digit (at most 64)".to_string();
@@ -21,65 +23,17 @@ pub(crate) fn sop_name_problem(name: &str) -> Option<(String, String)> {
     None
 }
 
-/// `^[A-Za-z_][A-Za-z0-9_]{0,63}$`
-pub(crate) fn is_var_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name.len() <= 64
+/// Why a variable name is refused, as a diagnostic's message and help. The rules are
+/// [`check_var_name`]'s, so a SOP is refused at load time for any name a run would refuse.
+pub(crate) fn var_name_problem(name: &str) -> Option<(String, Option<String>)> {
+    let err = check_var_name(name).err()?;
+    Some((err.to_string(), err.help()))
 }
 
-/// Why a variable name is refused (SPEC §9), or `None` when it may be used.
-// TODO(vars): dedupe with `crate::vars::check_var_name` once that module is complete.
-pub(crate) fn var_name_problem(name: &str) -> Option<(String, String)> {
-    if !is_var_name(name) {
-        return Some((
-            format!("invalid variable name `{name}`"),
-            "use letters, digits and `_`, starting with a letter or `_` (at most 64)".to_string(),
-        ));
-    }
-    let exact = [
-        "PATH",
-        "HOME",
-        "SHELL",
-        "IFS",
-        "ENV",
-        "BASH_ENV",
-        "SHELLOPTS",
-        "BASHOPTS",
-        "PS4",
-        "PROMPT_COMMAND",
-        "NODE_OPTIONS",
-        "RUBYOPT",
-        "TMPDIR",
-        "CDPATH",
-        "GLOBIGNORE",
-    ];
-    let prefixes = [
-        "BASH_FUNC_",
-        "LD_",
-        "DYLD_",
-        "PYTHON",
-        "PERL5",
-        "GIT_",
-        "SSH_",
-        "SOP_",
-    ];
-    let refused = exact.contains(&name)
-        || prefixes.iter().any(|p| name.starts_with(p))
-        || name.ends_with("_proxy")
-        || name.ends_with("_PROXY");
-    if refused {
-        let help = if name.starts_with("SOP_") {
-            "`SOP_*` names are reserved for the runner; choose another name".to_string()
-        } else {
-            "this name changes how processes behave, so it cannot be a variable; choose another name".to_string()
-        };
-        return Some((format!("variable name `{name}` is refused"), help));
-    }
-    None
+/// `^[A-Za-z_][A-Za-z0-9_]{0,63}$`: the shape of a variable or environment name, without
+/// [`var_name_problem`]'s refused names.
+pub(crate) fn is_var_name(name: &str) -> bool {
+    check_name_shape(name).is_ok()
 }
 
 /// Why a working directory is refused: it must stay inside the SOP directory.
@@ -129,7 +83,11 @@ mod tests {
         assert!(var_name_problem("http_proxy").is_some());
         assert!(var_name_problem("LD_PRELOAD").is_some());
         assert!(var_name_problem("SOP_X").is_some());
+        assert!(var_name_problem("BASH_FUNC_x").is_some());
         assert!(var_name_problem("1x").is_some());
+        assert!(is_var_name("GITHUB_WEBHOOK_SECRET"));
+        assert!(is_var_name("SOP_X"));
+        assert!(!is_var_name("1x"));
         assert!(workdir_problem("sub/../x").is_none());
         assert!(workdir_problem("../x").is_some());
         assert!(workdir_problem("/tmp").is_some());

@@ -5,8 +5,7 @@ use std::collections::BTreeSet;
 use crate::diagnostic::did_you_mean;
 use crate::model::{CatchUp, FileEvent, Trigger};
 
-use super::fields::{backticked, TomlCtx};
-use super::manifest::regex_error;
+use super::fields::{backticked, one_of_help, TomlCtx};
 use super::names::is_var_name;
 use super::toml_tree::{get, Entry, Node, Value};
 
@@ -167,20 +166,7 @@ fn command(
         "\"^deploy: (?P<version>\\\\S+)$\"",
     )?;
     let pattern = ctx.string(entry)?;
-    let regex = match regex::RegexBuilder::new(&pattern)
-        .size_limit(1 << 20)
-        .build()
-    {
-        Ok(regex) => regex,
-        Err(err) => {
-            ctx.error_at(
-                &entry.node,
-                format!("invalid `pattern`: {}", regex_error(&err)),
-            )
-            .help = Some("the pattern is a Rust regular expression".to_string());
-            return None;
-        }
-    };
+    let regex = ctx.regex(entry, &pattern)?;
     let capture_groups = capture_groups?;
     if capture_groups {
         vars.match_count = vars.match_count.max(regex.captures_len() - 1);
@@ -212,9 +198,7 @@ fn push_event(ctx: &mut TomlCtx<'_>, node: &Node, text: &str, events: &mut Vec<F
         }
         true
     } else {
-        let allowed = ["create", "modify", "delete"];
-        let help = did_you_mean(text, allowed.iter().copied())
-            .unwrap_or_else(|| format!("expected one of {}", backticked(&allowed)));
+        let help = one_of_help(text, &["create", "modify", "delete"]);
         ctx.error_at(node, format!("unknown file event `{text}`"))
             .help = Some(help);
         false
@@ -351,21 +335,13 @@ fn timezone(ctx: &mut TomlCtx<'_>, entry: &Entry) -> Option<String> {
 }
 
 fn catch_up(ctx: &mut TomlCtx<'_>, entry: &Entry) -> Option<CatchUp> {
-    let text = ctx.string(entry)?;
-    let value = match text.as_str() {
+    let parse = |text: &str| match text {
         "none" => Some(CatchUp::None),
         "latest" => Some(CatchUp::Latest),
         "all" => Some(CatchUp::All),
         _ => None,
     };
-    if value.is_none() {
-        let allowed = ["none", "latest", "all"];
-        let help = did_you_mean(&text, allowed.iter().copied())
-            .unwrap_or_else(|| format!("expected one of {}", backticked(&allowed)));
-        ctx.error_at(&entry.node, format!("unknown catch up `{text}`"))
-            .help = Some(help);
-    }
-    value
+    ctx.choice(entry, &["none", "latest", "all"], parse)
 }
 
 fn webhook(

@@ -176,7 +176,7 @@ const RULES: &[Rule] = &[
 ///
 /// `LANG`, `LC_*`, `TZ` and `TERM` are allowed: they change formatting, not what runs.
 pub fn check_var_name(name: &str) -> Result<(), VarError> {
-    check_shape(name)?;
+    check_name_shape(name)?;
     match RULES.iter().find(|r| matches(r.matcher, name)) {
         Some(r) => Err(VarError::ReservedName {
             name: name.to_string(),
@@ -187,7 +187,10 @@ pub fn check_var_name(name: &str) -> Result<(), VarError> {
     }
 }
 
-fn check_shape(name: &str) -> Result<(), VarError> {
+/// Accepts `^[A-Za-z_][A-Za-z0-9_]{0,63}$` only, refusing nothing by meaning: for names that
+/// are not vars (a webhook's `secret_env`) or that are checked again where they become vars
+/// (command capture groups).
+pub(crate) fn check_name_shape(name: &str) -> Result<(), VarError> {
     let len = name.chars().count();
     if len == 0 {
         return Err(VarError::EmptyName);

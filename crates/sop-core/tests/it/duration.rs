@@ -1,6 +1,6 @@
 //! Durations and sizes as written in SOP and config files.
 
-use sop_core::duration::{parse_duration_secs, parse_size};
+use sop_core::duration::{parse_duration, parse_duration_secs, parse_size};
 
 #[test]
 fn durations() {
@@ -107,4 +107,40 @@ fn size_errors() {
         parse_size("20000000TiB"),
         Err("size `20000000TiB` is too large: expected at most 18446744073709551615".to_string())
     );
+}
+
+#[test]
+fn duration_errors_split_for_diagnostics() {
+    let forms =
+        "write seconds (`500`) or whole numbers with units `d`, `h`, `m`, `s` from largest \
+                 to smallest (`30s`, `10m`, `2h`, `1d`, `1h30m`)";
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        ("", "expected a duration, found nothing", Some(forms)),
+        (
+            "5 minutes",
+            "expected a duration, found `5 minutes`",
+            Some(forms),
+        ),
+        ("+5", "expected a duration, found `+5`", Some(forms)),
+        (
+            "30m1h",
+            "`h` is out of order or repeated in `30m1h`",
+            Some(forms),
+        ),
+        (
+            "999999999999999999d",
+            "`999999999999999999d` is too large: expected at most 18446744073709551615 seconds",
+            None,
+        ),
+    ];
+    for (input, problem, help) in cases {
+        let err = parse_duration(input).expect_err(input);
+        assert_eq!(err.problem(), *problem, "`{input}`");
+        assert_eq!(err.help().as_deref(), *help, "`{input}`");
+        assert_eq!(
+            parse_duration_secs(input),
+            Err(err.to_string()),
+            "`{input}`"
+        );
+    }
 }

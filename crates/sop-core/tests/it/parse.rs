@@ -297,3 +297,42 @@ fn every_diagnostic_points_into_its_line() {
         }
     }
 }
+
+#[test]
+fn vars_table_refuses_what_check_var_name_refuses() {
+    let names = [
+        "PATH",
+        "LD_PRELOAD",
+        "SOP_X",
+        "BASH_FUNC_x",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "NODE_PATH",
+        "USER",
+        "1st",
+    ];
+    let mut toml = String::from("[sop]\nname = \"refused\"\ndescription = \"fixture\"\n\n[vars]\n");
+    for name in names {
+        writeln!(toml, "  \"{name}\" = \"x\"").expect("writing to a string");
+    }
+    let md = b"# Refused\n\n## Steps\n\n1. **Only**\n";
+    let (sop, diags) = parse_files("refused", Some(toml.as_bytes()), Some(md));
+    assert!(sop.is_none());
+    assert_eq!(diags.len(), names.len(), "{}", render(&diags));
+    for ((name, diag), line) in names.iter().zip(&diags).zip(6..) {
+        let err = sop_core::vars::check_var_name(name).expect_err(name);
+        assert_eq!(diag.path, "sops/refused/SOP.toml");
+        assert_eq!((diag.line, diag.col), (line, 3), "{name}");
+        assert_eq!(diag.message, err.to_string());
+        assert_eq!(diag.help, err.help());
+    }
+}
+
+#[test]
+fn vars_table_accepts_what_check_var_name_accepts() {
+    let toml = b"[sop]\nname = \"ok\"\ndescription = \"fixture\"\n\n[vars]\nversion = \"1\"\npath = \"x\"\nSKIP_ENV_CHECK = \"no\"\nLANG = \"C\"\n";
+    let md = b"# Ok\n\n## Steps\n\n1. **Only**\n";
+    let (sop, diags) = parse_files("ok", Some(toml), Some(md));
+    assert!(diags.is_empty(), "{}", render(&diags));
+    assert_eq!(sop.expect("sop").vars.len(), 4);
+}
