@@ -1,7 +1,10 @@
-//! Crash recovery, run by every `sop` command that opens the store: runs whose driving
-//! process died are made safe (a running step becomes `interrupted`, its leftover process
-//! group is killed) and handed to a new detached driver when they can go on by themselves.
+//! Crash recovery and time-based transitions, run by every `sop` command that opens the
+//! store and by the daemon's scheduler: runs whose driving process died are made safe (a
+//! running step becomes `interrupted`, its leftover processes are killed), approval
+//! deadlines that passed are applied, and runs that can go on without a person are
+//! reported `ready` for a driver.
 
+use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -15,64 +18,100 @@ use crate::engine::owner_alive;
 use crate::home::Home;
 use crate::process;
 
-/// What recovery did, for the caller to report.
+/// What recovery did, for the caller to report and act on.
 #[derive(Debug, Default)]
 pub struct Recovered {
+    /// Runs now `interrupted`: an operator decides with `sop resume`.
     pub interrupted: Vec<String>,
-    pub relaunched: Vec<String>,
+    /// Runs that need a driver (queued, or able to go on alone).
+    pub ready: Vec<String>,
 }
 
-/// Makes every orphaned run safe; relaunches those that can continue without a person.
-pub fn recover(
-    store: &dyn Store,
-    home: &Home,
-    config: &RunnerConfig,
-    exe: &Path,
-) -> Result<Recovered, StoreError> {
+/// Makes every orphaned run safe and applies passed deadlines. Drives nothing.
+pub fn recover_runs(store: &dyn Store, home: &Home, config: &RunnerConfig) -> Result<Recovered, StoreError> {
     let mut out = Recovered::default();
     for row in store.active_runs()? {
-        if row.owner.is_some_and(owner_alive) {
-            continue;
+        match row.owner {
+            Some(owner) if owner_alive(owner) => continue,
+            None if row.status == RunStatus::Queued => {
+                out.ready.push(row.id);
+                continue;
+            }
+            None if row.status != RunStatus::Running => continue,
+            _ => {}
         }
+        // The driver died (or left a running run): make the run safe.
         let t = now();
         let mut kill: Option<(u32, u64)> = None;
-        let mut relaunch = false;
         let result = store.update_run(&row.id, t, &mut |r, ev| {
             kill = None;
-            relaunch = false;
             if r.status == RunStatus::Running {
-                if let Some(rec) = run::current_record(r) {
-                    kill = rec.pid.zip(rec.pid_start_time);
-                }
+                kill = run::current_record(r).and_then(|rec| rec.pid.zip(rec.pid_start_time));
                 run::interrupt(r, t, ev);
                 if run::interrupted_step_is_idempotent(r) {
                     run::resume(r, ResumeHow::Retry, "sop (idempotent step)", t, ev)?;
                 }
             }
-            if r.status.is_waiting() {
-                // Applies an approval deadline that passed while nobody was waiting.
-                let _ = run::advance(r, t, ev);
-            }
-            relaunch = matches!(r.status, RunStatus::Queued | RunStatus::Running);
             Ok(())
         })?;
+        if let Some(owner) = row.owner {
+            store.release(&row.id, owner)?;
+        }
         let Ok(run) = result else { continue };
         if let Some((pid, start)) = kill {
-            process::kill_group_if_same(
-                pid,
-                start,
-                std::time::Duration::from_secs(config.kill_grace_secs),
-            );
-        }
-        if run.status == RunStatus::Interrupted {
-            out.interrupted.push(run.id.clone());
+            process::kill_group_if_same(pid, start, std::time::Duration::from_secs(config.kill_grace_secs));
         }
         let _ = audit::write(store, home, &run.id);
-        if relaunch && launch_detached(exe, home, &run.id).is_ok() {
-            out.relaunched.push(run.id.clone());
+        match run.status {
+            RunStatus::Interrupted => out.interrupted.push(run.id),
+            RunStatus::Queued | RunStatus::Running => out.ready.push(run.id),
+            _ => {}
+        }
+    }
+    for id in store.due_deadlines(now())? {
+        let t = now();
+        let Ok(run) = store.update_run(&id, t, &mut |r, ev| {
+            let _ = run::advance(r, t, ev);
+            Ok(())
+        })?
+        else {
+            continue;
+        };
+        let _ = audit::write(store, home, &id);
+        if matches!(run.status, RunStatus::Queued | RunStatus::Running) && !out.ready.contains(&id) {
+            out.ready.push(id);
         }
     }
     Ok(out)
+}
+
+/// Recovery for CLI commands: as [`recover_runs`], then a background driver for each
+/// ready run — unless a `sop serve` holds this home, whose scheduler drives them.
+pub fn recover(store: &dyn Store, home: &Home, config: &RunnerConfig, exe: &Path) -> Result<Recovered, StoreError> {
+    let recovered = recover_runs(store, home, config)?;
+    if !daemon_running(home) {
+        for id in &recovered.ready {
+            let _ = launch_detached(exe, home, id);
+        }
+    }
+    Ok(recovered)
+}
+
+/// The lock file a `sop serve` holds for as long as it runs on a home.
+pub fn serve_lock_path(home: &Home) -> std::path::PathBuf {
+    home.state_dir().join("serve.lock")
+}
+
+/// Whether a `sop serve` holds this home's lock.
+pub fn daemon_running(home: &Home) -> bool {
+    let Ok(file) = File::open(serve_lock_path(home)) else { return false };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(_) => true,
+    }
 }
 
 /// Starts `sop __drive <run>` in the background, in its own process group, detached from
@@ -80,10 +119,7 @@ pub fn recover(
 pub fn launch_detached(exe: &Path, home: &Home, run_id: &str) -> std::io::Result<u32> {
     use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(home.state_dir())?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(home.state_dir().join("driver.log"))?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(home.state_dir().join("driver.log"))?;
     let child = Command::new(exe)
         .arg("--home")
         .arg(home.root())
@@ -97,20 +133,14 @@ pub fn launch_detached(exe: &Path, home: &Home, run_id: &str) -> std::io::Result
     Ok(child.id())
 }
 
-/// After a decision by this process: if nobody drives the run any more, start a driver.
-pub fn ensure_driven(
-    store: &dyn Store,
-    home: &Home,
-    exe: &Path,
-    run_id: &str,
-) -> Result<bool, StoreError> {
-    let Some(row) = store.run_row(run_id)? else {
+/// After a decision by this process: if nobody drives the run any more, start a driver
+/// (the daemon's scheduler does that itself when one runs on this home).
+pub fn ensure_driven(store: &dyn Store, home: &Home, exe: &Path, run_id: &str) -> Result<bool, StoreError> {
+    let Some(row) = store.run_row(run_id)? else { return Ok(false) };
+    if row.status.is_terminal() || row.status.is_waiting() || row.status == RunStatus::Interrupted || row.owner.is_some_and(owner_alive) {
         return Ok(false);
-    };
-    if row.status.is_terminal()
-        || row.status == RunStatus::Interrupted
-        || row.owner.is_some_and(owner_alive)
-    {
+    }
+    if daemon_running(home) {
         return Ok(false);
     }
     Ok(launch_detached(exe, home, run_id).is_ok())

@@ -100,7 +100,7 @@ pub trait Store: Send + Sync {
     fn run_row(&self, id: &str) -> Result<Option<RunRow>, StoreError>;
 
     /// Reads, changes and commits one run in one transaction. `change` is pure (sop-core);
-    /// when it refuses, nothing is written. Returns the committed run.
+    /// when it refuses, or changes nothing, nothing is written. Returns the run after.
     fn update_run(
         &self,
         id: &str,
@@ -147,6 +147,9 @@ pub trait Store: Send + Sync {
     fn output_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<OutputChunk>, StoreError>;
 
     fn events_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<EventRow>, StoreError>;
+
+    /// Waiting runs whose approval deadline is at or before `now`.
+    fn due_deadlines(&self, now: Millis) -> Result<Vec<String>, StoreError>;
 
     /// Changes whenever any process commits: a cheap "did anything happen" check.
     fn change_counter(&self) -> Result<i64, StoreError>;

@@ -102,7 +102,7 @@ fn save_doc(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
     })?;
     tx.execute(
         "UPDATE runs SET status = ?2, priority = ?3, started_at = ?4, completed_at = ?5, executed_step = ?6,
-                         version = version + 1, doc = ?7
+                         version = version + 1, doc = ?7, deadline = ?8
          WHERE id = ?1",
         params![
             run.id,
@@ -111,7 +111,8 @@ fn save_doc(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
             run.started_at,
             run.completed_at,
             run.executed_step,
-            doc
+            doc,
+            run.wait.as_ref().and_then(|w| w.deadline)
         ],
     )?;
     Ok(())
@@ -347,9 +348,14 @@ impl Store for SqliteStore {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut run = load_doc(&tx, id)?;
+        let before = run.clone();
         let mut events = Vec::new();
         if let Err(refusal) = change(&mut run, &mut events) {
             return Ok(Err(refusal));
+        }
+        if events.is_empty() && run == before {
+            // Nothing changed: no write, so waiters are not woken for nothing.
+            return Ok(Ok(run));
         }
         save_doc(&tx, &run)?;
         insert_events(&tx, id, now, &events)?;
@@ -506,6 +512,16 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    fn due_deadlines(&self, now: Millis) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM runs WHERE deadline IS NOT NULL AND deadline <= ?1
+             AND status IN ('waiting_approval', 'waiting_confirmation') ORDER BY deadline",
+        )?;
+        let ids = stmt.query_map([now], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
     }
 
     fn change_counter(&self) -> Result<i64, StoreError> {

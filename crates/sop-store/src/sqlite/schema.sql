@@ -9,6 +9,7 @@ CREATE TABLE runs (
     started_at    INTEGER,
     completed_at  INTEGER,
     executed_step INTEGER NOT NULL DEFAULT 0,
+    deadline      INTEGER,          -- approval deadline of a waiting run
     limits        TEXT NOT NULL,
     owner_pid     INTEGER,
     owner_start   INTEGER,
@@ -19,6 +20,7 @@ CREATE TABLE runs (
 CREATE INDEX runs_by_status ON runs (status, priority DESC, created_at);
 CREATE INDEX runs_by_sop ON runs (sop, status);
 CREATE INDEX runs_by_sop_executed ON runs (sop, executed_step, started_at);
+CREATE INDEX runs_by_deadline ON runs (deadline) WHERE deadline IS NOT NULL;
 
 -- Append-only ledger of everything that happened to a run.
 CREATE TABLE events (
