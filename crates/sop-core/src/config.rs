@@ -14,7 +14,8 @@ pub enum SqliteSync {
     Normal,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// Ordered: `Viewer < Operator < Approver < Admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,

@@ -72,7 +72,8 @@ pub fn admit(
         AdmissionPolicy::Drop if busy => Admission::Dropped {
             running: load.running.clone(),
         },
-        AdmissionPolicy::Coalesce => match load.queued.first().or(load.running.first()) {
+        // A queued run would start first anyway: fold into it; else only when no slot is free.
+        AdmissionPolicy::Coalesce if busy || !load.queued.is_empty() => match load.queued.first().or(load.running.first()) {
             Some(id) => Admission::Coalesce { run_id: id.clone() },
             None => Admission::Accept,
         },

@@ -71,7 +71,7 @@ pub fn recover_runs(store: &dyn Store, home: &Home, config: &RunnerConfig) -> Re
     for id in store.due_deadlines(now())? {
         let t = now();
         let Ok(run) = store.update_run(&id, t, &mut |r, ev| {
-            let _ = run::advance(r, t, ev);
+            run::expire(r, t, ev);
             Ok(())
         })?
         else {

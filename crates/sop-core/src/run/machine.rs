@@ -907,6 +907,16 @@ fn wait(
     Action::Wait { deadline }
 }
 
+/// Applies a passed approval deadline and nothing else (no walking on): for recovery,
+/// which has no driver at hand. Returns whether the run changed.
+pub fn expire(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) -> bool {
+    if !run.status.is_waiting() || run.wait.as_ref().and_then(|w| w.deadline).is_none_or(|d| now < d) {
+        return false;
+    }
+    check_deadline(run, now, ev);
+    true
+}
+
 /// Applies an approval deadline. `None`: the run's state changed; walk on.
 fn check_deadline(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) -> Option<Action> {
     let wait = run.wait.clone()?;

@@ -194,7 +194,8 @@ fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimRe
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     drop(stmt);
-    for (position, (q, limits_json)) in (1u32..).zip(&queue) {
+    let own_position = (1u32..).zip(&queue).find(|(_, (q, _))| q.id == id).map_or(0, |(p, _)| p);
+    for (q, limits_json) in &queue {
         let stored: StoredLimits =
             serde_json::from_str(limits_json).map_err(|source| StoreError::Corrupt {
                 id: q.id.clone(),
@@ -206,7 +207,7 @@ fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimRe
             return Ok(may);
         }
         if may.is_ok() {
-            return Ok(Err(policy::Blocked::Behind { position }));
+            return Ok(Err(policy::Blocked::Behind { position: own_position }));
         }
     }
     Ok(Ok(()))
@@ -460,11 +461,12 @@ impl Store for SqliteStore {
         attempt: u32,
         text: &str,
     ) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.prepare_cached(
-            "INSERT INTO output (run_id, gate, attempt, text) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![run_id, gate, attempt, text])?;
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.prepare_cached("INSERT INTO output (run_id, gate, attempt, text) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![run_id, gate, attempt, text])?;
+        bump(&tx)?;
+        tx.commit()?;
         Ok(())
     }
 

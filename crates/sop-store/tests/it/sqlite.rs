@@ -1,0 +1,254 @@
+//! What only the file-backed store has: several handles (processes) on one file, durability
+//! across reopen, WAL, and schema versions.
+
+use std::path::{Path, PathBuf};
+use std::sync::Barrier;
+
+use sop_core::run::{Happened, RunStatus};
+use sop_store::{Owner, SqliteStore, Store, StoreError, Synchronous};
+
+use crate::fixture::{advance, claim, event_count, queued, sop, start_step, SopExt};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sop.db");
+    (dir, path)
+}
+
+fn open(path: &Path) -> SqliteStore {
+    SqliteStore::open(path, Synchronous::Full).expect("open")
+}
+
+#[test]
+fn two_handles_on_one_file_see_each_others_commits() {
+    let (_dir, path) = db();
+    let one = open(&path);
+    let two = open(&path);
+    let s = sop("deploy");
+    queued(&one, "a", &s, T0);
+    assert_eq!(
+        two.load_run("a").expect("load"),
+        one.load_run("a").expect("load"),
+        "a commit by one handle is visible to the other"
+    );
+    let counter = one.change_counter().expect("counter");
+    claim(&two, "a", 4, T0 + 1);
+    assert_eq!(
+        one.run_row("a").expect("row").expect("a row").status,
+        RunStatus::Running
+    );
+    assert_ne!(
+        one.change_counter().expect("counter"),
+        counter,
+        "the other handle's commit moves the counter seen here"
+    );
+    assert_eq!(
+        one.change_counter().expect("counter"),
+        two.change_counter().expect("counter")
+    );
+    // The scheduling decision of one handle binds the other: the slot is taken.
+    queued(&one, "b", &s, T0 + 2);
+    assert!(one.claim("b", 4, T0 + 3).expect("claim").is_err());
+    two.append_output("a", "step 1", 1, "hi\n").expect("output");
+    assert_eq!(one.output_since("a", 0).expect("output")[0].text, "hi\n");
+}
+
+#[test]
+fn concurrent_updates_from_many_handles_lose_nothing() {
+    const THREADS: usize = 8;
+    const EACH: usize = 25;
+    let (_dir, path) = db();
+    {
+        let store = open(&path);
+        queued(&store, "r", &sop("deploy"), T0);
+    }
+    let barrier = Barrier::new(THREADS);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (barrier, path) = (&barrier, &path);
+            s.spawn(move || {
+                // Its own connection, as a separate `sop` process would have.
+                let store = open(path);
+                barrier.wait();
+                for i in 0..EACH {
+                    store
+                        .update_run("r", T0 + 1, &mut |r, ev| {
+                            let n: usize = r
+                                .vars
+                                .get("count")
+                                .map_or(0, |v| v.parse().expect("a number"));
+                            r.vars.insert("count".into(), (n + 1).to_string());
+                            r.vars.insert(format!("t{t}"), (i + 1).to_string());
+                            ev.push(Happened::Requeued {
+                                reason: format!("t{t}-{i}"),
+                            });
+                            Ok(())
+                        })
+                        .expect("update_run")
+                        .expect("accepted");
+                }
+            });
+        }
+    });
+    let store = open(&path);
+    let run = store.load_run("r").expect("load").expect("run");
+    assert_eq!(
+        run.vars.get("count").map(String::as_str),
+        Some((THREADS * EACH).to_string().as_str()),
+        "every increment survived"
+    );
+    for t in 0..THREADS {
+        assert_eq!(
+            run.vars.get(&format!("t{t}")).map(String::as_str),
+            Some(EACH.to_string().as_str())
+        );
+    }
+    let events = store.events_since("r", 0).expect("events");
+    assert_eq!(events.len(), 1 + THREADS * EACH, "one event per update");
+    // Each writer's own events are in its own order in the ledger.
+    for t in 0..THREADS {
+        let mine: Vec<String> = events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Happened::Requeued { reason } if reason.starts_with(&format!("t{t}-")) => {
+                    Some(reason.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let expected: Vec<String> = (0..EACH).map(|i| format!("t{t}-{i}")).collect();
+        assert_eq!(mine, expected);
+    }
+}
+
+#[test]
+fn concurrent_claims_from_many_handles_respect_max_concurrent() {
+    let (_dir, path) = db();
+    let ids: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
+    {
+        let store = open(&path);
+        for (i, id) in ids.iter().enumerate() {
+            queued(&store, id, &sop("deploy").with_max(2), T0 + i as i64);
+        }
+    }
+    let barrier = Barrier::new(ids.len());
+    let won: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (barrier, path) = (&barrier, &path);
+                s.spawn(move || {
+                    let store = open(path);
+                    barrier.wait();
+                    usize::from(store.claim(id, 100, T0 + 100).expect("claim").is_ok())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).sum()
+    });
+    let store = open(&path);
+    let running = store
+        .active_runs()
+        .expect("active")
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Running)
+        .count();
+    assert!(
+        (1..=2).contains(&won),
+        "{won} claims succeeded with max_concurrent = 2"
+    );
+    assert_eq!(
+        store.run_row("r0").expect("row").expect("a row").status,
+        RunStatus::Running,
+        "the oldest run always gets a slot"
+    );
+    assert_eq!(running, won);
+}
+
+#[test]
+fn reopening_the_file_keeps_everything() {
+    let (_dir, path) = db();
+    let owner = Owner {
+        pid: 9,
+        start_time: 99,
+    };
+    let (run, events, output, counter) = {
+        let store = open(&path);
+        queued(&store, "a", &sop("deploy"), T0);
+        start_step(&store, "a", T0 + 1);
+        store.acquire("a", owner, &|_| true).expect("acquire");
+        store
+            .append_output("a", "step 1", 1, "kept\n")
+            .expect("output");
+        (
+            store.load_run("a").expect("load").expect("run"),
+            event_count(&store, "a"),
+            store.output_since("a", 0).expect("output").len(),
+            store.change_counter().expect("counter"),
+        )
+    };
+    let store = open(&path);
+    assert_eq!(store.load_run("a").expect("load"), Some(run));
+    assert_eq!(event_count(&store, "a"), events);
+    assert_eq!(store.output_since("a", 0).expect("output").len(), output);
+    assert_eq!(store.change_counter().expect("counter"), counter);
+    let row = store.run_row("a").expect("row").expect("a row");
+    assert_eq!(row.owner, Some(owner));
+    assert_eq!(row.status, RunStatus::Running);
+    // And it keeps working: the run goes on in the reopened store.
+    assert!(matches!(
+        advance(&store, "a", T0 + 2),
+        sop_core::run::Action::Interrupted
+    ));
+}
+
+#[test]
+fn the_database_is_in_wal_mode_with_the_schema_version_set() {
+    let (_dir, path) = db();
+    drop(open(&path));
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .expect("journal_mode");
+    assert_eq!(mode, "wal");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(version, 1);
+    drop(conn);
+    // Opening again does not re-run the schema (which would fail on existing tables).
+    drop(open(&path));
+    drop(SqliteStore::open(&path, Synchronous::Normal).expect("open normal"));
+}
+
+#[test]
+fn a_database_from_a_newer_sop_is_refused() {
+    let (_dir, path) = db();
+    drop(open(&path));
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.pragma_update(None, "user_version", 99)
+        .expect("user_version");
+    drop(conn);
+    match SqliteStore::open(&path, Synchronous::Full) {
+        Err(StoreError::TooNew { found, known }) => {
+            assert_eq!((found, known), (99, 1));
+        }
+        Err(e) => panic!("expected TooNew, got {e}"),
+        Ok(_) => panic!("a newer schema was opened"),
+    }
+}
+
+#[test]
+fn a_database_that_cannot_be_created_is_an_open_error() {
+    let (dir, _) = db();
+    let path = dir.path().join("missing-dir").join("sop.db");
+    match SqliteStore::open(&path, Synchronous::Full) {
+        Err(e @ StoreError::Open { .. }) => {
+            assert!(e.to_string().contains("missing-dir"), "{e}");
+        }
+        Err(e) => panic!("expected an open error, got {e}"),
+        Ok(_) => panic!("opened a database in a missing directory"),
+    }
+}
