@@ -25,11 +25,7 @@ impl App {
         let config = load_config(&home)?;
         std::fs::create_dir_all(home.state_dir())
             .with_context(|| format!("cannot create `{}`", home.state_dir().display()))?;
-        let sync = match config.sqlite_synchronous {
-            SqliteSync::Full => Synchronous::Full,
-            SqliteSync::Normal => Synchronous::Normal,
-        };
-        let store = SqliteStore::open(&home.db_path(), sync)?;
+        let store = open_store(&home.db_path(), &config)?;
         let exe = std::env::current_exe().context("cannot find the `sop` executable")?;
         let app = App {
             home,
@@ -56,8 +52,21 @@ impl App {
     }
 
     pub fn ops(&self) -> Ops<'_> {
-        Ops { store: &self.store, home: &self.home, config: &self.config }
+        Ops {
+            store: &self.store,
+            home: &self.home,
+            config: &self.config,
+        }
     }
+}
+
+/// Opens the SQLite store with the configured durability.
+pub fn open_store(path: &std::path::Path, config: &RunnerConfig) -> Result<SqliteStore, Fail> {
+    let sync = match config.sqlite_synchronous {
+        SqliteSync::Full => Synchronous::Full,
+        SqliteSync::Normal => Synchronous::Normal,
+    };
+    Ok(SqliteStore::open(path, sync)?)
 }
 
 /// `sop.toml` at the home, or the defaults when there is none.

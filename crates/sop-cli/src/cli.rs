@@ -105,6 +105,15 @@ pub enum Command {
         #[arg(long)]
         detach: bool,
     },
+    /// Serve the HTTP API and run the scheduler (queued runs, deadlines, recovery).
+    Serve {
+        /// Address to listen on (default: `bind` in sop.toml, else 127.0.0.1:7311).
+        #[arg(long)]
+        bind: Option<String>,
+        /// Store URL: `sqlite://PATH` (relative to the home).
+        #[arg(long)]
+        db: Option<String>,
+    },
     /// Internal: drive a run in this process (used by --detach and recovery).
     #[command(name = "__drive", hide = true)]
     Drive { run: String },

@@ -28,7 +28,9 @@ impl From<OpError> for Fail {
             crate::cmd::print_diagnostics(diagnostics);
         }
         let message = match &e {
-            OpError::UnknownSop { hint: None, .. } => format!("{e}\n  = help: run `sop list` to see the SOPs"),
+            OpError::UnknownSop { hint: None, .. } => {
+                format!("{e}\n  = help: run `sop list` to see the SOPs")
+            }
             OpError::BadVars { sop, errors } => {
                 let lines: Vec<String> = errors
                     .iter()

@@ -73,10 +73,12 @@ pub fn admit(
             running: load.running.clone(),
         },
         // A queued run would start first anyway: fold into it; else only when no slot is free.
-        AdmissionPolicy::Coalesce if busy || !load.queued.is_empty() => match load.queued.first().or(load.running.first()) {
-            Some(id) => Admission::Coalesce { run_id: id.clone() },
-            None => Admission::Accept,
-        },
+        AdmissionPolicy::Coalesce if busy || !load.queued.is_empty() => {
+            match load.queued.first().or(load.running.first()) {
+                Some(id) => Admission::Coalesce { run_id: id.clone() },
+                None => Admission::Accept,
+            }
+        }
         _ => Admission::Accept,
     }
 }

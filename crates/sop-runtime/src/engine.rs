@@ -171,7 +171,11 @@ impl<'a, 'c> Driver<'a, 'c> {
         loop {
             if self.ctx.stopping() {
                 // Between steps: the run stays as committed; the next start picks it up.
-                let status = self.ctx.store.run_row(&self.run_id)?.map_or(RunStatus::Queued, |r| r.status);
+                let status = self
+                    .ctx
+                    .store
+                    .run_row(&self.run_id)?
+                    .map_or(RunStatus::Queued, |r| r.status);
                 return Ok(status);
             }
             let mut action = Action::Claim;
@@ -409,9 +413,16 @@ impl<'a, 'c> Driver<'a, 'c> {
 
 /// The environment of a step: the run's variables (SPEC §9: `SOP_VAR_<NAME>` and the name
 /// itself) and the `SOP_*` built-ins. Values reach the step only as environment variables.
-fn step_env(run: &Run, exec: &Exec, output_file: &std::path::Path, pass_env: &[String]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> =
-        pass_env.iter().filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v))).collect();
+fn step_env(
+    run: &Run,
+    exec: &Exec,
+    output_file: &std::path::Path,
+    pass_env: &[String],
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = pass_env
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
+        .collect();
     for (k, v) in &run.vars {
         env.push((k.clone(), v.clone()));
         env.push((format!("SOP_VAR_{}", k.to_ascii_uppercase()), v.clone()));

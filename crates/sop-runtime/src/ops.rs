@@ -23,13 +23,20 @@ pub enum OpError {
     #[error("no SOP named `{name}`{}", hint.as_ref().map_or_else(String::new, |h| format!(" ({h})")))]
     UnknownSop { name: String, hint: Option<String> },
     #[error("`{name}` has errors; fix them and try again (see `sop validate {name}`)")]
-    InvalidSop { name: String, diagnostics: Vec<Diagnostic> },
+    InvalidSop {
+        name: String,
+        diagnostics: Vec<Diagnostic>,
+    },
     #[error("invalid variables for `{sop}`: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     BadVars { sop: String, errors: Vec<VarError> },
     #[error("{0}")]
     BadInput(String),
     #[error("`{sop}` is in cooldown: {} remain (run {run_id} started it); use --force to override", crate::clock::human_ms(*remaining_secs as i64 * 1000))]
-    Cooldown { sop: String, remaining_secs: u64, run_id: String },
+    Cooldown {
+        sop: String,
+        remaining_secs: u64,
+        run_id: String,
+    },
     #[error("admission_policy = \"drop\": `{sop}` is busy (running: {})", running.join(", "))]
     Dropped { sop: String, running: Vec<String> },
     #[error("`{0}` is neither a run id nor a SOP with runs")]
@@ -37,7 +44,11 @@ pub enum OpError {
     #[error("no run of `{sop}` is {what}")]
     NothingWaiting { sop: String, what: String },
     #[error("{} runs of `{sop}` are {what}; name one by its run id:\n{}", runs.len(), runs.iter().map(|r| format!("  {}  {}  created {}", r.id, r.status.as_str(), rfc3339(r.created_at))).collect::<Vec<_>>().join("\n"))]
-    Ambiguous { sop: String, what: String, runs: Vec<RunRow> },
+    Ambiguous {
+        sop: String,
+        what: String,
+        runs: Vec<RunRow>,
+    },
     #[error("run id prefix `{prefix}` is ambiguous: {}", ids.join(", "))]
     AmbiguousPrefix { prefix: String, ids: Vec<String> },
     #[error(transparent)]
@@ -80,16 +91,23 @@ impl Executed {
 
 /// Loads one SOP by name: the checked SOP and its warnings, or every diagnostic.
 pub fn load_sop(home: &Home, name: &str) -> Result<(Sop, Vec<Diagnostic>), OpError> {
-    let valid_name = !name.is_empty() && !name.contains('/') && !name.contains("..") && !name.starts_with('.');
+    let valid_name =
+        !name.is_empty() && !name.contains('/') && !name.contains("..") && !name.starts_with('.');
     if !valid_name || !home.sop_dir(name).is_dir() {
         let known = loader::sop_dirs(home).unwrap_or_default();
         let hint = sop_core::diagnostic::did_you_mean(name, known.iter().map(String::as_str));
-        return Err(OpError::UnknownSop { name: name.to_string(), hint });
+        return Err(OpError::UnknownSop {
+            name: name.to_string(),
+            hint,
+        });
     }
     let loaded = loader::load_one(home, name);
     match loaded.sop {
         Some(sop) => Ok((sop, loaded.diagnostics)),
-        None => Err(OpError::InvalidSop { name: name.to_string(), diagnostics: loaded.diagnostics }),
+        None => Err(OpError::InvalidSop {
+            name: name.to_string(),
+            diagnostics: loaded.diagnostics,
+        }),
     }
 }
 
@@ -111,7 +129,10 @@ impl Ops<'_> {
     /// unless every check passed.
     pub fn execute(&self, req: ExecuteRequest) -> Result<Executed, OpError> {
         let (sop, _) = load_sop(self.home, &req.sop)?;
-        let vars = resolve_vars(&sop.vars, &req.vars).map_err(|errors| OpError::BadVars { sop: sop.name.clone(), errors })?;
+        let vars = resolve_vars(&sop.vars, &req.vars).map_err(|errors| OpError::BadVars {
+            sop: sop.name.clone(),
+            errors,
+        })?;
         let t = now();
         let id = new_run_id();
         let new = run::new_run(
@@ -134,44 +155,79 @@ impl Ops<'_> {
                 Ok(Executed::Created(run))
             }
             Created::NotCreated(Admission::Coalesce { run_id }) => Ok(Executed::Coalesced(run_id)),
-            Created::NotCreated(Admission::Cooldown { remaining_secs, run_id }) => {
-                Err(OpError::Cooldown { sop: req.sop, remaining_secs, run_id })
-            }
-            Created::NotCreated(Admission::Dropped { running }) => Err(OpError::Dropped { sop: req.sop, running }),
-            Created::NotCreated(Admission::Accept) => Err(OpError::BadInput("the store did not create the run".to_string())),
+            Created::NotCreated(Admission::Cooldown {
+                remaining_secs,
+                run_id,
+            }) => Err(OpError::Cooldown {
+                sop: req.sop,
+                remaining_secs,
+                run_id,
+            }),
+            Created::NotCreated(Admission::Dropped { running }) => Err(OpError::Dropped {
+                sop: req.sop,
+                running,
+            }),
+            Created::NotCreated(Admission::Accept) => Err(OpError::BadInput(
+                "the store did not create the run".to_string(),
+            )),
         }
     }
 
     /// The run named by `target`: a run id (or a unique prefix of one), or a SOP name with
     /// exactly one run in one of `statuses` (any status when empty).
-    pub fn resolve(&self, target: &str, statuses: &[RunStatus], what: &str) -> Result<String, OpError> {
+    pub fn resolve(
+        &self,
+        target: &str,
+        statuses: &[RunStatus],
+        what: &str,
+    ) -> Result<String, OpError> {
         let ids = self.store.find_run_ids(target)?;
         if ids.iter().any(|i| i == target) {
             return Ok(target.to_string());
         }
-        let filter = RunFilter { sop: Some(target.to_string()), statuses: statuses.to_vec(), limit: Some(50) };
+        let filter = RunFilter {
+            sop: Some(target.to_string()),
+            statuses: statuses.to_vec(),
+            limit: Some(50),
+        };
         let runs = self.store.list_runs(&filter)?;
         match (runs.len(), ids.len()) {
             (1, _) => Ok(runs[0].id.clone()),
             (0, 1) => Ok(ids[0].clone()),
             (0, 0) => {
-                let any = RunFilter { sop: Some(target.to_string()), statuses: vec![], limit: Some(1) };
+                let any = RunFilter {
+                    sop: Some(target.to_string()),
+                    statuses: vec![],
+                    limit: Some(1),
+                };
                 if self.store.list_runs(&any)?.is_empty() {
                     Err(OpError::NoSuchTarget(target.to_string()))
                 } else {
-                    Err(OpError::NothingWaiting { sop: target.to_string(), what: what.to_string() })
+                    Err(OpError::NothingWaiting {
+                        sop: target.to_string(),
+                        what: what.to_string(),
+                    })
                 }
             }
-            (0, _) => Err(OpError::AmbiguousPrefix { prefix: target.to_string(), ids }),
+            (0, _) => Err(OpError::AmbiguousPrefix {
+                prefix: target.to_string(),
+                ids,
+            }),
             _ if statuses.is_empty() => Ok(runs[0].id.clone()),
-            _ => Err(OpError::Ambiguous { sop: target.to_string(), what: what.to_string(), runs }),
+            _ => Err(OpError::Ambiguous {
+                sop: target.to_string(),
+                what: what.to_string(),
+                runs,
+            }),
         }
     }
 
     /// Applies a decision to the gate `run_id` waits at, and rewrites the audit file.
     pub fn decide(&self, run_id: &str, d: &Decision) -> Result<Run, OpError> {
         let t = now();
-        let run = self.store.update_run(run_id, t, &mut |r, ev| run::decide(r, d, t, ev))??;
+        let run = self
+            .store
+            .update_run(run_id, t, &mut |r, ev| run::decide(r, d, t, ev))??;
         audit::write(self.store, self.home, run_id).map_err(OpError::Audit)?;
         Ok(run)
     }
@@ -191,23 +247,31 @@ impl Ops<'_> {
     /// `sop resume`: retry, skip or abort the interrupted step.
     pub fn resume(&self, run_id: &str, how: run::ResumeHow, by: &str) -> Result<Run, OpError> {
         let t = now();
-        let run = self.store.update_run(run_id, t, &mut |r, ev| run::resume(r, how, by, t, ev))??;
+        let run = self
+            .store
+            .update_run(run_id, t, &mut |r, ev| run::resume(r, how, by, t, ev))??;
         audit::write(self.store, self.home, run_id).map_err(OpError::Audit)?;
         Ok(run)
     }
 
     pub fn load_run(&self, run_id: &str) -> Result<Run, OpError> {
-        self.store.load_run(run_id)?.ok_or_else(|| OpError::NoSuchTarget(run_id.to_string()))
+        self.store
+            .load_run(run_id)?
+            .ok_or_else(|| OpError::NoSuchTarget(run_id.to_string()))
     }
 }
 
 /// The statuses a decision verb acts on, and how to describe them.
 pub fn decidable(verb: run::Verb) -> (&'static [RunStatus], &'static str) {
     match verb {
-        run::Verb::Approve | run::Verb::Reject => {
-            (&[RunStatus::WaitingApproval, RunStatus::WaitingConfirmation], "waiting for a decision")
-        }
-        run::Verb::Confirm | run::Verb::ConfirmFailed => (&[RunStatus::WaitingConfirmation], "waiting for confirmation"),
+        run::Verb::Approve | run::Verb::Reject => (
+            &[RunStatus::WaitingApproval, RunStatus::WaitingConfirmation],
+            "waiting for a decision",
+        ),
+        run::Verb::Confirm | run::Verb::ConfirmFailed => (
+            &[RunStatus::WaitingConfirmation],
+            "waiting for confirmation",
+        ),
     }
 }
 

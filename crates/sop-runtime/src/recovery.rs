@@ -28,7 +28,11 @@ pub struct Recovered {
 }
 
 /// Makes every orphaned run safe and applies passed deadlines. Drives nothing.
-pub fn recover_runs(store: &dyn Store, home: &Home, config: &RunnerConfig) -> Result<Recovered, StoreError> {
+pub fn recover_runs(
+    store: &dyn Store,
+    home: &Home,
+    config: &RunnerConfig,
+) -> Result<Recovered, StoreError> {
     let mut out = Recovered::default();
     for row in store.active_runs()? {
         match row.owner {
@@ -59,7 +63,11 @@ pub fn recover_runs(store: &dyn Store, home: &Home, config: &RunnerConfig) -> Re
         }
         let Ok(run) = result else { continue };
         if let Some((pid, start)) = kill {
-            process::kill_group_if_same(pid, start, std::time::Duration::from_secs(config.kill_grace_secs));
+            process::kill_group_if_same(
+                pid,
+                start,
+                std::time::Duration::from_secs(config.kill_grace_secs),
+            );
         }
         let _ = audit::write(store, home, &run.id);
         match run.status {
@@ -78,7 +86,8 @@ pub fn recover_runs(store: &dyn Store, home: &Home, config: &RunnerConfig) -> Re
             continue;
         };
         let _ = audit::write(store, home, &id);
-        if matches!(run.status, RunStatus::Queued | RunStatus::Running) && !out.ready.contains(&id) {
+        if matches!(run.status, RunStatus::Queued | RunStatus::Running) && !out.ready.contains(&id)
+        {
             out.ready.push(id);
         }
     }
@@ -87,7 +96,12 @@ pub fn recover_runs(store: &dyn Store, home: &Home, config: &RunnerConfig) -> Re
 
 /// Recovery for CLI commands: as [`recover_runs`], then a background driver for each
 /// ready run — unless a `sop serve` holds this home, whose scheduler drives them.
-pub fn recover(store: &dyn Store, home: &Home, config: &RunnerConfig, exe: &Path) -> Result<Recovered, StoreError> {
+pub fn recover(
+    store: &dyn Store,
+    home: &Home,
+    config: &RunnerConfig,
+    exe: &Path,
+) -> Result<Recovered, StoreError> {
     let recovered = recover_runs(store, home, config)?;
     if !daemon_running(home) {
         for id in &recovered.ready {
@@ -104,7 +118,9 @@ pub fn serve_lock_path(home: &Home) -> std::path::PathBuf {
 
 /// Whether a `sop serve` holds this home's lock.
 pub fn daemon_running(home: &Home) -> bool {
-    let Ok(file) = File::open(serve_lock_path(home)) else { return false };
+    let Ok(file) = File::open(serve_lock_path(home)) else {
+        return false;
+    };
     match file.try_lock_shared() {
         Ok(()) => {
             let _ = file.unlock();
@@ -119,7 +135,10 @@ pub fn daemon_running(home: &Home) -> bool {
 pub fn launch_detached(exe: &Path, home: &Home, run_id: &str) -> std::io::Result<u32> {
     use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(home.state_dir())?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(home.state_dir().join("driver.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.state_dir().join("driver.log"))?;
     let child = Command::new(exe)
         .arg("--home")
         .arg(home.root())
@@ -135,9 +154,20 @@ pub fn launch_detached(exe: &Path, home: &Home, run_id: &str) -> std::io::Result
 
 /// After a decision by this process: if nobody drives the run any more, start a driver
 /// (the daemon's scheduler does that itself when one runs on this home).
-pub fn ensure_driven(store: &dyn Store, home: &Home, exe: &Path, run_id: &str) -> Result<bool, StoreError> {
-    let Some(row) = store.run_row(run_id)? else { return Ok(false) };
-    if row.status.is_terminal() || row.status.is_waiting() || row.status == RunStatus::Interrupted || row.owner.is_some_and(owner_alive) {
+pub fn ensure_driven(
+    store: &dyn Store,
+    home: &Home,
+    exe: &Path,
+    run_id: &str,
+) -> Result<bool, StoreError> {
+    let Some(row) = store.run_row(run_id)? else {
+        return Ok(false);
+    };
+    if row.status.is_terminal()
+        || row.status.is_waiting()
+        || row.status == RunStatus::Interrupted
+        || row.owner.is_some_and(owner_alive)
+    {
         return Ok(false);
     }
     if daemon_running(home) {

@@ -11,12 +11,25 @@ use crate::app::App;
 use crate::target::parse_pairs;
 use crate::{CmdResult, Exit};
 
-fn decide(home: Home, target: &str, verb: Verb, comment: Option<String>, set: BTreeMap<String, String>) -> CmdResult {
+fn decide(
+    home: Home,
+    target: &str,
+    verb: Verb,
+    comment: Option<String>,
+    set: BTreeMap<String, String>,
+) -> CmdResult {
     let app = App::open(home)?;
     let ops = app.ops();
     let (statuses, what) = decidable(verb);
     let id = ops.resolve(target, statuses, what)?;
-    let d = Decision { verb, by: identity::current_user(), groups: identity::current_groups(), channel: "cli".to_string(), comment, set };
+    let d = Decision {
+        verb,
+        by: identity::current_user(),
+        groups: identity::current_groups(),
+        channel: "cli".to_string(),
+        comment,
+        set,
+    };
     let run = ops.decide(&id, &d)?;
     recovery::ensure_driven(&app.store, &app.home, &app.exe, &id)?;
     let done = match verb {
@@ -27,7 +40,12 @@ fn decide(home: Home, target: &str, verb: Verb, comment: Option<String>, set: BT
     };
     match &run.wait {
         Some(w) if verb == Verb::Approve => {
-            eprintln!("{done} run {id} at {} ({} of {} approvals)", w.gate, w.approved_by.len(), w.required);
+            eprintln!(
+                "{done} run {id} at {} ({} of {} approvals)",
+                w.gate,
+                w.approved_by.len(),
+                w.required
+            );
         }
         _ => eprintln!("{done} run {id}; it is now {}", run.status.as_str()),
     }
@@ -35,15 +53,31 @@ fn decide(home: Home, target: &str, verb: Verb, comment: Option<String>, set: BT
 }
 
 pub fn approve(home: Home, target: &str, comment: Option<String>, set: &[String]) -> CmdResult {
-    decide(home, target, Verb::Approve, comment, parse_pairs(set, "--set")?)
+    decide(
+        home,
+        target,
+        Verb::Approve,
+        comment,
+        parse_pairs(set, "--set")?,
+    )
 }
 
 pub fn reject(home: Home, target: &str, reason: String) -> CmdResult {
     decide(home, target, Verb::Reject, Some(reason), BTreeMap::new())
 }
 
-pub fn confirm(home: Home, target: &str, set: &[String], failed: bool, comment: Option<String>) -> CmdResult {
-    let verb = if failed { Verb::ConfirmFailed } else { Verb::Confirm };
+pub fn confirm(
+    home: Home,
+    target: &str,
+    set: &[String],
+    failed: bool,
+    comment: Option<String>,
+) -> CmdResult {
+    let verb = if failed {
+        Verb::ConfirmFailed
+    } else {
+        Verb::Confirm
+    };
     decide(home, target, verb, comment, parse_pairs(set, "--set")?)
 }
 

@@ -4,6 +4,7 @@ mod decide;
 mod files;
 mod init;
 mod run;
+mod serve;
 mod status;
 
 pub use files::print_diagnostics;
@@ -56,5 +57,6 @@ pub fn dispatch(cli: Cli) -> CmdResult {
             detach,
         } => run::resume(home, &run, (retry, skip, abort), detach),
         Command::Drive { run } => run::drive(home, &run),
+        Command::Serve { bind, db } => serve::serve(home, bind.as_deref(), db.as_deref()),
     }
 }

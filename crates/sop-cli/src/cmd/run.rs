@@ -17,9 +17,11 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
     let app = App::open(home)?;
     let priority = match &args.priority {
         None => None,
-        Some(p) => Some(
-            Priority::parse(p).ok_or_else(|| Fail::bad(format!("`--priority {p}`: expected low, medium, high or critical")))?,
-        ),
+        Some(p) => Some(Priority::parse(p).ok_or_else(|| {
+            Fail::bad(format!(
+                "`--priority {p}`: expected low, medium, high or critical"
+            ))
+        })?),
     };
     let (_, warnings) = sop_runtime::ops::load_sop(&app.home, &args.sop)?;
     print_diagnostics(&warnings);
@@ -29,7 +31,10 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
         skip_approval: args.skip_approval,
         priority,
         force: args.force,
-        trigger: TriggerInfo { kind: "manual".to_string(), by: identity::current_user() },
+        trigger: TriggerInfo {
+            kind: "manual".to_string(),
+            by: identity::current_user(),
+        },
         owner: (!args.detach).then(engine::this_process),
     };
     let run = match app.ops().execute(request)? {
@@ -41,10 +46,16 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
         }
     };
     if args.skip_approval {
-        eprintln!("warning: approvals skipped for run {} (recorded in its audit file)", run.id);
+        eprintln!(
+            "warning: approvals skipped for run {} (recorded in its audit file)",
+            run.id
+        );
     }
     if args.force {
-        eprintln!("warning: cooldown overridden for run {} (recorded in its audit file)", run.id);
+        eprintln!(
+            "warning: cooldown overridden for run {} (recorded in its audit file)",
+            run.id
+        );
     }
     if args.detach {
         recovery::launch_detached(&app.exe, &app.home, &run.id)
@@ -52,17 +63,26 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
         outln!("{}", run.id);
         return Ok(Exit::Ok);
     }
-    eprintln!("run {} of {} ({}, {} mode)", run.id, run.sop.name, run.priority.as_str(), run.mode.as_str());
+    eprintln!(
+        "run {} of {} ({}, {} mode)",
+        run.id,
+        run.sop.name,
+        run.priority.as_str(),
+        run.mode.as_str()
+    );
     drive_here(&app, &run.id)
 }
 
 /// Drives a run in this process with the terminal printer; the exit code follows the run.
 fn drive_here(app: &App, id: &str) -> CmdResult {
-    let status = engine::drive(&app.context(), id, &mut Printer::new()).map_err(|e| engine_fail(&e))?;
+    let status =
+        engine::drive(&app.context(), id, &mut Printer::new()).map_err(|e| engine_fail(&e))?;
     Ok(match status {
         RunStatus::Success => Exit::Ok,
         RunStatus::Interrupted => {
-            eprintln!("run {id} is interrupted; continue with `sop resume {id} --retry|--skip|--abort`");
+            eprintln!(
+                "run {id} is interrupted; continue with `sop resume {id} --retry|--skip|--abort`"
+            );
             Exit::Failed
         }
         _ => Exit::Failed,

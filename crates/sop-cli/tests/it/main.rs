@@ -2,6 +2,8 @@
 
 mod approvals;
 mod crash;
+mod daemon;
 mod files;
+mod more;
 mod runs;
 mod support;

@@ -910,10 +910,23 @@ fn wait(
 /// Applies a passed approval deadline and nothing else (no walking on): for recovery,
 /// which has no driver at hand. Returns whether the run changed.
 pub fn expire(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) -> bool {
-    if !run.status.is_waiting() || run.wait.as_ref().and_then(|w| w.deadline).is_none_or(|d| now < d) {
+    if !run.status.is_waiting()
+        || run
+            .wait
+            .as_ref()
+            .and_then(|w| w.deadline)
+            .is_none_or(|d| now < d)
+    {
         return false;
     }
     check_deadline(run, now, ev);
+    if run.status == RunStatus::Running {
+        // Rollback steps follow: like a released gate, the run claims a slot for them.
+        run.status = RunStatus::Queued;
+        ev.push(Happened::Requeued {
+            reason: "deadline passed; rollback follows".to_string(),
+        });
+    }
     true
 }
 

@@ -536,3 +536,43 @@ fn interrupted_step_is_never_rerun_silently_and_resume_decides() {
         Err(Refusal::NotInterrupted { .. })
     ));
 }
+
+#[test]
+fn expire_applies_only_a_passed_deadline_and_queues_the_rollback() {
+    let mut gated = step("b", Some("true"));
+    gated.requires_approval = true;
+    let mut s = sop(
+        ExecutionMode::Automatic,
+        vec![step("a", Some("true")), gated],
+    );
+    s.rollback = vec![Step {
+        number: 1,
+        ..step("undo", Some("true"))
+    }];
+    let mut r = new(s);
+    go(&mut r, 0);
+    exit(&mut r, 0, 1);
+    assert!(matches!(
+        go(&mut r, 2),
+        Action::Wait {
+            deadline: Some(100_002)
+        }
+    ));
+    let mut ev = Vec::new();
+    assert!(!run::expire(&mut r, 100_001, &mut ev), "not yet");
+    assert!(ev.is_empty());
+    assert!(run::expire(&mut r, 100_002, &mut ev));
+    assert_eq!(
+        r.status,
+        RunStatus::Queued,
+        "rollback needs a driver and a slot"
+    );
+    assert_eq!(
+        r.rollback[0].status,
+        StepStatus::Pending,
+        "nothing is spawned by expire"
+    );
+    assert!(matches!(go(&mut r, 100_003), Action::Spawn(_)));
+    exit(&mut r, 0, 100_004);
+    assert_eq!(go(&mut r, 100_005), Action::Finished(RunStatus::TimedOut));
+}

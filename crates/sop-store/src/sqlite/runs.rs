@@ -194,7 +194,10 @@ fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimRe
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     drop(stmt);
-    let own_position = (1u32..).zip(&queue).find(|(_, (q, _))| q.id == id).map_or(0, |(p, _)| p);
+    let own_position = (1u32..)
+        .zip(&queue)
+        .find(|(_, (q, _))| q.id == id)
+        .map_or(0, |(p, _)| p);
     for (q, limits_json) in &queue {
         let stored: StoredLimits =
             serde_json::from_str(limits_json).map_err(|source| StoreError::Corrupt {
@@ -207,7 +210,9 @@ fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimRe
             return Ok(may);
         }
         if may.is_ok() {
-            return Ok(Err(policy::Blocked::Behind { position: own_position }));
+            return Ok(Err(policy::Blocked::Behind {
+                position: own_position,
+            }));
         }
     }
     Ok(Ok(()))
@@ -463,8 +468,10 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        tx.prepare_cached("INSERT INTO output (run_id, gate, attempt, text) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![run_id, gate, attempt, text])?;
+        tx.prepare_cached(
+            "INSERT INTO output (run_id, gate, attempt, text) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![run_id, gate, attempt, text])?;
         bump(&tx)?;
         tx.commit()?;
         Ok(())
@@ -522,7 +529,9 @@ impl Store for SqliteStore {
             "SELECT id FROM runs WHERE deadline IS NOT NULL AND deadline <= ?1
              AND status IN ('waiting_approval', 'waiting_confirmation') ORDER BY deadline",
         )?;
-        let ids = stmt.query_map([now], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+        let ids = stmt
+            .query_map([now], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(ids)
     }
 

@@ -1,0 +1,124 @@
+//! `sop serve`: the HTTP API and the scheduler on one home.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sop_core::config::RunnerConfig;
+use sop_runtime::daemon::Scheduler;
+use sop_runtime::{identity, recovery, Home};
+use sop_server::{check_bind, router, ServerState};
+use sop_store::{SqliteStore, Store};
+
+use crate::app::{load_config, open_store};
+use crate::{CmdResult, Exit, Fail};
+
+pub fn serve(home: Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
+    let config = load_config(&home)?;
+    std::fs::create_dir_all(home.state_dir()).map_err(|e| {
+        Fail::failed(format!(
+            "cannot create `{}`: {e}",
+            home.state_dir().display()
+        ))
+    })?;
+    // One daemon per SQLite home: the lock lives as long as this process.
+    let lock_path = recovery::serve_lock_path(&home);
+    let lock = File::create(&lock_path)
+        .map_err(|e| Fail::failed(format!("cannot create `{}`: {e}", lock_path.display())))?;
+    if lock.try_lock().is_err() {
+        return Err(Fail::failed(format!(
+            "another `sop serve` is running on `{}` (it holds `{}`)",
+            home.root().display(),
+            lock_path.display()
+        )));
+    }
+    let bind = bind.unwrap_or(&config.bind);
+    let addr: SocketAddr = bind.parse().map_err(|e| {
+        Fail::bad(format!(
+            "`--bind {bind}`: expected an address like `127.0.0.1:7311`: {e}"
+        ))
+    })?;
+    check_bind(&addr, &config).map_err(Fail::bad)?;
+    let store: Arc<SqliteStore> = Arc::new(match db.or(config.database.as_deref()) {
+        None => open_store(&home.db_path(), &config)?,
+        Some(url) => match url.strip_prefix("sqlite://") {
+            Some(path) => open_store(&home.root().join(path), &config)?,
+            None if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                return Err(Fail::bad(
+                    "PostgreSQL stores are not supported yet: use `sqlite://state/sop.db`",
+                ));
+            }
+            None => return Err(Fail::bad(format!("`{url}`: expected `sqlite://PATH`"))),
+        },
+    });
+    let dyn_store: Arc<dyn Store> = store;
+    let scheduler = Arc::new(Scheduler::new(
+        Arc::clone(&dyn_store),
+        home.clone(),
+        config.clone(),
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fail::failed(format!("cannot start the async runtime: {e}")))?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|e| Fail::failed(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Fail::failed(e.to_string()))?;
+    let state = Arc::new(ServerState {
+        store: Arc::clone(&dyn_store),
+        home: home.clone(),
+        // The Host allow-list includes the address really listened on.
+        config: RunnerConfig {
+            bind: local.to_string(),
+            ..config.clone()
+        },
+        local_user: identity::current_user(),
+        wake: scheduler.waker(),
+    });
+    eprintln!(
+        "sop serve: listening on http://{local} for home `{}`",
+        home.root().display()
+    );
+    if config.tokens.is_empty() {
+        eprintln!("sop serve: no API tokens configured: the API is open to local users only, who act as `{}` (admin)", state.local_user);
+    }
+    let sched = Arc::clone(&scheduler);
+    let scheduler_thread = std::thread::Builder::new()
+        .name("scheduler".into())
+        .spawn(move || sched.run())
+        .map_err(|e| Fail::failed(format!("cannot start the scheduler: {e}")))?;
+    let app = router(state);
+    let served = runtime.block_on(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+    eprintln!(
+        "sop serve: draining (running steps get {}s to stop)",
+        config.kill_grace_secs
+    );
+    scheduler.stop();
+    let _ = scheduler_thread.join();
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(lock);
+    served.map_err(|e| Fail::failed(format!("server error: {e}")))?;
+    eprintln!("sop serve: stopped");
+    Ok(Exit::Ok)
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,265 @@
+//! End-to-end tests of `sop serve`: a real daemon on a free loopback port, real runs.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::approvals::group_members;
+use crate::support::{wait_for, Home};
+
+/// A running `sop serve`; killed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// Starts `sop serve --bind 127.0.0.1:0` and waits for its address.
+    pub fn start(home: &Home) -> Daemon {
+        let mut child = home
+            .cmd()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sop serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let url = loop {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("sop serve exited before listening")
+            };
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        // Keep draining stderr so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Daemon { child, url }
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        ureq::get(&format!("{}{path}", self.url))
+            .call()
+            .expect("GET")
+            .into_json()
+            .expect("json")
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, (u16, Value)> {
+        match ureq::post(&format!("{}{path}", self.url)).send_json(body.clone()) {
+            Ok(r) => Ok(r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(code, r)) => Err((code, r.into_json().unwrap_or(Value::Null))),
+            Err(e) => panic!("POST {path}: {e}"),
+        }
+    }
+
+    pub fn execute(&self, sop: &str, body: &Value) -> String {
+        let v = self
+            .post(&format!("/api/sops/{sop}/execute"), body)
+            .expect("execute");
+        v["run_id"].as_str().expect("run_id").to_string()
+    }
+
+    pub fn run(&self, id: &str) -> Value {
+        self.get(&format!("/api/runs/{id}"))
+    }
+
+    pub fn wait_run(&self, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        wait_for(Duration::from_secs(30), || {
+            let v = self.run(id);
+            pred(&v).then_some(v)
+        })
+        .unwrap_or_else(|| panic!("run {id} never matched: {}", self.run(id)))
+    }
+}
+
+const HOLD: &str = "## Steps\n\n1. **Hold**\n   ```bash\n   echo \"start $SOP_RUN_ID\" >> ../../order.log\n   while [ ! -f ../../release ]; do sleep 0.02; done\n   echo \"end $SOP_RUN_ID\" >> ../../order.log\n   ```\n";
+
+#[test]
+fn one_worker_starts_queued_runs_by_priority_then_age_and_never_overlaps() {
+    let home = Home::new();
+    std::fs::write(home.file("sop.toml"), "workers = 1\n").unwrap();
+    home.simple("job", "max_concurrent = 20", HOLD);
+    let d = Daemon::start(&home);
+    let blocker = d.execute("job", &json!({"priority": "critical"}));
+    d.wait_run(&blocker, |v| v["status"] == "running");
+    let priorities = [
+        "low", "high", "medium", "critical", "low", "high", "medium", "critical", "low", "high",
+    ];
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let p = priorities[i % priorities.len()];
+        ids.push((d.execute("job", &json!({"priority": p})), p));
+    }
+    // All twenty wait in the queue behind the blocker, and say why.
+    let queued = d.run(&ids[0].0);
+    assert_eq!(queued["status"], "queued", "{queued}");
+    std::fs::write(home.file("release"), "").unwrap();
+    for (id, _) in &ids {
+        d.wait_run(id, |v| v["status"] == "success");
+    }
+    let log = std::fs::read_to_string(home.file("order.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    // Never two running at once: start/end strictly alternate.
+    for pair in lines.chunks(2) {
+        let (s, e) = (
+            pair[0].strip_prefix("start ").unwrap(),
+            pair[1].strip_prefix("end ").unwrap(),
+        );
+        assert_eq!(s, e, "overlap in {log}");
+    }
+    let started: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("start "))
+        .skip(1)
+        .collect();
+    let rank = |p: &str| {
+        ["critical", "high", "medium", "low"]
+            .iter()
+            .position(|x| *x == p)
+            .unwrap()
+    };
+    let mut expected: Vec<(usize, usize, &str)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, (id, p))| (rank(p), i, id.as_str()))
+        .collect();
+    expected.sort();
+    let expected: Vec<&str> = expected.into_iter().map(|(_, _, id)| id).collect();
+    assert_eq!(started, expected);
+}
+
+#[test]
+fn approval_over_http_and_from_the_cli_release_runs_the_daemon_drives() {
+    let home = Home::new();
+    home.simple(
+        "gate",
+        "execution_mode = \"supervised\"\nmax_concurrent = 5",
+        "## Steps\n\n1. **Go**\n   ```bash\n   echo go\n   ```\n",
+    );
+    let d = Daemon::start(&home);
+    let a = d.execute("gate", &json!({}));
+    let b = d.execute("gate", &json!({}));
+    d.wait_run(&a, |v| v["status"] == "waiting_approval");
+    d.wait_run(&b, |v| v["status"] == "waiting_approval");
+    d.post(&format!("/api/runs/{a}/approve"), &json!({"comment": "ok"}))
+        .expect("approve a");
+    home.run(&["approve", &b]).ok();
+    d.wait_run(&a, |v| v["status"] == "success");
+    d.wait_run(&b, |v| v["status"] == "success");
+    let err = d
+        .post(&format!("/api/runs/{a}/approve"), &json!({}))
+        .unwrap_err();
+    assert_eq!(err.0, 409);
+    assert_eq!(err.1["error"]["code"], "not_waiting");
+}
+
+#[test]
+fn a_second_daemon_on_the_same_home_is_refused() {
+    let home = Home::new();
+    let _d = Daemon::start(&home);
+    let out = home.run(&["serve", "--bind", "127.0.0.1:0"]);
+    out.code(1).stderr_has("another `sop serve` is running");
+}
+
+#[test]
+fn a_non_loopback_bind_without_tokens_is_refused() {
+    let home = Home::new();
+    home.run(&["serve", "--bind", "0.0.0.0:0"])
+        .code(2)
+        .stderr_has("token");
+}
+
+#[test]
+fn sigterm_drains_within_grace_and_the_running_step_is_interrupted() {
+    let home = Home::new();
+    std::fs::write(home.file("sop.toml"), "kill_grace_secs = 1\n").unwrap();
+    home.simple("long", "", "## Steps\n\n1. **Long**\n   ```bash\n   echo $$ > group.pid\n   trap '' TERM\n   sleep 100\n   ```\n");
+    let mut d = Daemon::start(&home);
+    let id = d.execute("long", &json!({}));
+    let pid_file = home.file("sops/long/group.pid");
+    let pgid: i32 = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .expect("step started");
+    let t = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_for(Duration::from_secs(10), || {
+        d.child.try_wait().ok().flatten()
+    })
+    .expect("daemon exited");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "drain took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        group_members(pgid).is_empty(),
+        "step processes survived the drain"
+    );
+    let v = home.status_json(&id);
+    assert_eq!(v["status"], "interrupted", "{v}");
+    assert_eq!(v["steps"][0]["status"], "interrupted");
+}
+
+#[test]
+fn kill_9_of_the_daemon_loses_nothing_and_reruns_nothing() {
+    let home = Home::new();
+    home.simple("busy", "max_concurrent = 1", "## Steps\n\n1. **Busy**\n   ```bash\n   echo $SOP_RUN_ID >> ../../ran.log\n   echo $$ > ../../busy.pid\n   while [ ! -f ../../release ]; do sleep 0.02; done\n   ```\n");
+    home.simple(
+        "gate",
+        "execution_mode = \"supervised\"\napproval_timeout_secs = 3600",
+        "## Steps\n\n1. **Go**\n   ```bash\n   echo gated\n   ```\n",
+    );
+    let mut d = Daemon::start(&home);
+    let mid = d.execute("busy", &json!({}));
+    d.wait_run(&mid, |v| {
+        v["status"] == "running" && v["steps"][0]["status"] == "running"
+    });
+    wait_for(Duration::from_secs(20), || {
+        home.file("busy.pid").exists().then_some(())
+    })
+    .unwrap();
+    let queued = d.execute("busy", &json!({}));
+    let waiting = d.execute("gate", &json!({}));
+    let before = d.wait_run(&waiting, |v| v["status"] == "waiting_approval");
+    assert_eq!(d.run(&queued)["status"], "queued");
+    std::process::Command::new("kill")
+        .args(["-9", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = d.child.wait();
+    drop(d);
+    std::fs::write(home.file("release"), "").unwrap();
+
+    let d = Daemon::start(&home);
+    let v = d.wait_run(&mid, |v| v["status"] == "interrupted");
+    assert_eq!(v["steps"][0]["status"], "interrupted");
+    let after = d.run(&waiting);
+    assert_eq!(after["status"], "waiting_approval");
+    assert_eq!(
+        after["waiting"]["deadline"], before["waiting"]["deadline"],
+        "the deadline survived"
+    );
+    d.wait_run(&queued, |v| v["status"] == "success");
+    let ran = std::fs::read_to_string(home.file("ran.log")).unwrap();
+    assert_eq!(
+        ran.lines().filter(|l| *l == mid).count(),
+        1,
+        "the interrupted step was not re-run: {ran}"
+    );
+}

@@ -1,0 +1,235 @@
+//! The scheduler of `sop serve`: recovers orphaned runs, applies deadlines, and starts
+//! queued runs in queue order on driver threads, up to `workers`. The decision whether a
+//! run may start stays in `sop-core::policy`, applied by the store's `claim` transaction;
+//! this loop only finds candidates and supplies threads.
+//!
+//! A driver thread returns as soon as its run waits at a gate or cannot claim a slot
+//! (`release_when_idle`), so waiting runs cost no thread; a decision or a finished run
+//! wakes the loop, which hands released runs to new threads.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sop_core::config::RunnerConfig;
+use sop_core::run::RunStatus;
+use sop_store::{Owner, Store};
+
+use crate::clock::now;
+use crate::engine::{self, owner_alive, Context, Quiet};
+use crate::home::Home;
+use crate::recovery;
+
+/// How often the loop looks at the store when nothing woke it (changes made by other
+/// processes on the same home, deadlines).
+const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// Shared between the loop, its driver threads and whoever wakes it.
+struct Shared {
+    store: Arc<dyn Store>,
+    home: Home,
+    config: RunnerConfig,
+    owner: Owner,
+    stop: AtomicBool,
+    woken: Mutex<bool>,
+    bell: Condvar,
+    active: Mutex<HashSet<String>>,
+}
+
+impl Shared {
+    fn ring(&self) {
+        *self.woken.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.bell.notify_all();
+    }
+}
+
+/// The scheduler. Clone-free: share it through an `Arc`.
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Scheduler {
+    pub fn new(store: Arc<dyn Store>, home: Home, config: RunnerConfig) -> Scheduler {
+        Scheduler {
+            shared: Arc::new(Shared {
+                store,
+                home,
+                config,
+                owner: engine::this_process(),
+                stop: AtomicBool::new(false),
+                woken: Mutex::new(false),
+                bell: Condvar::new(),
+                active: Mutex::new(HashSet::new()),
+            }),
+            threads: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A function that wakes the loop (after a new run, a decision, a cancel).
+    pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let shared = Arc::clone(&self.shared);
+        Arc::new(move || shared.ring())
+    }
+
+    /// Asks the loop to drain: no new run starts; running steps are stopped (SIGTERM, the
+    /// kill grace, SIGKILL) and recorded `interrupted`.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.ring();
+    }
+
+    /// Runs until [`Scheduler::stop`], then waits for the driver threads to finish.
+    pub fn run(&self) {
+        let mut last_change = None;
+        let mut last_sweep = Instant::now()
+            .checked_sub(Duration::from_secs(1))
+            .unwrap_or_else(Instant::now);
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            let change = self.shared.store.change_counter().ok();
+            let woken = std::mem::take(
+                &mut *self
+                    .shared
+                    .woken
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            if woken || change != last_change || last_sweep.elapsed() >= Duration::from_secs(1) {
+                last_change = change;
+                last_sweep = Instant::now();
+                if let Err(e) = self.tick() {
+                    tracing::warn!("scheduler: {e}");
+                }
+            }
+            let guard = self
+                .shared
+                .woken
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !*guard {
+                let _ = self.shared.bell.wait_timeout(guard, IDLE_TICK);
+            }
+        }
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    /// One pass: recovery, deadlines, then start what may start.
+    fn tick(&self) -> Result<(), sop_store::StoreError> {
+        let shared = &self.shared;
+        self.reap();
+        let recovered = recovery::recover_runs(&*shared.store, &shared.home, &shared.config)?;
+        for id in &recovered.interrupted {
+            tracing::warn!(
+                "run {id} was interrupted (its driver stopped); `sop resume {id}` decides"
+            );
+        }
+        let workers = shared.config.workers as usize;
+        for row in shared.store.active_runs()? {
+            if row.status != RunStatus::Queued {
+                continue;
+            }
+            if self.active_count() >= workers {
+                break;
+            }
+            if row
+                .owner
+                .is_some_and(|o| o != shared.owner && owner_alive(o))
+            {
+                continue; // a foreground `sop run` drives it
+            }
+            if self.is_active(&row.id) {
+                continue;
+            }
+            if shared
+                .store
+                .claim_preview(&row.id, shared.config.workers, now())?
+                .is_some()
+            {
+                continue;
+            }
+            self.start_driver(row.id);
+        }
+        Ok(())
+    }
+
+    fn active_count(&self) -> usize {
+        self.shared
+            .active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn is_active(&self, id: &str) -> bool {
+        self.shared
+            .active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
+    }
+
+    /// Forgets finished driver threads.
+    fn reap(&self) {
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        let (done, running): (Vec<_>, Vec<_>) =
+            threads.drain(..).partition(JoinHandle::is_finished);
+        *threads = running;
+        for t in done {
+            let _ = t.join();
+        }
+    }
+
+    fn start_driver(&self, id: String) {
+        let shared = Arc::clone(&self.shared);
+        shared
+            .active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone());
+        let run_id = id.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("run-{id}"))
+            .spawn(move || {
+                let ctx = Context {
+                    store: &*shared.store,
+                    home: &shared.home,
+                    config: &shared.config,
+                    owner: shared.owner,
+                    release_when_idle: true,
+                    stop: Some(&shared.stop),
+                };
+                match engine::drive(&ctx, &id, &mut Quiet) {
+                    Ok(status) => tracing::debug!("run {id}: {}", status.as_str()),
+                    Err(engine::EngineError::Busy { .. }) => {}
+                    Err(e) => tracing::error!("run {id}: {e}"),
+                }
+                shared
+                    .active
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&id);
+                shared.ring();
+            });
+        match handle {
+            Ok(h) => self
+                .threads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(h),
+            Err(e) => {
+                tracing::error!("cannot start a driver thread for run {run_id}: {e}");
+                self.shared
+                    .active
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&run_id);
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! sop-server: the HTTP API of `sop serve` (`docs/API.md`): routes, server-sent events,
+//! auth and the `OpenAPI` document. No business logic: every request becomes a call to
+//! `sop_runtime::ops` (one store transaction decided by `sop-core`).
+
+mod auth;
+mod error;
+mod extract;
+mod host;
+mod openapi;
+mod routes;
+mod shapes;
+mod sse;
+mod token;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use sop_core::config::RunnerConfig;
+use sop_runtime::ops::Ops;
+use sop_runtime::Home;
+
+pub use auth::Caller;
+pub use error::ApiError;
+pub use host::check_bind;
+pub use openapi::ApiDoc;
+pub use token::{new_token, token_sha256};
+
+/// What every request handler shares.
+pub struct ServerState {
+    pub store: Arc<dyn sop_store::Store>,
+    pub home: Home,
+    /// The runner configuration. `bind` must be the address the server really listens on
+    /// (its host is allowed in `Host` headers).
+    pub config: RunnerConfig,
+    /// Identity of requests when no tokens are configured (the OS user running `sop serve`).
+    pub local_user: String,
+    /// Wakes the scheduler after this server committed a change (new run, decision, cancel).
+    pub wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// The API's router (`docs/API.md`).
+pub fn router(state: Arc<ServerState>) -> Router {
+    use routes::{approvals, health, runs, sops};
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/sops", get(sops::list))
+        .route("/api/sops/{name}", get(sops::show))
+        .route("/api/sops/{name}/execute", post(sops::execute))
+        .route("/api/sops/{name}/status", get(sops::status))
+        .route("/api/sops/{name}/cancel", post(sops::cancel))
+        .route("/api/runs", get(runs::list))
+        .route("/api/runs/{id}", get(runs::show))
+        .route("/api/runs/{id}/events", get(sse::events))
+        .route("/api/runs/{id}/approve", post(approvals::approve))
+        .route("/api/runs/{id}/reject", post(approvals::reject))
+        .route("/api/runs/{id}/confirm", post(approvals::confirm))
+        .route("/api/runs/{id}/cancel", post(runs::cancel))
+        .route("/api/sop/approve", post(approvals::approve_by_sop))
+        .route("/api/approvals", get(approvals::list))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            host::guard,
+        ))
+        .with_state(state)
+}
+
+/// Runs `f` with the operations of the home on a blocking thread (the store is blocking).
+async fn blocking<T, F>(state: &Arc<ServerState>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: for<'a> FnOnce(Ops<'a>) -> Result<T, ApiError> + Send + 'static,
+{
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || {
+        f(Ops {
+            store: &*state.store,
+            home: &state.home,
+            config: &state.config,
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
