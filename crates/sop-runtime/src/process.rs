@@ -511,6 +511,11 @@ pub fn group_alive(pgid: u32) -> bool {
 }
 
 fn has_live_members(pgid: Pid) -> bool {
+    // Fast path: the kernel knows no process of the group at all (the usual case once a
+    // step's leader is reaped), so there is nothing to scan.
+    if killpg(pgid, None) == Err(Errno::ESRCH) {
+        return false;
+    }
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return matches!(killpg(pgid, None), Ok(()) | Err(Errno::EPERM));
     };
