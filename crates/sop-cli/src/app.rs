@@ -23,6 +23,11 @@ impl App {
     /// Reads `sop.toml`, opens `state/sop.db`, and recovers runs whose driver died.
     pub fn open(home: Home) -> Result<App, Fail> {
         let config = load_config(&home)?;
+        App::open_with(home, config)
+    }
+
+    /// Like [`App::open`], with `sop.toml` already read.
+    pub fn open_with(home: Home, config: RunnerConfig) -> Result<App, Fail> {
         std::fs::create_dir_all(home.state_dir())
             .with_context(|| format!("cannot create `{}`", home.state_dir().display()))?;
         let store = open_store(&home.db_path(), &config)?;
@@ -60,7 +65,7 @@ impl App {
     }
 }
 
-/// Opens the SQLite store with the configured durability.
+/// Opens the `SQLite` store with the configured durability.
 pub fn open_store(path: &std::path::Path, config: &RunnerConfig) -> Result<SqliteStore, Fail> {
     let sync = match config.sqlite_synchronous {
         SqliteSync::Full => Synchronous::Full,

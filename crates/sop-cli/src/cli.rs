@@ -114,9 +114,49 @@ pub enum Command {
         #[arg(long)]
         db: Option<String>,
     },
+    /// API tokens for `sop serve`.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Internal: drive a run in this process (used by --detach and recovery).
     #[command(name = "__drive", hide = true)]
     Drive { run: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new API token (once) and the `[[tokens]]` lines for `sop.toml`.
+    Create {
+        /// The identity the token carries (recorded for decisions): `[A-Za-z0-9._@-]{1,64}`.
+        #[arg(long)]
+        name: String,
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+}
+
+/// A token's role (SPEC §9): each includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Read SOPs, runs, approvals, metrics.
+    Viewer,
+    /// Also execute and cancel.
+    Operator,
+    /// Also approve, reject, confirm.
+    Approver,
+    /// Everything, including `skip_approval` and `force`.
+    Admin,
+}
+
+impl RoleArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleArg::Viewer => "viewer",
+            RoleArg::Operator => "operator",
+            RoleArg::Approver => "approver",
+            RoleArg::Admin => "admin",
+        }
+    }
 }
 
 #[derive(Debug, Args)]

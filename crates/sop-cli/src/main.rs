@@ -9,9 +9,11 @@ macro_rules! outln {
 }
 
 mod app;
+mod backend;
 mod cli;
 mod cmd;
 mod printer;
+mod remote;
 mod target;
 
 use std::process::ExitCode;

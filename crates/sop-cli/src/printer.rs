@@ -3,10 +3,10 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::mpsc::{self, Receiver};
 
+use serde_json::Value;
 use sop_core::policy::Blocked;
-use sop_core::run::{
-    Decision, Happened, Refusal, Run, RunStatus, StepRecord, StepStatus, Verb, WaitKind,
-};
+use sop_core::run::{Decision, Happened, Refusal, Run, StepRecord, Verb, WaitKind};
+use sop_runtime::audit;
 use sop_runtime::clock::human_ms;
 use sop_runtime::engine::Observer;
 use sop_runtime::identity;
@@ -26,85 +26,133 @@ impl Printer {
     }
 }
 
-fn title(run: &Run, gate: &str) -> String {
-    let find = |list: &[StepRecord], n: &str| {
-        n.parse::<usize>()
-            .ok()
-            .and_then(|i| list.get(i - 1))
-            .map(|s| s.title.clone())
-    };
-    let t = if let Some(n) = gate.strip_prefix("rollback step ") {
-        find(&run.rollback, n)
-    } else if let Some(n) = gate.strip_prefix("step ") {
-        find(&run.steps, n)
-    } else {
-        None
-    };
-    t.map_or_else(|| gate.to_string(), |t| format!("{gate}: {t}"))
+/// What the printer needs of a run: its id, step titles and who may decide. Built from a
+/// `Run` (local) or from its document (`GET /api/runs/{id}`), so both print the same.
+pub struct View {
+    pub id: String,
+    pub steps: Vec<String>,
+    pub rollback: Vec<String>,
+    pub approvers: Vec<String>,
+}
+
+impl View {
+    pub fn of_run(run: &Run) -> View {
+        let titles = |list: &[StepRecord]| list.iter().map(|s| s.title.clone()).collect();
+        View {
+            id: run.id.clone(),
+            steps: titles(&run.steps),
+            rollback: titles(&run.rollback),
+            approvers: run.sop.approvers.clone(),
+        }
+    }
+
+    /// From a run document; `approvers` come from the SOP (empty: anyone).
+    pub fn of_document(doc: &Value, approvers: Vec<String>) -> View {
+        let titles = |key: &str| {
+            doc[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| s["title"].as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        View {
+            id: doc["run_id"].as_str().unwrap_or_default().to_string(),
+            steps: titles("steps"),
+            rollback: titles("rollback"),
+            approvers,
+        }
+    }
+
+    fn title(&self, gate: &str) -> String {
+        let find = |list: &[String], n: &str| {
+            n.parse::<usize>()
+                .ok()
+                .and_then(|i| list.get(i.checked_sub(1)?))
+                .cloned()
+        };
+        let t = if let Some(n) = gate.strip_prefix("rollback step ") {
+            find(&self.rollback, n)
+        } else if let Some(n) = gate.strip_prefix("step ") {
+            find(&self.steps, n)
+        } else {
+            None
+        };
+        t.map_or_else(|| gate.to_string(), |t| format!("{gate}: {t}"))
+    }
+}
+
+/// One line on stderr for an event of the run (`Finished` prints nothing here: the
+/// caller prints the summary).
+pub fn print_event(err: &mut dyn Write, view: &View, event: &Happened) -> std::io::Result<()> {
+    match event {
+        Happened::StepStarted { gate, attempt } => {
+            let again = if *attempt > 1 {
+                format!(" (attempt {attempt})")
+            } else {
+                String::new()
+            };
+            writeln!(err, "==> {}{again}", view.title(gate))
+        }
+        Happened::StepFinished {
+            gate,
+            status,
+            exit_code,
+        } => {
+            let code = exit_code.map_or_else(String::new, |c| format!(", exit code {c}"));
+            writeln!(err, "<== {gate} {}{code}", status.as_str())
+        }
+        Happened::StepSkipped { gate, reason } => {
+            writeln!(err, "--- {} skipped: {reason}", view.title(gate))
+        }
+        Happened::Waiting { gate, kind, .. } => {
+            let (what, verb) = match kind {
+                WaitKind::Approval => ("approval", "approve"),
+                WaitKind::Confirmation => ("confirmation (manual step)", "confirm"),
+            };
+            let who = if view.approvers.is_empty() {
+                "anyone".to_string()
+            } else {
+                view.approvers.join(", ")
+            };
+            writeln!(
+                err,
+                "... waiting for {what} at {}; decide from any terminal: sop {verb} {} (allowed: {who})",
+                view.title(gate),
+                view.id
+            )
+        }
+        Happened::Decided {
+            gate,
+            decision,
+            by,
+            channel,
+        } => {
+            writeln!(
+                err,
+                "... {gate}: {} by {by} ({channel})",
+                serde_json::to_value(decision)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            )
+        }
+        Happened::RollbackStarted => writeln!(err, "==> rolling back"),
+        Happened::CancelRequested { by } => writeln!(err, "... cancel requested by {by}"),
+        _ => Ok(()),
+    }
 }
 
 impl Observer for Printer {
     fn event(&mut self, run: &Run, event: &Happened) {
         let mut err = std::io::stderr().lock();
-        let _ = match event {
-            Happened::StepStarted { gate, attempt } => {
-                let again = if *attempt > 1 {
-                    format!(" (attempt {attempt})")
-                } else {
-                    String::new()
-                };
-                writeln!(err, "==> {}{again}", title(run, gate))
-            }
-            Happened::StepFinished {
-                gate,
-                status,
-                exit_code,
-            } => {
-                let code = exit_code.map_or_else(String::new, |c| format!(", exit code {c}"));
-                writeln!(err, "<== {gate} {}{code}", status.as_str())
-            }
-            Happened::StepSkipped { gate, reason } => {
-                writeln!(err, "--- {} skipped: {reason}", title(run, gate))
-            }
-            Happened::Waiting { gate, kind, .. } => {
-                let (what, verb) = match kind {
-                    WaitKind::Approval => ("approval", "approve"),
-                    WaitKind::Confirmation => ("confirmation (manual step)", "confirm"),
-                };
-                let who = if run.sop.approvers.is_empty() {
-                    "anyone".to_string()
-                } else {
-                    run.sop.approvers.join(", ")
-                };
-                writeln!(
-                    err,
-                    "... waiting for {what} at {}; decide from any terminal: sop {verb} {} (allowed: {who})",
-                    title(run, gate),
-                    run.id
-                )
-            }
-            Happened::Decided {
-                gate,
-                decision,
-                by,
-                channel,
-            } => {
-                writeln!(
-                    err,
-                    "... {gate}: {} by {by} ({channel})",
-                    serde_json::to_value(decision)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default()
-                )
-            }
-            Happened::RollbackStarted => writeln!(err, "==> rolling back"),
-            Happened::CancelRequested { by } => writeln!(err, "... cancel requested by {by}"),
-            Happened::Finished { .. } => {
-                self.prompt = None;
-                summary(&mut err, run)
-            }
-            _ => Ok(()),
+        let _ = if let Happened::Finished { .. } = event {
+            self.prompt = None;
+            summary(&mut err, &audit::document(run))
+        } else {
+            print_event(&mut err, &View::of_run(run), event)
         };
     }
 
@@ -166,41 +214,42 @@ impl Observer for Printer {
     }
 }
 
-/// The end-of-run table: every step with its status and duration.
-pub fn summary(out: &mut dyn Write, run: &Run) -> std::io::Result<()> {
+/// The end-of-run table from a run document: every step with its status and duration.
+pub fn summary(out: &mut dyn Write, doc: &Value) -> std::io::Result<()> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     writeln!(out)?;
     writeln!(
         out,
         "run {} of {}: {}",
-        run.id,
-        run.sop.name,
-        run.status.as_str()
+        text(&doc["run_id"]),
+        text(&doc["sop"]),
+        text(&doc["status"])
     )?;
-    let rows = run
-        .steps
-        .iter()
+    let list = |key: &str| doc[key].as_array().cloned().unwrap_or_default();
+    let rows = list("steps")
+        .into_iter()
         .map(|s| ("", s))
-        .chain(run.rollback.iter().map(|s| ("rollback ", s)));
+        .chain(list("rollback").into_iter().map(|s| ("rollback ", s)));
     for (prefix, s) in rows {
-        let dur = s.duration_ms.map_or_else(String::new, human_ms);
-        let reason = s
-            .reason
-            .as_deref()
-            .filter(|_| s.status != StepStatus::Success)
+        let dur = s["duration_ms"].as_i64().map_or_else(String::new, human_ms);
+        let status = text(&s["status"]);
+        let reason = s["reason"]
+            .as_str()
+            .filter(|_| status != "success")
             .map_or_else(String::new, |r| format!("  ({r})"));
         writeln!(
             out,
             "  {prefix}{:>2}. {:<32} {:<12} {:>8}{reason}",
-            s.number,
-            s.title,
-            s.status.as_str(),
+            s["number"].as_u64().unwrap_or_default(),
+            text(&s["title"]),
+            status,
             dur
         )?;
     }
-    if let Some(total) = run.started_at.zip(run.completed_at).map(|(a, b)| b - a) {
+    if let Some(total) = doc["metrics"]["total_duration_ms"].as_i64() {
         writeln!(out, "  total {}", human_ms(total))?;
     }
-    if let (Some(e), true) = (&run.error, run.status != RunStatus::Success) {
+    if let (Some(e), true) = (doc["error"].as_str(), doc["status"] != "success") {
         writeln!(out, "  {e}")?;
     }
     Ok(())

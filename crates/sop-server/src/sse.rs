@@ -118,8 +118,14 @@ impl Feed {
             if self.done {
                 return None;
             }
+            // Looked at before fetching: a run seen over has all its events committed, so
+            // a fetch that then finds nothing means a client resumed after `finished`.
+            let over = self.run_is_over().await;
             match self.fetch().await {
                 Ok((events, chunks)) if events.is_empty() && chunks.is_empty() => {
+                    if over {
+                        return None;
+                    }
                     tokio::time::sleep(POLL).await;
                 }
                 Ok((events, chunks)) => self.enqueue(events, chunks),
@@ -151,6 +157,13 @@ impl Feed {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// Whether the run has ended: nothing more will be recorded for it.
+    async fn run_is_over(&self) -> bool {
+        let (store, id) = (Arc::clone(&self.state.store), self.run_id.clone());
+        let row = tokio::task::spawn_blocking(move || store.run_row(&id)).await;
+        matches!(row, Ok(Ok(Some(r))) if r.status.is_terminal())
     }
 
     /// Queues events and chunks, each in sequence order, so that a step's output comes

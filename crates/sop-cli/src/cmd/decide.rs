@@ -1,15 +1,27 @@
 //! `sop approve`, `reject`, `confirm`, `cancel`: decisions committed to the store from any
-//! terminal; the process driving the run notices within its poll interval.
+//! terminal (the process driving the run notices within its poll interval), or sent to a
+//! reachable daemon, which records them with the identity of `SOP_TOKEN`.
 
 use std::collections::BTreeMap;
 
-use sop_core::run::{Decision, Verb};
+use serde_json::json;
+use sop_core::run::{Decision, RunStatus, Verb};
 use sop_runtime::ops::{decidable, CANCELLABLE};
 use sop_runtime::{identity, recovery, Home};
 
 use crate::app::App;
+use crate::backend::Backend;
+use crate::remote::{segment, ApiFail, Client};
 use crate::target::parse_pairs;
-use crate::{CmdResult, Exit};
+use crate::{CmdResult, Exit, Fail};
+
+/// A decision's outcome, however it was made: enough for the one line printed.
+struct Decided {
+    id: String,
+    status: String,
+    /// The gate still waits for more approvals: `(gate, approvals so far, required)`.
+    quorum: Option<(String, usize, u64)>,
+}
 
 fn decide(
     home: Home,
@@ -18,7 +30,33 @@ fn decide(
     comment: Option<String>,
     set: BTreeMap<String, String>,
 ) -> CmdResult {
-    let app = App::open(home)?;
+    let decided = match Backend::open(home)? {
+        Backend::Local(app) => decide_local(&app, target, verb, comment, set)?,
+        Backend::Remote(client) => decide_remote(&client, target, verb, comment, &set)?,
+    };
+    let done = match verb {
+        Verb::Approve => "approved",
+        Verb::Reject => "rejected",
+        Verb::Confirm => "confirmed",
+        Verb::ConfirmFailed => "marked failed",
+    };
+    let id = &decided.id;
+    match decided.quorum {
+        Some((gate, have, required)) if verb == Verb::Approve => {
+            eprintln!("{done} run {id} at {gate} ({have} of {required} approvals)");
+        }
+        _ => eprintln!("{done} run {id}; it is now {}", decided.status),
+    }
+    Ok(Exit::Ok)
+}
+
+fn decide_local(
+    app: &App,
+    target: &str,
+    verb: Verb,
+    comment: Option<String>,
+    set: BTreeMap<String, String>,
+) -> Result<Decided, Fail> {
     let ops = app.ops();
     let (statuses, what) = decidable(verb);
     let id = ops.resolve(target, statuses, what)?;
@@ -32,24 +70,69 @@ fn decide(
     };
     let run = ops.decide(&id, &d)?;
     recovery::ensure_driven(&app.store, &app.home, &app.exe, &id)?;
-    let done = match verb {
-        Verb::Approve => "approved",
-        Verb::Reject => "rejected",
-        Verb::Confirm => "confirmed",
-        Verb::ConfirmFailed => "marked failed",
+    Ok(Decided {
+        id,
+        status: run.status.as_str().to_string(),
+        quorum: run
+            .wait
+            .map(|w| (w.gate, w.approved_by.len(), u64::from(w.required))),
+    })
+}
+
+fn decide_remote(
+    client: &Client,
+    target: &str,
+    verb: Verb,
+    comment: Option<String>,
+    set: &BTreeMap<String, String>,
+) -> Result<Decided, Fail> {
+    let (statuses, what) = decidable(verb);
+    let id = client.resolve(target, statuses, what)?;
+    let by_sop = !id.starts_with(target);
+    let (path, body) = match verb {
+        Verb::Approve if by_sop => (
+            "/api/sop/approve".to_string(),
+            json!({"sop": target, "run_id": id, "comment": comment, "set": set}),
+        ),
+        Verb::Approve => (
+            format!("/api/runs/{}/approve", segment(&id)),
+            json!({"comment": comment, "set": set}),
+        ),
+        Verb::Reject => (
+            format!("/api/runs/{}/reject", segment(&id)),
+            json!({"reason": comment.unwrap_or_default()}),
+        ),
+        Verb::Confirm | Verb::ConfirmFailed => (
+            format!("/api/runs/{}/confirm", segment(&id)),
+            json!({"set": set, "failed": verb == Verb::ConfirmFailed, "comment": comment}),
+        ),
     };
-    match &run.wait {
-        Some(w) if verb == Verb::Approve => {
-            eprintln!(
-                "{done} run {id} at {} ({} of {} approvals)",
-                w.gate,
-                w.approved_by.len(),
-                w.required
-            );
-        }
-        _ => eprintln!("{done} run {id}; it is now {}", run.status.as_str()),
+    let answer = client.post(&path, &body).map_err(refusal)?;
+    let status = answer["status"].as_str().unwrap_or_default().to_string();
+    // Still waiting after an approval: the quorum is not reached yet.
+    let quorum = if status == RunStatus::WaitingApproval.as_str() {
+        let doc = client.document(&id)?;
+        let w = &doc["waiting"];
+        w.is_object().then(|| {
+            (
+                w["gate"].as_str().unwrap_or_default().to_string(),
+                w["approved_by"].as_array().map_or(0, Vec::len),
+                w["required"].as_u64().unwrap_or(1),
+            )
+        })
+    } else {
+        None
+    };
+    Ok(Decided { id, status, quorum })
+}
+
+/// A decision the daemon refused for a bad `--set` variable is a refused decision (exit 1),
+/// as in the local path; other errors map as usual.
+fn refusal(e: ApiFail) -> Fail {
+    if e.status == 422 {
+        return Fail::failed(e.message);
     }
-    Ok(Exit::Ok)
+    e.into()
 }
 
 pub fn approve(home: Home, target: &str, comment: Option<String>, set: &[String]) -> CmdResult {
@@ -82,15 +165,29 @@ pub fn confirm(
 }
 
 pub fn cancel(home: Home, target: &str) -> CmdResult {
-    let app = App::open(home)?;
-    let ops = app.ops();
-    let id = ops.resolve(target, CANCELLABLE, "active")?;
-    let (run, kill) = ops.cancel(&id, &identity::current_user())?;
-    recovery::ensure_driven(&app.store, &app.home, &app.exe, &id)?;
-    if kill {
+    let (id, status, stopping) = match Backend::open(home)? {
+        Backend::Local(app) => {
+            let ops = app.ops();
+            let id = ops.resolve(target, CANCELLABLE, "active")?;
+            let (run, kill) = ops.cancel(&id, &identity::current_user())?;
+            recovery::ensure_driven(&app.store, &app.home, &app.exe, &id)?;
+            (id, run.status, kill)
+        }
+        Backend::Remote(client) => {
+            let id = client.resolve(target, CANCELLABLE, "active")?;
+            let answer = client.post(&format!("/api/runs/{}/cancel", segment(&id)), &json!({}))?;
+            let status = answer["status"]
+                .as_str()
+                .and_then(RunStatus::parse)
+                .unwrap_or(RunStatus::Cancelled);
+            // Not ended yet: the driver is stopping the running step.
+            (id, status, !status.is_terminal())
+        }
+    };
+    if stopping {
         eprintln!("cancel requested for run {id}: its running step is being stopped");
     } else {
-        eprintln!("cancelled run {id}; it is now {}", run.status.as_str());
+        eprintln!("cancelled run {id}; it is now {}", status.as_str());
     }
     Ok(Exit::Ok)
 }

@@ -6,12 +6,13 @@ mod init;
 mod run;
 mod serve;
 mod status;
+mod token;
 
 pub use files::print_diagnostics;
 
 use sop_runtime::Home;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, TokenCommand};
 use crate::CmdResult;
 
 pub fn dispatch(cli: Cli) -> CmdResult {
@@ -57,6 +58,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
             detach,
         } => run::resume(home, &run, (retry, skip, abort), detach),
         Command::Drive { run } => run::drive(home, &run),
-        Command::Serve { bind, db } => serve::serve(home, bind.as_deref(), db.as_deref()),
+        Command::Token(TokenCommand::Create { name, role }) => token::create(&name, role),
+        Command::Serve { bind, db } => serve::serve(&home, bind.as_deref(), db.as_deref()),
     }
 }

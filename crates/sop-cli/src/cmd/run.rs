@@ -1,6 +1,10 @@
 //! `sop run`, `sop resume` and the internal `sop __drive`.
 
-use sop_core::run::{self, ResumeHow, RunStatus, TriggerInfo};
+use std::collections::BTreeMap;
+use std::io::Write as _;
+
+use serde_json::json;
+use sop_core::run::{self, Happened, ResumeHow, RunStatus, TriggerInfo};
 use sop_core::Priority;
 use sop_runtime::engine::{self, EngineError, Quiet};
 use sop_runtime::ops::{ExecuteRequest, Executed};
@@ -8,13 +12,15 @@ use sop_runtime::{identity, recovery, Home};
 
 use super::files::print_diagnostics;
 use crate::app::App;
+use crate::backend::Backend;
 use crate::cli::RunArgs;
-use crate::printer::Printer;
+use crate::printer::{print_event, summary, Printer, View};
+use crate::remote::sse::{self, Until};
+use crate::remote::{segment, Client};
 use crate::target::parse_pairs;
 use crate::{CmdResult, Exit, Fail};
 
 pub fn run(home: Home, args: &RunArgs) -> CmdResult {
-    let app = App::open(home)?;
     let priority = match &args.priority {
         None => None,
         Some(p) => Some(Priority::parse(p).ok_or_else(|| {
@@ -23,11 +29,16 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
             ))
         })?),
     };
+    let vars = parse_pairs(&args.vars, "--var")?;
+    let app = match Backend::open(home)? {
+        Backend::Local(app) => app,
+        Backend::Remote(client) => return remote_run(&client, args, priority, &vars),
+    };
     let (_, warnings) = sop_runtime::ops::load_sop(&app.home, &args.sop)?;
     print_diagnostics(&warnings);
     let request = ExecuteRequest {
         sop: args.sop.clone(),
-        vars: parse_pairs(&args.vars, "--var")?,
+        vars,
         skip_approval: args.skip_approval,
         priority,
         force: args.force,
@@ -45,18 +56,7 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
             return Ok(Exit::Ok);
         }
     };
-    if args.skip_approval {
-        eprintln!(
-            "warning: approvals skipped for run {} (recorded in its audit file)",
-            run.id
-        );
-    }
-    if args.force {
-        eprintln!(
-            "warning: cooldown overridden for run {} (recorded in its audit file)",
-            run.id
-        );
-    }
+    overrides_warning(args, &run.id);
     if args.detach {
         recovery::launch_detached(&app.exe, &app.home, &run.id)
             .map_err(|e| Fail::failed(format!("cannot start a background driver: {e}")))?;
@@ -73,11 +73,90 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
     drive_here(&app, &run.id)
 }
 
-/// Drives a run in this process with the terminal printer; the exit code follows the run.
-fn drive_here(app: &App, id: &str) -> CmdResult {
-    let status =
-        engine::drive(&app.context(), id, &mut Printer::new()).map_err(|e| engine_fail(&e))?;
-    Ok(match status {
+fn overrides_warning(args: &RunArgs, id: &str) {
+    if args.skip_approval {
+        eprintln!("warning: approvals skipped for run {id} (recorded in its audit file)");
+    }
+    if args.force {
+        eprintln!("warning: cooldown overridden for run {id} (recorded in its audit file)");
+    }
+}
+
+/// `sop run` through the daemon: queue the run there; without `--detach`, follow its
+/// events and print what a local run prints. The exit code follows the run.
+fn remote_run(
+    client: &Client,
+    args: &RunArgs,
+    priority: Option<Priority>,
+    vars: &BTreeMap<String, String>,
+) -> CmdResult {
+    let body = json!({
+        "vars": vars,
+        "skip_approval": args.skip_approval,
+        "priority": priority.map(Priority::as_str),
+        "force": args.force,
+    });
+    let answer = client
+        .post(&format!("/api/sops/{}/execute", segment(&args.sop)), &body)
+        .map_err(|e| {
+            let unknown = e.status == 404 && !e.message.contains("did you mean");
+            let mut fail = Fail::from(e);
+            if unknown {
+                fail.message
+                    .push_str("\n  = help: run `sop list` to see the SOPs");
+            }
+            fail
+        })?;
+    let id = answer["run_id"].as_str().unwrap_or_default().to_string();
+    overrides_warning(args, &id);
+    if args.detach {
+        outln!("{id}");
+        return Ok(Exit::Ok);
+    }
+    let doc = client.document(&id)?;
+    eprintln!(
+        "run {id} of {} ({}, {} mode)",
+        doc["sop"].as_str().unwrap_or_default(),
+        doc["priority"].as_str().unwrap_or_default(),
+        doc["execution_mode"].as_str().unwrap_or_default()
+    );
+    let approvers: Vec<String> = client
+        .get(&format!("/api/sops/{}", segment(&args.sop)))
+        .ok()
+        .and_then(|sop| serde_json::from_value(sop["approvers"].clone()).ok())
+        .unwrap_or_default();
+    let view = View::of_document(&doc, approvers);
+    sse::follow(client, &id, Until::End, &mut |event| {
+        match event.name.as_str() {
+            "output" => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(event.data["text"].as_str().unwrap_or_default().as_bytes());
+                let _ = out.flush();
+            }
+            "finished" => {}
+            name => {
+                let mut data = event.data.clone();
+                if let Some(obj) = data.as_object_mut() {
+                    obj.insert("event".to_string(), json!(name));
+                }
+                if let Ok(happened) = serde_json::from_value::<Happened>(data) {
+                    let _ = print_event(&mut std::io::stderr().lock(), &view, &happened);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let doc = client.document(&id)?;
+    let status = doc["status"].as_str().and_then(RunStatus::parse);
+    if status.is_some_and(RunStatus::is_terminal) {
+        summary(&mut std::io::stderr().lock(), &doc).map_err(|e| Fail::failed(e.to_string()))?;
+    }
+    Ok(exit_for(&id, status.unwrap_or(RunStatus::Failure)))
+}
+
+/// The exit code of a run that this command followed to its end.
+fn exit_for(id: &str, status: RunStatus) -> Exit {
+    match status {
         RunStatus::Success => Exit::Ok,
         RunStatus::Interrupted => {
             eprintln!(
@@ -86,7 +165,14 @@ fn drive_here(app: &App, id: &str) -> CmdResult {
             Exit::Failed
         }
         _ => Exit::Failed,
-    })
+    }
+}
+
+/// Drives a run in this process with the terminal printer; the exit code follows the run.
+fn drive_here(app: &App, id: &str) -> CmdResult {
+    let status =
+        engine::drive(&app.context(), id, &mut Printer::new()).map_err(|e| engine_fail(&e))?;
+    Ok(exit_for(id, status))
 }
 
 fn engine_fail(e: &EngineError) -> Fail {

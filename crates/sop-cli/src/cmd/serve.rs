@@ -14,8 +14,8 @@ use sop_store::{SqliteStore, Store};
 use crate::app::{load_config, open_store};
 use crate::{CmdResult, Exit, Fail};
 
-pub fn serve(home: Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
-    let config = load_config(&home)?;
+pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
+    let config = load_config(home)?;
     std::fs::create_dir_all(home.state_dir()).map_err(|e| {
         Fail::failed(format!(
             "cannot create `{}`: {e}",
@@ -23,7 +23,7 @@ pub fn serve(home: Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
         ))
     })?;
     // One daemon per SQLite home: the lock lives as long as this process.
-    let lock_path = recovery::serve_lock_path(&home);
+    let lock_path = recovery::serve_lock_path(home);
     let lock = File::create(&lock_path)
         .map_err(|e| Fail::failed(format!("cannot create `{}`: {e}", lock_path.display())))?;
     if lock.try_lock().is_err() {
@@ -113,9 +113,8 @@ pub fn serve(home: Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
 /// SIGTERM or SIGINT.
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
     };
     tokio::select! {
         _ = term.recv() => {}

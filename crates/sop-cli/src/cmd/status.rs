@@ -1,24 +1,43 @@
-//! Read commands: `sop status`, `sop runs`, `sop logs`.
+//! Read commands: `sop status`, `sop runs`, `sop logs`. Each reads from the daemon when one
+//! is reachable, else from the store, and prints the same either way: human output is
+//! rendered from the run document (`audit::document`, `GET /api/runs/{id}`).
 
 use std::io::Write;
 use std::time::Duration;
 
-use sop_core::run::{Run, RunStatus};
-use sop_runtime::clock::{human_ms, now, rfc3339};
+use serde_json::Value;
+use sop_core::model::TimeoutAction;
+use sop_core::run::{DecisionKind, RunStatus};
+use sop_runtime::clock::{human_ms, now};
 use sop_runtime::{audit, Home};
-use sop_store::{RunFilter, RunRow, Store};
+use sop_store::{OutputChunk, RunFilter, RunRow, Store};
 
 use crate::app::App;
+use crate::backend::Backend;
+use crate::remote::sse::{self, Until};
+use crate::remote::{segment, Client};
 use crate::{CmdResult, Exit, Fail};
 
 fn print_json(v: &impl serde::Serialize) {
     outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// What the human status shows beyond the run document.
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// Why a queued run waits (known to the store's scheduler only).
+    pub queued: Option<String>,
+    /// The SOP's `approval_timeout_action`, shown with a deadline.
+    pub timeout_action: Option<TimeoutAction>,
+}
+
 pub fn status(home: Home, target: Option<&str>, json: bool) -> CmdResult {
-    let app = App::open(home)?;
+    let backend = Backend::open(home)?;
     let Some(target) = target else {
-        let rows = app.store.active_runs()?;
+        let rows = match &backend {
+            Backend::Local(app) => app.store.active_runs()?,
+            Backend::Remote(client) => client.active_runs()?,
+        };
         if json {
             print_json(&rows);
         } else if rows.is_empty() {
@@ -29,126 +48,171 @@ pub fn status(home: Home, target: Option<&str>, json: bool) -> CmdResult {
         return Ok(Exit::Ok);
     };
     // A run id, or the latest run of a SOP.
+    let (doc, extras) = match &backend {
+        Backend::Local(app) => local_document(app, target)?,
+        Backend::Remote(client) => remote_document(client, target)?,
+    };
+    if json {
+        print_json(&doc);
+    } else {
+        describe(&doc, &extras)?;
+    }
+    Ok(Exit::Ok)
+}
+
+fn local_document(app: &App, target: &str) -> Result<(Value, Extras), Fail> {
     let id = app.ops().resolve(target, &[], "known")?;
     let run = app
         .store
         .load_run(&id)?
         .ok_or_else(|| Fail::bad(format!("run `{id}` does not exist")))?;
-    if json {
-        print_json(&audit::document(&run));
-    } else {
-        describe(&app, &run)?;
-    }
-    Ok(Exit::Ok)
-}
-
-fn describe(app: &App, run: &Run) -> Result<(), Fail> {
-    outln!(
-        "run {} of {} {}: {}",
-        run.id,
-        run.sop.name,
-        run.sop.version,
-        run.status.as_str()
-    );
-    outln!(
-        "  priority {}, mode {}, started by {} ({})",
-        run.priority.as_str(),
-        run.mode.as_str(),
-        run.trigger.by,
-        run.trigger.kind
-    );
-    outln!("  created {}", rfc3339(run.created_at));
-    if let Some(s) = run.started_at {
-        let end = run.completed_at.unwrap_or_else(now);
-        outln!(
-            "  started {} ({} {})",
-            rfc3339(s),
-            human_ms(end - s),
-            if run.completed_at.is_some() {
-                "in all"
-            } else {
-                "so far"
-            }
-        );
-    }
+    let mut extras = Extras {
+        queued: None,
+        timeout_action: Some(run.sop.approval_timeout_action),
+    };
     if run.status == RunStatus::Queued {
         let row = app.store.run_row(&run.id)?;
         let why = app
             .store
             .claim_preview(&run.id, app.config.workers, now())?;
-        if let Some(b) = why {
-            outln!("  queued: {b}")
-        } else {
-            outln!(
-                "  queued: can start now{}",
+        extras.queued = Some(match why {
+            Some(b) => b.to_string(),
+            None => format!(
+                "can start now{}",
                 row.and_then(|r| r.owner)
                     .map_or(" (no driver yet)".to_string(), |_| String::new())
-            )
+            ),
+        });
+    }
+    Ok((audit::document(&run), extras))
+}
+
+fn remote_document(client: &Client, target: &str) -> Result<(Value, Extras), Fail> {
+    let id = client.resolve(target, &[], "known")?;
+    let doc = client.document(&id)?;
+    let mut extras = Extras::default();
+    if !doc["waiting"]["deadline"].is_null() {
+        let sop = doc["sop"].as_str().unwrap_or_default();
+        // The SOP as it is now: its timeout action is only shown, never acted on here.
+        if let Ok(v) = client.get(&format!("/api/sops/{}", segment(sop))) {
+            extras.timeout_action =
+                serde_json::from_value(v["approval_timeout_action"].clone()).ok();
         }
     }
-    if let Some(w) = &run.wait {
-        let who = if run.sop.approvers.is_empty() {
-            "anyone".to_string()
-        } else {
-            run.sop.approvers.join(", ")
+    Ok((doc, extras))
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time in a document.
+fn ms(v: &Value) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(v.as_str()?)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+fn describe(doc: &Value, extras: &Extras) -> Result<(), Fail> {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let id = s(&doc["run_id"]);
+    let status = s(&doc["status"]);
+    outln!(
+        "run {id} of {} {}: {status}",
+        s(&doc["sop"]),
+        s(&doc["version"])
+    );
+    outln!(
+        "  priority {}, mode {}, started by {} ({})",
+        s(&doc["priority"]),
+        s(&doc["execution_mode"]),
+        s(&doc["trigger"]["by"]),
+        s(&doc["trigger"]["type"])
+    );
+    outln!("  created {}", s(&doc["created_at"]));
+    if let Some(started) = ms(&doc["started_at"]) {
+        let done = !doc["completed_at"].is_null();
+        let took = doc["metrics"]["total_duration_ms"]
+            .as_i64()
+            .filter(|_| done)
+            .unwrap_or_else(|| now() - started);
+        outln!(
+            "  started {} ({} {})",
+            s(&doc["started_at"]),
+            human_ms(took),
+            if done { "in all" } else { "so far" }
+        );
+    }
+    if status == "queued" {
+        if let Some(why) = &extras.queued {
+            outln!("  queued: {why}");
+        }
+    }
+    let w = &doc["waiting"];
+    if w.is_object() {
+        let approval = w["kind"] == "approval";
+        let who = match &w["approvers"] {
+            Value::Array(list) => list.iter().map(&s).collect::<Vec<_>>().join(", "),
+            _ => "anyone".to_string(),
         };
-        let verb = if w.kind == sop_core::run::WaitKind::Approval {
+        let verb = if approval {
             "approve|reject"
         } else {
             "confirm"
         };
         outln!(
             "  waiting at {} since {} ({})",
-            w.gate,
-            rfc3339(w.since),
-            human_ms(now() - w.since)
+            s(&w["gate"]),
+            s(&w["since"]),
+            human_ms(now() - ms(&w["since"]).unwrap_or_else(now))
         );
         outln!(
             "  who may decide: {who}{}",
-            if run.sop.allow_self_approval {
+            if w["self_approval"].as_bool().unwrap_or(true) {
                 String::new()
             } else {
-                format!(" (not {})", run.trigger.by)
+                format!(" (not {})", s(&doc["trigger"]["by"]))
             }
         );
-        if w.kind == sop_core::run::WaitKind::Approval {
+        if approval {
+            let by: Vec<String> = w["approved_by"]
+                .as_array()
+                .map(|a| a.iter().map(&s).collect())
+                .unwrap_or_default();
             outln!(
                 "  approvals: {} of {} ({})",
-                w.approved_by.len(),
-                w.required,
-                w.approved_by.join(", ")
+                by.len(),
+                w["required"].as_u64().unwrap_or(1),
+                by.join(", ")
             );
         }
-        if let Some(d) = w.deadline {
-            outln!(
-                "  deadline {} (then {:?})",
-                rfc3339(d),
-                run.sop.approval_timeout_action
-            );
+        if let Some(d) = w["deadline"].as_str() {
+            if let Some(action) = extras.timeout_action {
+                outln!("  deadline {d} (then {action:?})");
+            } else {
+                outln!("  deadline {d}");
+            }
         }
-        outln!("  decide: sop {verb} {}", run.id);
+        outln!("  decide: sop {verb} {id}");
     }
-    if run.status == RunStatus::Interrupted {
+    if status == "interrupted" {
         outln!("  interrupted: the process running a step stopped; the step was not re-run");
-        outln!("  continue: sop resume {} --retry|--skip|--abort", run.id);
+        outln!("  continue: sop resume {id} --retry|--skip|--abort");
     }
     let mut out = std::io::stdout().lock();
-    crate::printer::summary(&mut out, run).map_err(|e| Fail::failed(e.to_string()))?;
-    if !run.approvals.is_empty() {
+    crate::printer::summary(&mut out, doc).map_err(|e| Fail::failed(e.to_string()))?;
+    let approvals = doc["approvals"].as_array().cloned().unwrap_or_default();
+    if !approvals.is_empty() {
         writeln!(out, "  approvals:").ok();
-        for a in &run.approvals {
-            let comment = a
-                .comment
-                .as_deref()
+        for a in &approvals {
+            let comment = a["comment"]
+                .as_str()
                 .map_or_else(String::new, |c| format!(": {c}"));
+            let decision = serde_json::from_value::<DecisionKind>(a["decision"].clone())
+                .map_or_else(|_| s(&a["decision"]), |d| format!("{d:?}"));
             writeln!(
                 out,
-                "    {} {:?} by {} via {} at {}{comment}",
-                a.gate,
-                a.decision,
-                a.by,
-                a.channel,
-                rfc3339(a.at)
+                "    {} {decision} by {} via {} at {}{comment}",
+                s(&a["gate"]),
+                s(&a["by"]),
+                s(&a["channel"]),
+                s(&a["at"])
             )
             .ok();
         }
@@ -171,7 +235,7 @@ fn print_rows(rows: &[RunRow]) {
             r.sop,
             r.status.as_str(),
             r.priority.as_str(),
-            rfc3339(r.created_at)
+            sop_runtime::clock::rfc3339(r.created_at)
         );
     }
 }
@@ -183,7 +247,6 @@ pub fn runs(
     limit: u32,
     json: bool,
 ) -> CmdResult {
-    let app = App::open(home)?;
     let statuses = match status {
         None => vec![],
         Some(s) => vec![RunStatus::parse(s).ok_or_else(|| {
@@ -194,11 +257,14 @@ pub fn runs(
             ))
         })?],
     };
-    let rows = app.store.list_runs(&RunFilter {
-        sop,
-        statuses,
-        limit: Some(limit),
-    })?;
+    let rows = match Backend::open(home)? {
+        Backend::Local(app) => app.store.list_runs(&RunFilter {
+            sop,
+            statuses,
+            limit: Some(limit),
+        })?,
+        Backend::Remote(client) => client.list_runs(sop.as_deref(), &statuses, limit)?,
+    };
     if json {
         print_json(&rows);
     } else {
@@ -207,27 +273,61 @@ pub fn runs(
     Ok(Exit::Ok)
 }
 
-pub fn logs(home: Home, target: &str, follow: bool, json: bool) -> CmdResult {
-    let app = App::open(home)?;
-    let id = app.ops().resolve(target, &[], "known")?;
-    let mut after = 0;
-    let mut gate = String::new();
-    loop {
-        let chunks = app.store.output_since(&id, after)?;
+/// Prints stored output chunks: a header when the step (or attempt) changes.
+struct LogPrinter {
+    json: bool,
+    gate: String,
+}
+
+impl LogPrinter {
+    fn chunk(&mut self, c: &OutputChunk) {
         let mut out = std::io::stdout().lock();
-        for c in &chunks {
-            if json {
-                writeln!(out, "{}", serde_json::to_string(c).unwrap_or_default()).ok();
-            } else {
-                if c.gate != gate {
-                    writeln!(out, "==> {} (attempt {})", c.gate, c.attempt).ok();
-                    gate.clone_from(&c.gate);
-                }
-                out.write_all(c.text.as_bytes()).ok();
+        if self.json {
+            writeln!(out, "{}", serde_json::to_string(c).unwrap_or_default()).ok();
+        } else {
+            if c.gate != self.gate {
+                writeln!(out, "==> {} (attempt {})", c.gate, c.attempt).ok();
+                self.gate.clone_from(&c.gate);
             }
-            after = c.seq;
+            out.write_all(c.text.as_bytes()).ok();
         }
         out.flush().ok();
+    }
+}
+
+pub fn logs(home: Home, target: &str, follow: bool, json: bool) -> CmdResult {
+    let mut printer = LogPrinter {
+        json,
+        gate: String::new(),
+    };
+    let app = match Backend::open(home)? {
+        Backend::Local(app) => app,
+        Backend::Remote(client) => {
+            let id = client.resolve(target, &[], "known")?;
+            let until = if follow { Until::End } else { Until::Now };
+            sse::follow(&client, &id, until, &mut |event| {
+                if event.name == "output" {
+                    let d = &event.data;
+                    printer.chunk(&OutputChunk {
+                        seq: event.output_seq(),
+                        gate: d["gate"].as_str().unwrap_or_default().to_string(),
+                        attempt: d["attempt"].as_u64().unwrap_or(1) as u32,
+                        text: d["text"].as_str().unwrap_or_default().to_string(),
+                    });
+                }
+                Ok(())
+            })?;
+            return Ok(Exit::Ok);
+        }
+    };
+    let id = app.ops().resolve(target, &[], "known")?;
+    let mut after = 0;
+    loop {
+        let chunks = app.store.output_since(&id, after)?;
+        for c in &chunks {
+            printer.chunk(c);
+            after = c.seq;
+        }
         if !follow {
             return Ok(Exit::Ok);
         }

@@ -263,3 +263,22 @@ fn kill_9_of_the_daemon_loses_nothing_and_reruns_nothing() {
         "the interrupted step was not re-run: {ran}"
     );
 }
+
+impl Daemon {
+    /// `GET /api/runs/{id}` with a bearer token, polled until `pred` holds.
+    pub fn wait_run_as(&self, token: &str, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let get = || -> Value {
+            ureq::get(&format!("{}/api/runs/{id}", self.url))
+                .set("Authorization", &format!("Bearer {token}"))
+                .call()
+                .expect("GET run")
+                .into_json()
+                .expect("json")
+        };
+        wait_for(Duration::from_secs(30), || {
+            let v = get();
+            pred(&v).then_some(v)
+        })
+        .unwrap_or_else(|| panic!("run {id} never matched: {}", get()))
+    }
+}

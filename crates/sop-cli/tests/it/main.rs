@@ -1,7 +1,9 @@
 //! Integration tests of the `sop` binary: real processes, real `SQLite` files, a temp home each.
 
 mod approvals;
+mod client;
 mod crash;
+#[allow(clippy::stable_sort_primitive)] // in a test written before this lint was on
 mod daemon;
 mod files;
 mod more;

@@ -44,6 +44,8 @@ impl Home {
         c.arg("--home")
             .arg(self.path())
             .env_remove("SOP_HOME")
+            .env_remove("SOP_URL")
+            .env_remove("SOP_TOKEN")
             .stdin(Stdio::null());
         c
     }

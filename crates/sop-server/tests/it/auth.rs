@@ -41,11 +41,23 @@ async fn every_role_on_every_endpoint() {
     // Events of a finished run, so the stream ends; everything else on a waiting run.
     // Runs are started by `otto`, who cannot approve: no self-approval refusal below.
     let execute = || async {
-        let r = s.call("POST", "/api/sops/gated/execute", Some(&token("otto")), Some(&json!({}))).await;
-        r.expect(202).body["run_id"].as_str().expect("id").to_string()
+        let r = s
+            .call(
+                "POST",
+                "/api/sops/gated/execute",
+                Some(&token("otto")),
+                Some(&json!({})),
+            )
+            .await;
+        r.expect(202).body["run_id"]
+            .as_str()
+            .expect("id")
+            .to_string()
     };
     let finished = execute().await;
-    s.post(&format!("/api/runs/{finished}/cancel"), &json!({})).await.expect(200);
+    s.post(&format!("/api/runs/{finished}/cancel"), &json!({}))
+        .await
+        .expect(200);
     for (method, template, needed) in ROUTES {
         let Some(needed) = needed else {
             let r = s.call(method, template, None, None).await;
@@ -54,7 +66,11 @@ async fn every_role_on_every_endpoint() {
         };
         let waiting = execute().await;
         s.wait_at_gate(&waiting);
-        let id = if template.ends_with("/events") { &finished } else { &waiting };
+        let id = if template.ends_with("/events") {
+            &finished
+        } else {
+            &waiting
+        };
         let path = template.replace("{name}", "gated").replace("{id}", id);
         let body = body_for(template);
         let what = format!("{method} {template}");
@@ -62,7 +78,9 @@ async fn every_role_on_every_endpoint() {
         let r = s.call(method, &path, None, body.as_ref()).await;
         r.error(401, "unauthorized");
         assert!(r.message().contains("Bearer"), "{what}: {}", r.text);
-        s.call(method, &path, Some("not-a-token"), body.as_ref()).await.error(401, "unauthorized");
+        s.call(method, &path, Some("not-a-token"), body.as_ref())
+            .await
+            .error(401, "unauthorized");
         let scheme = axum::http::Request::builder()
             .method(*method)
             .uri(&path)
@@ -73,7 +91,9 @@ async fn every_role_on_every_endpoint() {
         s.send(scheme).await.error(401, "unauthorized");
 
         for (name, role) in ROLES {
-            let r = s.call(method, &path, Some(&token(name)), body.as_ref()).await;
+            let r = s
+                .call(method, &path, Some(&token(name)), body.as_ref())
+                .await;
             if role < *needed {
                 r.error(403, "forbidden");
                 assert!(r.message().contains(name), "{what} as {name}: {}", r.text);
@@ -92,20 +112,58 @@ async fn every_role_on_every_endpoint() {
 async fn the_identity_of_a_decision_is_the_token_name() {
     let s = Server::with_tokens(&[]);
     s.sop("gated", "execution_mode = \"supervised\"", TWO_STEPS);
-    let r = s.call("POST", "/api/sops/gated/execute", Some(&token("otto")), Some(&json!({}))).await;
-    let id = r.expect(202).body["run_id"].as_str().expect("id").to_string();
-    assert_eq!(s.audit_file(&id)["trigger"], json!({"type": "manual", "by": "otto"}));
+    let r = s
+        .call(
+            "POST",
+            "/api/sops/gated/execute",
+            Some(&token("otto")),
+            Some(&json!({})),
+        )
+        .await;
+    let id = r.expect(202).body["run_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(
+        s.audit_file(&id)["trigger"],
+        json!({"type": "manual", "by": "otto"})
+    );
     s.wait_at_gate(&id);
 
     let forged = json!({"comment": "ok", "by": "mallory"});
-    let r = s.call("POST", &format!("/api/runs/{id}/approve"), Some(&token("ann")), Some(&forged)).await;
+    let r = s
+        .call(
+            "POST",
+            &format!("/api/runs/{id}/approve"),
+            Some(&token("ann")),
+            Some(&forged),
+        )
+        .await;
     r.error(400, "bad_request");
     assert!(r.message().contains("`by`"), "{}", r.text);
     let forged = json!({"sop": "gated", "by": "mallory"});
-    s.call("POST", "/api/sop/approve", Some(&token("ann")), Some(&forged)).await.error(400, "bad_request");
-    assert_eq!(s.audit_file(&id)["approvals"], json!([]), "a refused request changes nothing");
+    s.call(
+        "POST",
+        "/api/sop/approve",
+        Some(&token("ann")),
+        Some(&forged),
+    )
+    .await
+    .error(400, "bad_request");
+    assert_eq!(
+        s.audit_file(&id)["approvals"],
+        json!([]),
+        "a refused request changes nothing"
+    );
 
-    let r = s.call("POST", "/api/sop/approve", Some(&token("ann")), Some(&json!({"sop": "gated"}))).await;
+    let r = s
+        .call(
+            "POST",
+            "/api/sop/approve",
+            Some(&token("ann")),
+            Some(&json!({"sop": "gated"})),
+        )
+        .await;
     r.expect(200);
     let doc = s.get(&format!("/api/runs/{id}")).await.body;
     assert_eq!(doc["approvals"][0]["by"], "ann");
@@ -119,14 +177,49 @@ async fn skip_approval_and_force_need_admin() {
     s.sop("gated", "execution_mode = \"supervised\"", TWO_STEPS);
     for field in ["skip_approval", "force"] {
         let body = json!({ field: true });
-        let r = s.call("POST", "/api/sops/gated/execute", Some(&token("otto")), Some(&body)).await;
+        let r = s
+            .call(
+                "POST",
+                "/api/sops/gated/execute",
+                Some(&token("otto")),
+                Some(&body),
+            )
+            .await;
         r.error(403, "forbidden");
-        assert!(r.message().contains(field) && r.message().contains("admin"), "{}", r.text);
-        s.call("POST", "/api/sops/gated/execute", Some(&token("ann")), Some(&body)).await.error(403, "forbidden");
+        assert!(
+            r.message().contains(field) && r.message().contains("admin"),
+            "{}",
+            r.text
+        );
+        s.call(
+            "POST",
+            "/api/sops/gated/execute",
+            Some(&token("ann")),
+            Some(&body),
+        )
+        .await
+        .error(403, "forbidden");
     }
-    assert!(s.get("/api/runs").await.body.as_array().is_some_and(Vec::is_empty), "nothing was queued");
-    let r = s.call("POST", "/api/sops/gated/execute", Some(&token("adam")), Some(&json!({"skip_approval": true}))).await;
-    let id = r.expect(202).body["run_id"].as_str().expect("id").to_string();
+    assert!(
+        s.get("/api/runs")
+            .await
+            .body
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "nothing was queued"
+    );
+    let r = s
+        .call(
+            "POST",
+            "/api/sops/gated/execute",
+            Some(&token("adam")),
+            Some(&json!({"skip_approval": true})),
+        )
+        .await;
+    let id = r.expect(202).body["run_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     assert_eq!(s.audit_file(&id)["skip_approval"], true);
 }
 
@@ -134,9 +227,21 @@ async fn skip_approval_and_force_need_admin() {
 async fn without_tokens_everyone_is_the_local_admin() {
     let s = Server::open();
     s.sop("gated", "execution_mode = \"supervised\"", TWO_STEPS);
-    let r = s.call("POST", "/api/sops/gated/execute", None, Some(&json!({"skip_approval": true}))).await;
-    let id = r.expect(202).body["run_id"].as_str().expect("id").to_string();
+    let r = s
+        .call(
+            "POST",
+            "/api/sops/gated/execute",
+            None,
+            Some(&json!({"skip_approval": true})),
+        )
+        .await;
+    let id = r.expect(202).body["run_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     assert_eq!(s.audit_file(&id)["trigger"]["by"], "local");
     // A token sent anyway is not needed and not checked.
-    s.call("GET", "/api/sops", Some("whatever"), None).await.expect(200);
+    s.call("GET", "/api/sops", Some("whatever"), None)
+        .await
+        .expect(200);
 }

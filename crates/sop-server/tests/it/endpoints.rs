@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::support::{token, Resp, Server, ONE_STEP, TWO_STEPS};
 
-/// A successful answer and the route template it came from (for the OpenAPI check).
+/// A successful answer and the route template it came from (for the `OpenAPI` check).
 pub struct Sample {
     pub method: &'static str,
     pub template: &'static str,
@@ -21,7 +21,11 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
     s.sop("manual", "", MANUAL);
     let mut out = Vec::new();
     let mut keep = |method, template, resp: &Resp| {
-        out.push(Sample { method, template, resp: resp.clone() });
+        out.push(Sample {
+            method,
+            template,
+            resp: resp.clone(),
+        });
     };
 
     let r = s.get("/healthz").await;
@@ -29,11 +33,18 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
     keep("GET", "/healthz", &r);
 
     let r = s.get("/api/openapi.json").await;
-    assert!(r.expect(200).body["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")));
+    assert!(r.expect(200).body["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1")));
     keep("GET", "/api/openapi.json", &r);
 
     let wakes = s.wakes();
-    let r = s.post("/api/sops/hello/execute", &json!({"vars": {}, "priority": "high", "skip_approval": false})).await;
+    let r = s
+        .post(
+            "/api/sops/hello/execute",
+            &json!({"vars": {}, "priority": "high", "skip_approval": false}),
+        )
+        .await;
     r.expect(202);
     assert_eq!(r.body["status"], "queued");
     assert_eq!(s.wakes(), wakes + 1, "a new run wakes the scheduler");
@@ -47,7 +58,12 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
     let r = s.get("/api/sops").await;
     r.expect(200);
     let list = r.body.as_array().expect("array");
-    let by_name = |n: &str| list.iter().find(|v| v["name"] == n).cloned().unwrap_or(Value::Null);
+    let by_name = |n: &str| {
+        list.iter()
+            .find(|v| v["name"] == n)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
     assert_eq!(by_name("hello")["last_status"], "queued");
     assert_eq!(by_name("hello")["version"], "1.2.0");
     assert_eq!(by_name("hello")["steps"], 1);
@@ -64,7 +80,9 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
     assert_eq!(r.expect(200).body["run_id"], hello.as_str());
     keep("GET", "/api/sops/{name}/status", &r);
 
-    let r = s.get("/api/runs?sop=hello&status=queued,running&limit=5").await;
+    let r = s
+        .get("/api/runs?sop=hello&status=queued,running&limit=5")
+        .await;
     r.expect(200);
     assert_eq!(r.body.as_array().map(Vec::len), Some(1));
     assert_eq!(r.body[0]["id"], hello.as_str());
@@ -73,11 +91,20 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
 
     let r = s.get(&format!("/api/runs/{hello}")).await;
     r.expect(200);
-    assert_eq!(r.body, s.audit_file(&hello), "the API answers the audit file");
+    assert_eq!(
+        r.body,
+        s.audit_file(&hello),
+        "the API answers the audit file"
+    );
     keep("GET", "/api/runs/{id}", &r);
 
-    let r = s.post(&format!("/api/runs/{hello}/cancel"), &json!({})).await;
-    assert_eq!(r.expect(200).body, json!({"run_id": hello, "status": "cancelled"}));
+    let r = s
+        .post(&format!("/api/runs/{hello}/cancel"), &json!({}))
+        .await;
+    assert_eq!(
+        r.expect(200).body,
+        json!({"run_id": hello, "status": "cancelled"})
+    );
     keep("POST", "/api/runs/{id}/cancel", &r);
 
     let r = s.get(&format!("/api/runs/{hello}/events")).await;
@@ -87,7 +114,10 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
 
     let second = s.execute("hello").await;
     let r = s.post("/api/sops/hello/cancel", &json!({})).await;
-    assert_eq!(r.expect(200).body, json!({"run_id": second, "status": "cancelled"}));
+    assert_eq!(
+        r.expect(200).body,
+        json!({"run_id": second, "status": "cancelled"})
+    );
     keep("POST", "/api/sops/{name}/cancel", &r);
 
     let gated = s.execute("gated").await;
@@ -101,8 +131,16 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
     assert_eq!(r.body[0]["required"], 1);
     keep("GET", "/api/approvals", &r);
 
-    let r = s.post("/api/sop/approve", &json!({"sop": "gated", "comment": "lgtm"})).await;
-    assert_eq!(r.expect(200).body, json!({"run_id": gated, "status": "queued"}));
+    let r = s
+        .post(
+            "/api/sop/approve",
+            &json!({"sop": "gated", "comment": "lgtm"}),
+        )
+        .await;
+    assert_eq!(
+        r.expect(200).body,
+        json!({"run_id": gated, "status": "queued"})
+    );
     keep("POST", "/api/sop/approve", &r);
     let doc = s.audit_file(&gated);
     assert_eq!(doc["approvals"][0]["by"], "local");
@@ -111,24 +149,39 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
 
     let gated = s.execute("gated").await;
     s.wait_at_gate(&gated);
-    let r = s.post(&format!("/api/runs/{gated}/approve"), &json!({})).await;
+    let r = s
+        .post(&format!("/api/runs/{gated}/approve"), &json!({}))
+        .await;
     assert_eq!(r.expect(200).body["status"], "queued");
     keep("POST", "/api/runs/{id}/approve", &r);
 
     let gated = s.execute("gated").await;
     s.wait_at_gate(&gated);
-    let r = s.post(&format!("/api/runs/{gated}/reject"), &json!({"reason": "not today"})).await;
+    let r = s
+        .post(
+            &format!("/api/runs/{gated}/reject"),
+            &json!({"reason": "not today"}),
+        )
+        .await;
     assert_eq!(r.expect(200).body["status"], "rejected");
     assert_eq!(s.audit_file(&gated)["approvals"][0]["comment"], "not today");
     keep("POST", "/api/runs/{id}/reject", &r);
 
     let manual = s.execute("manual").await;
     s.wait_at_gate(&manual);
-    let r = s.post(&format!("/api/runs/{manual}/confirm"), &json!({"comment": "looked fine"})).await;
+    let r = s
+        .post(
+            &format!("/api/runs/{manual}/confirm"),
+            &json!({"comment": "looked fine"}),
+        )
+        .await;
     r.expect(200);
     assert_eq!(r.body["run_id"], manual.as_str());
     keep("POST", "/api/runs/{id}/confirm", &r);
-    assert_eq!(s.audit_file(&manual)["approvals"][0]["decision"], "confirmed");
+    assert_eq!(
+        s.audit_file(&manual)["approvals"][0]["decision"],
+        "confirmed"
+    );
     out
 }
 
@@ -159,19 +212,27 @@ async fn malformed_or_unknown_input_is_400_bad_request() {
         .expect("request");
     s.send(req).await.error(400, "bad_request");
 
-    let r = s.post("/api/sops/hello/execute", &json!({"varz": {}})).await;
+    let r = s
+        .post("/api/sops/hello/execute", &json!({"varz": {}}))
+        .await;
     r.error(400, "bad_request");
     assert!(r.message().contains("unknown field `varz`"), "{}", r.text);
-    let r = s.post("/api/sops/hello/execute", &json!({"priority": "urgent"})).await;
+    let r = s
+        .post("/api/sops/hello/execute", &json!({"priority": "urgent"}))
+        .await;
     r.error(400, "bad_request");
     assert!(r.message().contains("`urgent`"), "{}", r.text);
     let r = s.get("/api/runs?status=done").await;
     r.error(400, "bad_request");
     assert!(r.message().contains("`done`"), "{}", r.text);
     s.get("/api/runs?limit=0").await.error(400, "bad_request");
-    s.get("/api/runs?limit=many").await.error(400, "bad_request");
+    s.get("/api/runs?limit=many")
+        .await
+        .error(400, "bad_request");
     let id = s.execute("hello").await;
-    let r = s.post(&format!("/api/runs/{id}/reject"), &json!({"reason": "  "})).await;
+    let r = s
+        .post(&format!("/api/runs/{id}/reject"), &json!({"reason": "  "}))
+        .await;
     r.error(400, "bad_request");
     let r = s.post(&format!("/api/runs/{id}/reject"), &json!({})).await;
     r.error(400, "bad_request");
@@ -196,15 +257,31 @@ async fn unknown_things_are_404_and_wrong_methods_405() {
     let r = s.get("/api/sops/hello/status").await;
     r.error(404, "not_found");
     assert!(r.message().contains("no runs"), "{}", r.text);
-    s.get("/api/runs/0123456789ab").await.error(404, "not_found");
-    s.get("/api/runs/0123456789ab/events").await.error(404, "not_found");
-    s.post("/api/runs/0123456789ab/approve", &json!({})).await.error(404, "not_found");
-    s.post("/api/runs/0123456789ab/cancel", &json!({})).await.error(404, "not_found");
-    s.post("/api/sop/approve", &json!({"sop": "nope"})).await.error(404, "not_found");
-    s.post("/api/sops/../../etc/execute", &json!({})).await.error(404, "not_found");
+    s.get("/api/runs/0123456789ab")
+        .await
+        .error(404, "not_found");
+    s.get("/api/runs/0123456789ab/events")
+        .await
+        .error(404, "not_found");
+    s.post("/api/runs/0123456789ab/approve", &json!({}))
+        .await
+        .error(404, "not_found");
+    s.post("/api/runs/0123456789ab/cancel", &json!({}))
+        .await
+        .error(404, "not_found");
+    s.post("/api/sop/approve", &json!({"sop": "nope"}))
+        .await
+        .error(404, "not_found");
+    s.post("/api/sops/../../etc/execute", &json!({}))
+        .await
+        .error(404, "not_found");
     s.get("/api/nothing/here").await.error(404, "not_found");
-    s.call("DELETE", "/api/sops", None, None).await.error(405, "method_not_allowed");
-    s.call("GET", "/api/sops/hello/execute", None, None).await.error(405, "method_not_allowed");
+    s.call("DELETE", "/api/sops", None, None)
+        .await
+        .error(405, "method_not_allowed");
+    s.call("GET", "/api/sops/hello/execute", None, None)
+        .await
+        .error(405, "method_not_allowed");
 }
 
 #[tokio::test]
@@ -218,9 +295,15 @@ async fn refusals_are_409_with_their_codes() {
     s.advance(&first);
     let r = s.post("/api/sops/cool/execute", &json!({})).await;
     r.error(409, "cooldown");
-    assert!(r.message().contains(&first), "the refusal names the run: {}", r.text);
+    assert!(
+        r.message().contains(&first),
+        "the refusal names the run: {}",
+        r.text
+    );
     assert!(r.message().contains("remain"), "{}", r.text);
-    let r = s.post("/api/sops/cool/execute", &json!({"force": true})).await;
+    let r = s
+        .post("/api/sops/cool/execute", &json!({"force": true}))
+        .await;
     r.expect(202);
 
     let running = s.execute("busy").await;
@@ -230,25 +313,53 @@ async fn refusals_are_409_with_their_codes() {
     assert!(r.message().contains(&running), "{}", r.text);
 
     let queued = s.execute("gated").await;
-    s.post(&format!("/api/runs/{queued}/approve"), &json!({})).await.error(409, "not_waiting");
-    s.post("/api/sop/approve", &json!({"sop": "gated"})).await.error(409, "not_waiting");
-    s.post(&format!("/api/runs/{queued}/confirm"), &json!({})).await.error(409, "not_waiting");
+    s.post(&format!("/api/runs/{queued}/approve"), &json!({}))
+        .await
+        .error(409, "not_waiting");
+    s.post("/api/sop/approve", &json!({"sop": "gated"}))
+        .await
+        .error(409, "not_waiting");
+    s.post(&format!("/api/runs/{queued}/confirm"), &json!({}))
+        .await
+        .error(409, "not_waiting");
     s.wait_at_gate(&queued);
     let other = s.execute("gated").await;
     s.wait_at_gate(&other);
     let r = s.post("/api/sop/approve", &json!({"sop": "gated"})).await;
     r.error(409, "conflict");
-    assert!(r.message().contains(&queued) && r.message().contains(&other), "{}", r.text);
-    let r = s.post("/api/sop/approve", &json!({"sop": "gated", "run_id": other})).await;
+    assert!(
+        r.message().contains(&queued) && r.message().contains(&other),
+        "{}",
+        r.text
+    );
+    let r = s
+        .post(
+            "/api/sop/approve",
+            &json!({"sop": "gated", "run_id": other}),
+        )
+        .await;
     r.expect(200);
-    let r = s.post("/api/sop/approve", &json!({"sop": "cool", "run_id": queued})).await;
+    let r = s
+        .post(
+            "/api/sop/approve",
+            &json!({"sop": "cool", "run_id": queued}),
+        )
+        .await;
     r.error(400, "bad_request");
-    s.post(&format!("/api/runs/{other}/approve"), &json!({})).await.error(409, "not_waiting");
-    s.post(&format!("/api/runs/{queued}/cancel"), &json!({})).await.expect(200);
-    s.post(&format!("/api/runs/{queued}/cancel"), &json!({})).await.error(409, "not_waiting");
+    s.post(&format!("/api/runs/{other}/approve"), &json!({}))
+        .await
+        .error(409, "not_waiting");
+    s.post(&format!("/api/runs/{queued}/cancel"), &json!({}))
+        .await
+        .expect(200);
+    s.post(&format!("/api/runs/{queued}/cancel"), &json!({}))
+        .await
+        .error(409, "not_waiting");
     let r = s.post("/api/sops/gated/cancel", &json!({})).await;
     assert_eq!(r.expect(200).body["run_id"], other.as_str());
-    s.post("/api/sops/gated/cancel", &json!({})).await.error(409, "not_waiting");
+    s.post("/api/sops/gated/cancel", &json!({}))
+        .await
+        .error(409, "not_waiting");
 }
 
 #[tokio::test]
@@ -259,32 +370,62 @@ async fn bad_variables_and_broken_sops_are_422() {
         "[vars]\nversion = { required = true, pattern = '^\\d+\\.\\d+\\.\\d+$' }",
         ONE_STEP,
     );
-    let r = s.post("/api/sops/release/execute", &json!({"vars": {"version": "one"}})).await;
+    let r = s
+        .post(
+            "/api/sops/release/execute",
+            &json!({"vars": {"version": "one"}}),
+        )
+        .await;
     r.error(422, "invalid_vars");
     assert!(r.message().contains("version"), "{}", r.text);
     let r = s.post("/api/sops/release/execute", &json!({})).await;
     r.error(422, "invalid_vars");
     assert!(r.message().contains("version"), "{}", r.text);
-    let r = s.post("/api/sops/release/execute", &json!({"vars": {"version": {"major": 1}}})).await;
+    let r = s
+        .post(
+            "/api/sops/release/execute",
+            &json!({"vars": {"version": {"major": 1}}}),
+        )
+        .await;
     r.error(422, "invalid_vars");
     assert!(r.message().contains("`version`"), "{}", r.text);
-    let r = s.post("/api/sops/release/execute", &json!({"vars": {"version": "1.2.3", "PATH": "/tmp"}})).await;
+    let r = s
+        .post(
+            "/api/sops/release/execute",
+            &json!({"vars": {"version": "1.2.3", "PATH": "/tmp"}}),
+        )
+        .await;
     r.error(422, "invalid_vars");
     assert!(r.message().contains("PATH"), "{}", r.text);
-    s.post("/api/sops/release/execute", &json!({"vars": {"version": "1.2.3"}})).await.expect(202);
+    s.post(
+        "/api/sops/release/execute",
+        &json!({"vars": {"version": "1.2.3"}}),
+    )
+    .await
+    .expect(202);
 
     let dir = s.home.sop_dir("broken");
     std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("SOP.toml"), "[sop]\nname = \"broken\"\nexecution_mod = 1\n").expect("toml");
+    std::fs::write(
+        dir.join("SOP.toml"),
+        "[sop]\nname = \"broken\"\nexecution_mod = 1\n",
+    )
+    .expect("toml");
     std::fs::write(dir.join("SOP.md"), ONE_STEP).expect("md");
-    s.post("/api/sops/broken/execute", &json!({})).await.error(422, "invalid_sop");
+    s.post("/api/sops/broken/execute", &json!({}))
+        .await
+        .error(422, "invalid_sop");
     s.get("/api/sops/broken").await.error(422, "invalid_sop");
 }
 
 #[tokio::test]
 async fn secret_defaults_are_not_shown() {
     let s = Server::open();
-    s.sop("secretive", "[vars]\napi_token = { secret = true, default = \"hunter2\" }", ONE_STEP);
+    s.sop(
+        "secretive",
+        "[vars]\napi_token = { secret = true, default = \"hunter2\" }",
+        ONE_STEP,
+    );
     let r = s.get("/api/sops/secretive").await;
     r.expect(200);
     assert!(!r.text.contains("hunter2"), "{}", r.text);
@@ -294,8 +435,13 @@ async fn secret_defaults_are_not_shown() {
 #[tokio::test]
 async fn health_needs_no_token_and_foreign_hosts_are_refused() {
     let s = Server::with_tokens(&[]);
-    assert_eq!(s.call("GET", "/healthz", None, None).await.expect(200).body["status"], "ok");
-    s.call("GET", "/api/openapi.json", None, None).await.expect(200);
+    assert_eq!(
+        s.call("GET", "/healthz", None, None).await.expect(200).body["status"],
+        "ok"
+    );
+    s.call("GET", "/api/openapi.json", None, None)
+        .await
+        .expect(200);
     let t = token("adam");
     for host in ["evil.example", "localhost.evil.example", "127.0.0.2"] {
         let req = axum::http::Request::get("/api/sops")
@@ -319,11 +465,17 @@ async fn health_needs_no_token_and_foreign_hosts_are_refused() {
 
 #[tokio::test]
 async fn hosts_of_bind_and_url_are_allowed() {
-    let mut config = sop_core::config::RunnerConfig::default();
-    config.bind = "10.1.2.3:7311".to_string();
-    config.url = Some("https://sop.example.com:8443/".to_string());
+    let config = sop_core::config::RunnerConfig {
+        bind: "10.1.2.3:7311".to_string(),
+        url: Some("https://sop.example.com:8443/".to_string()),
+        ..Default::default()
+    };
     let s = Server::with_config(config);
-    for (host, status) in [("10.1.2.3:7311", 200), ("sop.example.com", 200), ("other.example.com", 403)] {
+    for (host, status) in [
+        ("10.1.2.3:7311", 200),
+        ("sop.example.com", 200),
+        ("other.example.com", 403),
+    ] {
         let req = axum::http::Request::get("/api/sops")
             .header("host", host)
             .body(axum::body::Body::empty())
@@ -337,7 +489,10 @@ fn non_loopback_binds_need_tokens() {
     let open = sop_core::config::RunnerConfig::default();
     let addr: std::net::SocketAddr = "0.0.0.0:7311".parse().expect("addr");
     let err = sop_server::check_bind(&addr, &open).expect_err("refused");
-    assert!(err.contains("sop token create") && err.contains("127.0.0.1:7311"), "{err}");
+    assert!(
+        err.contains("sop token create") && err.contains("127.0.0.1:7311"),
+        "{err}"
+    );
     assert!(sop_server::check_bind(&"127.0.0.1:7311".parse().expect("addr"), &open).is_ok());
     assert!(sop_server::check_bind(&"[::1]:7311".parse().expect("addr"), &open).is_ok());
     let s = Server::with_tokens(&[]);

@@ -31,7 +31,8 @@ pub fn token(name: &str) -> String {
 }
 
 pub struct Server {
-    pub dir: tempfile::TempDir,
+    /// Kept for its lifetime: the home is deleted when the server is dropped.
+    _dir: tempfile::TempDir,
     pub store: Arc<SqliteStore>,
     pub home: Home,
     pub config: RunnerConfig,
@@ -58,7 +59,12 @@ impl Resp {
 
     #[track_caller]
     pub fn expect(&self, status: u16) -> &Self {
-        assert_eq!(self.status.as_u16(), status, "unexpected answer: {}", self.text);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {}",
+            self.text
+        );
         self
     }
 
@@ -66,7 +72,11 @@ impl Resp {
     pub fn error(&self, status: u16, code: &str) -> &Self {
         self.expect(status);
         assert_eq!(self.code(), code, "{}", self.text);
-        assert!(!self.message().is_empty(), "an error needs a message: {}", self.text);
+        assert!(
+            !self.message().is_empty(),
+            "an error needs a message: {}",
+            self.text
+        );
         self
     }
 }
@@ -95,7 +105,8 @@ impl Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let home = Home::new(dir.path());
         std::fs::create_dir_all(home.state_dir()).expect("state dir");
-        let store = Arc::new(SqliteStore::open(&home.db_path(), Synchronous::Normal).expect("store"));
+        let store =
+            Arc::new(SqliteStore::open(&home.db_path(), Synchronous::Normal).expect("store"));
         let wakes = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&wakes);
         let state = ServerState {
@@ -108,7 +119,14 @@ impl Server {
             }),
         };
         let router = sop_server::router(Arc::new(state));
-        Server { dir, store, home, config, router, wakes }
+        Server {
+            _dir: dir,
+            store,
+            home,
+            config,
+            router,
+            wakes,
+        }
     }
 
     pub fn wakes(&self) -> usize {
@@ -131,17 +149,32 @@ impl Server {
     }
 
     pub fn ops(&self) -> Ops<'_> {
-        Ops { store: &*self.store, home: &self.home, config: &self.config }
+        Ops {
+            store: &*self.store,
+            home: &self.home,
+            config: &self.config,
+        }
     }
 
     /// Sends a request with `Host: localhost`.
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
-        let mut req = Request::builder().method(method).uri(path).header("host", "localhost");
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())),
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
             None => req.body(Body::empty()),
         };
         self.send(req.expect("request")).await
@@ -168,19 +201,23 @@ impl Server {
 
     /// Executes `sop` through the API; returns the run id.
     pub async fn execute(&self, sop: &str) -> String {
-        let r = self.post(&format!("/api/sops/{sop}/execute"), &serde_json::json!({})).await;
+        let r = self
+            .post(&format!("/api/sops/{sop}/execute"), &serde_json::json!({}))
+            .await;
         r.expect(202);
         r.body["run_id"].as_str().expect("run id").to_string()
     }
 
-    /// Claims a queued run and advances it as its driver would; returns the action.
+    /// Takes a queued run out of the queue and advances it, as its driver would (without
+    /// the scheduling policy: runs released earlier may still be queued in these tests).
     pub fn advance(&self, id: &str) -> Action {
         let now = sop_runtime::clock::now();
-        let claimed = self.store.claim(id, 4, now).expect("claim");
-        assert!(claimed.is_ok(), "claim of {id} blocked: {claimed:?}");
         let mut action = None;
         self.store
             .update_run(id, now, &mut |r, ev| {
+                if r.status == sop_core::run::RunStatus::Queued {
+                    run::claimed(r, now, ev);
+                }
                 action = Some(run::advance(r, now, ev));
                 Ok(())
             })
@@ -193,7 +230,10 @@ impl Server {
     /// Makes a queued run of a supervised SOP wait at its start approval.
     pub fn wait_at_gate(&self, id: &str) {
         let action = self.advance(id);
-        assert!(matches!(action, Action::Wait { .. }), "expected a wait, got {action:?}");
+        assert!(
+            matches!(action, Action::Wait { .. }),
+            "expected a wait, got {action:?}"
+        );
     }
 
     /// Records the exit of the step the run is at, as its driver would.
