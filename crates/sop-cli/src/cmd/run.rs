@@ -2,8 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde_json::json;
+use signal_hook::consts::SIGINT;
 use sop_core::run::{self, Happened, ResumeHow, RunStatus, TriggerInfo};
 use sop_core::Priority;
 use sop_runtime::engine::{self, EngineError, Quiet};
@@ -169,9 +172,40 @@ fn exit_for(id: &str, status: RunStatus) -> Exit {
 }
 
 /// Drives a run in this process with the terminal printer; the exit code follows the run.
+///
+/// Ctrl-C cancels the run (its step is stopped, rollback runs); a second Ctrl-C leaves at
+/// once, and the next `sop` command reports the run `interrupted`.
 fn drive_here(app: &App, id: &str) -> CmdResult {
-    let status =
-        engine::drive(&app.context(), id, &mut Printer::new()).map_err(|e| engine_fail(&e))?;
+    let ctrl_c = Arc::new(AtomicBool::new(false));
+    // Registered first, so it sees the flag before the second registration sets it: the
+    // second Ctrl-C exits at once.
+    signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&ctrl_c))
+        .and_then(|_| signal_hook::flag::register(SIGINT, Arc::clone(&ctrl_c)))
+        .map_err(|e| Fail::failed(format!("cannot handle Ctrl-C: {e}")))?;
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (ctrl_c, done) = (Arc::clone(&ctrl_c), Arc::clone(&done));
+        let (home, config, run_id) = (app.home.clone(), app.config.clone(), id.to_string());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                if ctrl_c.load(Ordering::SeqCst) {
+                    eprintln!("\n... Ctrl-C: cancelling run {run_id} (Ctrl-C again to leave it unwatched)");
+                    if let Ok(store) = crate::app::open_store(&home.db_path(), &config) {
+                        let ops = sop_runtime::ops::Ops { store: &store, home: &home, config: &config };
+                        if let Err(e) = ops.cancel(&run_id, &identity::current_user()) {
+                            eprintln!("error: {e}");
+                        }
+                    }
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    let result = engine::drive(&app.context(), id, &mut Printer::new());
+    done.store(true, Ordering::SeqCst);
+    let _ = watcher.join();
+    let status = result.map_err(|e| engine_fail(&e))?;
     Ok(exit_for(id, status))
 }
 
