@@ -254,6 +254,40 @@ impl Ops<'_> {
         Ok(run)
     }
 
+    /// The run document as read commands and the API show it: the audit document, plus
+    /// `queue` (why it waits and its place in the queue) while the run is queued.
+    pub fn view(&self, run: &Run) -> Result<serde_json::Value, OpError> {
+        let mut doc = audit::document(run);
+        if run.status == RunStatus::Queued {
+            if let Some(obj) = doc.as_object_mut() {
+                obj.insert("queue".to_string(), serde_json::Value::String(self.queue_note(run)?));
+            }
+        }
+        Ok(doc)
+    }
+
+    /// Why a queued run waits, and its place in the queue.
+    fn queue_note(&self, run: &Run) -> Result<String, OpError> {
+        let queued = self.store.list_runs(&RunFilter { sop: None, statuses: vec![RunStatus::Queued], limit: None })?;
+        let entries: Vec<sop_core::policy::Queued> = queued
+            .iter()
+            .map(|r| sop_core::policy::Queued {
+                id: r.id.clone(),
+                sop: r.sop.clone(),
+                priority: r.priority,
+                created_at: r.created_at,
+                resumed: r.started_at.is_some(),
+            })
+            .collect();
+        let position = sop_core::policy::position(&entries, &run.id).unwrap_or(1);
+        let why = self.store.claim_preview(&run.id, self.config.workers, now())?;
+        Ok(match why {
+            Some(sop_core::policy::Blocked::Behind { .. }) => format!("position {position} in the queue: runs ahead start first"),
+            Some(blocked) => format!("{blocked}; position {position} in the queue"),
+            None => format!("can start now; position {position} in the queue"),
+        })
+    }
+
     pub fn load_run(&self, run_id: &str) -> Result<Run, OpError> {
         self.store
             .load_run(run_id)?

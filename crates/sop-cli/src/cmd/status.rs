@@ -6,30 +6,21 @@ use std::io::Write;
 use std::time::Duration;
 
 use serde_json::Value;
-use sop_core::model::TimeoutAction;
 use sop_core::run::{DecisionKind, RunStatus};
 use sop_runtime::clock::{human_ms, now};
-use sop_runtime::{audit, Home};
+use sop_runtime::Home;
 use sop_store::{OutputChunk, RunFilter, RunRow, Store};
 
 use crate::app::App;
 use crate::backend::Backend;
 use crate::remote::sse::{self, Until};
-use crate::remote::{segment, Client};
+use crate::remote::Client;
 use crate::{CmdResult, Exit, Fail};
 
 fn print_json(v: &impl serde::Serialize) {
     outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-/// What the human status shows beyond the run document.
-#[derive(Debug, Default)]
-pub struct Extras {
-    /// Why a queued run waits (known to the store's scheduler only).
-    pub queued: Option<String>,
-    /// The SOP's `approval_timeout_action`, shown with a deadline.
-    pub timeout_action: Option<TimeoutAction>,
-}
 
 pub fn status(home: Home, target: Option<&str>, json: bool) -> CmdResult {
     let backend = Backend::open(home)?;
@@ -48,58 +39,31 @@ pub fn status(home: Home, target: Option<&str>, json: bool) -> CmdResult {
         return Ok(Exit::Ok);
     };
     // A run id, or the latest run of a SOP.
-    let (doc, extras) = match &backend {
+    let doc = match &backend {
         Backend::Local(app) => local_document(app, target)?,
         Backend::Remote(client) => remote_document(client, target)?,
     };
     if json {
         print_json(&doc);
     } else {
-        describe(&doc, &extras)?;
+        describe(&doc)?;
     }
     Ok(Exit::Ok)
 }
 
-fn local_document(app: &App, target: &str) -> Result<(Value, Extras), Fail> {
+fn local_document(app: &App, target: &str) -> Result<Value, Fail> {
     let id = app.ops().resolve(target, &[], "known")?;
     let run = app
         .store
         .load_run(&id)?
         .ok_or_else(|| Fail::bad(format!("run `{id}` does not exist")))?;
-    let mut extras = Extras {
-        queued: None,
-        timeout_action: Some(run.sop.approval_timeout_action),
-    };
-    if run.status == RunStatus::Queued {
-        let row = app.store.run_row(&run.id)?;
-        let why = app
-            .store
-            .claim_preview(&run.id, app.config.workers, now())?;
-        extras.queued = Some(match why {
-            Some(b) => b.to_string(),
-            None => format!(
-                "can start now{}",
-                row.and_then(|r| r.owner)
-                    .map_or(" (no driver yet)".to_string(), |_| String::new())
-            ),
-        });
-    }
-    Ok((audit::document(&run), extras))
+    Ok(app.ops().view(&run)?)
 }
 
-fn remote_document(client: &Client, target: &str) -> Result<(Value, Extras), Fail> {
+fn remote_document(client: &Client, target: &str) -> Result<Value, Fail> {
     let id = client.resolve(target, &[], "known")?;
     let doc = client.document(&id)?;
-    let mut extras = Extras::default();
-    if !doc["waiting"]["deadline"].is_null() {
-        let sop = doc["sop"].as_str().unwrap_or_default();
-        // The SOP as it is now: its timeout action is only shown, never acted on here.
-        if let Ok(v) = client.get(&format!("/api/sops/{}", segment(sop))) {
-            extras.timeout_action =
-                serde_json::from_value(v["approval_timeout_action"].clone()).ok();
-        }
-    }
-    Ok((doc, extras))
+    Ok(doc)
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time in a document.
@@ -109,7 +73,7 @@ fn ms(v: &Value) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-fn describe(doc: &Value, extras: &Extras) -> Result<(), Fail> {
+fn describe(doc: &Value) -> Result<(), Fail> {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let id = s(&doc["run_id"]);
     let status = s(&doc["status"]);
@@ -139,10 +103,8 @@ fn describe(doc: &Value, extras: &Extras) -> Result<(), Fail> {
             if done { "in all" } else { "so far" }
         );
     }
-    if status == "queued" {
-        if let Some(why) = &extras.queued {
-            outln!("  queued: {why}");
-        }
+    if let Some(why) = doc["queue"].as_str() {
+        outln!("  queued: {why}");
     }
     let w = &doc["waiting"];
     if w.is_object() {
@@ -183,11 +145,7 @@ fn describe(doc: &Value, extras: &Extras) -> Result<(), Fail> {
             );
         }
         if let Some(d) = w["deadline"].as_str() {
-            if let Some(action) = extras.timeout_action {
-                outln!("  deadline {d} (then {action:?})");
-            } else {
-                outln!("  deadline {d}");
-            }
+            outln!("  deadline {d} (then {})", s(&w["timeout_action"]));
         }
         outln!("  decide: sop {verb} {id}");
     }

@@ -104,6 +104,8 @@ fn one_worker_starts_queued_runs_by_priority_then_age_and_never_overlaps() {
     // All twenty wait in the queue behind the blocker, and say why.
     let queued = d.run(&ids[0].0);
     assert_eq!(queued["status"], "queued", "{queued}");
+    let why = queued["queue"].as_str().unwrap_or_default();
+    assert!(why.contains("workers are busy") && why.contains("in the queue"), "{why}");
     std::fs::write(home.file("release"), "").unwrap();
     for (id, _) in &ids {
         d.wait_run(id, |v| v["status"] == "success");

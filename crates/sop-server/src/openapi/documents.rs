@@ -38,6 +38,10 @@ pub struct RunDocument {
     gates: BTreeMap<String, StepRecordDoc>,
     approvals: Vec<ApprovalRecordDoc>,
     metrics: MetricsDoc,
+    /// Only while the run is queued (API and `sop status`, not the audit file): why it
+    /// waits and its place in the queue.
+    #[schema(nullable = false)]
+    queue: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -99,6 +103,8 @@ pub struct WaitingDoc {
     required: u32,
     approvers: ApproversDoc,
     self_approval: bool,
+    /// What happens at the deadline: `reject` or `escalate`.
+    timeout_action: String,
 }
 
 #[derive(Serialize, ToSchema)]

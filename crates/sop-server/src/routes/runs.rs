@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use serde_json::Value;
 use sop_core::run::RunStatus;
-use sop_runtime::audit;
 use sop_store::RunFilter;
 
 use crate::auth::{Auth, Operator, Viewer};
@@ -83,7 +82,7 @@ pub async fn show(
 ) -> Result<axum::Json<Value>, ApiError> {
     blocking(&state, move |ops| {
         let run = super::run_by_id(&ops, &id)?;
-        Ok(axum::Json(audit::document(&run)))
+        Ok(axum::Json(ops.view(&run)?))
     })
     .await
 }

@@ -10,7 +10,7 @@ use sop_core::config::Role;
 use sop_core::run::{RunStatus, TriggerInfo};
 use sop_core::Priority;
 use sop_runtime::ops::{load_sop, ExecuteRequest, Executed, CANCELLABLE};
-use sop_runtime::{audit, loader};
+use sop_runtime::loader;
 use sop_store::RunFilter;
 
 use crate::auth::{Auth, Operator, Viewer};
@@ -227,7 +227,7 @@ pub async fn status(
             return Err(ApiError::NotFound(format!("`{name}` has no runs yet")));
         };
         let run = super::run_by_id(&ops, &row.id)?;
-        Ok(axum::Json(audit::document(&run)))
+        Ok(axum::Json(ops.view(&run)?))
     })
     .await
 }

@@ -91,10 +91,17 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
 
     let r = s.get(&format!("/api/runs/{hello}")).await;
     r.expect(200);
+    let mut answer = r.body.clone();
+    let queue = answer.as_object_mut().and_then(|o| o.remove("queue"));
     assert_eq!(
-        r.body,
+        queue.as_ref().and_then(|q| q.as_str()),
+        Some("can start now; position 1 in the queue"),
+        "a queued run says why it waits"
+    );
+    assert_eq!(
+        answer,
         s.audit_file(&hello),
-        "the API answers the audit file"
+        "the API answers the audit file, plus `queue` while queued"
     );
     keep("GET", "/api/runs/{id}", &r);
 
