@@ -515,3 +515,18 @@ fn new_tokens_are_random_and_hashed() {
     assert_eq!(hash_a, sop_server::token_sha256(&a));
     assert_eq!(hash_a.len(), 64);
 }
+
+#[tokio::test]
+async fn health_is_degraded_when_audit_files_cannot_be_written() {
+    let s = Server::with_tokens(&[]);
+    let logs = s.home.root().join("logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    // A file where the audit directory belongs: nothing can be created under it.
+    std::fs::write(&logs, b"not a directory").expect("write");
+    let r = s.call("GET", "/healthz", None, None).await;
+    r.expect(503);
+    assert_eq!(r.body["status"], "degraded");
+    assert!(r.body["reason"].as_str().unwrap_or_default().contains("audit directory"), "{}", r.text);
+    std::fs::remove_file(&logs).expect("remove");
+    s.call("GET", "/healthz", None, None).await.expect(200);
+}
