@@ -73,12 +73,20 @@ pub enum Command {
         /// Set a variable: k=v (repeatable).
         #[arg(long = "set", value_name = "K=V")]
         set: Vec<String>,
+        /// Only if the run waits at this gate (`start`, `step 3`, `gate pre_patch`, ...):
+        /// refuses instead of deciding a gate you have not seen.
+        #[arg(long)]
+        gate: Option<String>,
     },
     /// Reject the gate a run waits at.
     Reject {
         target: String,
         #[arg(long)]
         reason: String,
+        /// Only if the run waits at this gate (`start`, `step 3`, `gate pre_patch`, ...):
+        /// refuses instead of deciding a gate you have not seen.
+        #[arg(long)]
+        gate: Option<String>,
     },
     /// Confirm a manual step done (or --failed).
     Confirm {
@@ -89,6 +97,10 @@ pub enum Command {
         failed: bool,
         #[arg(long)]
         comment: Option<String>,
+        /// Only if the run waits at this gate (`start`, `step 3`, `gate pre_patch`, ...):
+        /// refuses instead of deciding a gate you have not seen.
+        #[arg(long)]
+        gate: Option<String>,
     },
     /// Cancel a run (rollback runs if a step already ran).
     Cancel { target: String },

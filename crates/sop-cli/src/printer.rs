@@ -206,6 +206,7 @@ impl Observer for Printer {
             channel: "cli".to_string(),
             comment: (verb == Verb::Reject).then(|| "rejected at the terminal".to_string()),
             set: std::collections::BTreeMap::new(),
+            gate: Some(wait.gate.clone()),
         })
     }
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 use sop_core::config::RunnerConfig;
 use sop_core::run::RunStatus;
 use sop_core::Priority;
-use sop_runtime::ops::OpError;
+use sop_runtime::ops::{choose_run, Candidates};
 use sop_store::{Owner, RunRow};
 
 use crate::{Exit, Fail};
@@ -220,31 +220,9 @@ impl Client {
             return Ok(target.to_string());
         }
         let runs = self.list_runs(Some(target), statuses, 50)?;
-        let err = match (runs.len(), ids.len()) {
-            (1, _) => return Ok(runs[0].id.clone()),
-            (0, 1) => return Ok(ids[0].clone()),
-            (0, 0) => {
-                if self.list_runs(Some(target), &[], 1)?.is_empty() {
-                    OpError::NoSuchTarget(target.to_string())
-                } else {
-                    OpError::NothingWaiting {
-                        sop: target.to_string(),
-                        what: what.to_string(),
-                    }
-                }
-            }
-            (0, _) => OpError::AmbiguousPrefix {
-                prefix: target.to_string(),
-                ids,
-            },
-            _ if statuses.is_empty() => return Ok(runs[0].id.clone()),
-            _ => OpError::Ambiguous {
-                sop: target.to_string(),
-                what: what.to_string(),
-                runs,
-            },
-        };
-        Err(err.into())
+        let sop_known = !self.list_runs(Some(target), &[], 1)?.is_empty()
+            || self.get(&format!("/api/sops/{}", segment(target))).is_ok();
+        Ok(choose_run(&Candidates { target, what, any_status: statuses.is_empty(), ids, runs, sop_known })?)
     }
 
     /// Run ids equal to `prefix` or starting with it, oldest first (at most 20).

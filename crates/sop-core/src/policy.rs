@@ -58,11 +58,13 @@ pub fn admit(
     now: Millis,
 ) -> Admission {
     if let Some(last) = last {
-        let until = last.started_at + (limits.cooldown_secs as i64) * 1000;
+        let until = last
+            .started_at
+            .saturating_add(i64::try_from(limits.cooldown_secs).unwrap_or(i64::MAX).saturating_mul(1000));
         if limits.cooldown_secs > 0 && now < until && !forced {
             let remaining_ms = until - now;
             return Admission::Cooldown {
-                remaining_secs: ((remaining_ms + 999) / 1000) as u64,
+                remaining_secs: u64::try_from(remaining_ms.saturating_add(999) / 1000).unwrap_or(u64::MAX),
                 run_id: last.run_id.clone(),
             };
         }

@@ -132,6 +132,16 @@ pub fn env_name(name: &str) -> String {
 /// Every name and value is checked; when `decls` is non-empty, undeclared names are refused;
 /// a `required` var with no default must be given (an empty value counts as given); a
 /// `pattern` must match the final value, given or default. Returns every problem at once.
+/// Checks variables set later in a run (`approve --set`, `confirm --set`) like execute-time
+/// ones: names, values, and — when the SOP declares `[vars]` — declared names and patterns.
+pub fn check_set(decls: &BTreeMap<String, VarDecl>, set: &BTreeMap<String, String>) -> Result<(), Vec<VarError>> {
+    let optional: BTreeMap<String, VarDecl> = decls
+        .iter()
+        .map(|(n, d)| (n.clone(), VarDecl { required: false, default: None, ..d.clone() }))
+        .collect();
+    resolve_vars(&optional, set).map(|_| ())
+}
+
 pub fn resolve_vars(
     decls: &BTreeMap<String, VarDecl>,
     given: &BTreeMap<String, String>,

@@ -1,5 +1,7 @@
-//! The per-run audit file (SPEC §7): one JSON document, rewritten atomically (write, fsync,
-//! rename) after every committed transition. `sop status --json` prints the same document.
+//! The per-run audit file (SPEC §7): one JSON document, rewritten atomically (write,
+//! rename) after every committed transition; fsynced (file and directory) whenever the run
+//! comes to rest (waits, queues, ends), not between two steps of a moving run (see
+//! [`Sync`]). `sop status --json` prints the same document.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -52,6 +54,7 @@ pub fn document(run: &Run) -> Value {
             "deadline": w.deadline.map(rfc3339), "approved_by": w.approved_by, "required": w.required,
             "approvers": if run.sop.approvers.is_empty() { json!("anyone") } else { json!(run.sop.approvers) },
             "self_approval": run.sop.allow_self_approval,
+            "timeout_action": run.sop.approval_timeout_action,
         })
     });
     let current_step = run
@@ -148,13 +151,30 @@ pub fn new_path(home: &Home, sop: &str, created_at: i64, run_id: &str) -> PathBu
     dir.join(format!("{stamp}-{short}.json"))
 }
 
-/// Rewrites the audit file of `run_id` with the newest committed state.
+/// How far an audit rewrite goes to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// write, fsync, rename, fsync of the directory: survives a power loss.
+    Durable,
+    /// write, rename: every reader sees a whole, current document, but a power loss may
+    /// leave an older one. Only while the run moves on at once (its next step is starting):
+    /// the store holds the truth, and a run that was moving when power was lost has its
+    /// step `interrupted` by recovery, which rewrites its file durably.
+    Deferred,
+}
+
+/// Rewrites the audit file of `run_id` with the newest committed state, durably.
 ///
 /// Several processes may commit transitions of one run (the owner, an approver); each
 /// rewrites the file after its commit. Under an exclusive lock, each writer re-reads the
 /// run from the store, so the file always ends at the newest committed state whatever the
 /// order of writers.
 pub fn write(store: &dyn Store, home: &Home, run_id: &str) -> std::io::Result<()> {
+    write_with(store, home, run_id, Sync::Durable)
+}
+
+/// [`write`], choosing how far the rewrite goes to disk.
+pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> std::io::Result<()> {
     let to_io = |e: sop_store::StoreError| std::io::Error::other(e.to_string());
     let Some(row) = store.run_row(run_id).map_err(to_io)? else {
         return Ok(());
@@ -176,17 +196,21 @@ pub fn write(store: &dyn Store, home: &Home, run_id: &str) -> std::io::Result<()
     let Some(run) = store.load_run(run_id).map_err(to_io)? else {
         return Ok(());
     };
-    let body = serde_json::to_vec_pretty(&document(&run)).map_err(std::io::Error::other)?;
+    let mut body = serde_json::to_vec_pretty(&document(&run)).map_err(std::io::Error::other)?;
+    body.push(b'\n');
     let tmp = path.with_extension("json.tmp");
     {
         let mut f = File::create(&tmp)?;
         f.write_all(&body)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
+        if sync == Sync::Durable {
+            f.sync_all()?;
+        }
     }
     fs::rename(&tmp, &path)?;
-    // The rename is durable once the directory entry is.
-    File::open(&dir)?.sync_all()?;
+    if sync == Sync::Durable {
+        // The rename is durable once the directory entry is.
+        File::open(&dir)?.sync_all()?;
+    }
     drop(lock);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Drives one run: asks `sop-core` what to do next inside a store transaction, commits it,
 //! then performs the side effect (spawn, wait, sleep). The engine decides nothing itself.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -117,27 +118,31 @@ pub fn drive(
 struct Driver<'a, 'c> {
     ctx: &'a Context<'c>,
     run_id: String,
-    redactor: Redactor,
 }
 
 impl<'a, 'c> Driver<'a, 'c> {
     fn new(ctx: &'a Context<'c>, run_id: &str) -> Result<Self, EngineError> {
-        let run = ctx
-            .store
-            .load_run(run_id)?
-            .ok_or_else(|| EngineError::NoSuchRun(run_id.to_string()))?;
-        Ok(Driver {
-            ctx,
-            run_id: run_id.to_string(),
-            redactor: redactor_for(&run, ctx.config),
-        })
+        if ctx.store.run_row(run_id)?.is_none() {
+            return Err(EngineError::NoSuchRun(run_id.to_string()));
+        }
+        Ok(Driver { ctx, run_id: run_id.to_string() })
     }
 
-    /// Commits `change` and rewrites the audit file; reports the events.
+    /// Commits `change` and rewrites the audit file (durably); reports the events.
     fn commit(
         &self,
         obs: &mut dyn Observer,
         change: &mut sop_store::RunChange<'_>,
+    ) -> Result<Result<Run, Refusal>, EngineError> {
+        self.commit_with(obs, change, &|_| audit::Sync::Durable)
+    }
+
+    /// [`Self::commit`], with the audit rewrite's durability chosen from the committed run.
+    fn commit_with(
+        &self,
+        obs: &mut dyn Observer,
+        change: &mut sop_store::RunChange<'_>,
+        sync: &dyn Fn(&Run) -> audit::Sync,
     ) -> Result<Result<Run, Refusal>, EngineError> {
         let mut events = Vec::new();
         let result = self
@@ -149,7 +154,7 @@ impl<'a, 'c> Driver<'a, 'c> {
                 Ok(())
             })?;
         if let Ok(run) = &result {
-            self.write_audit()?;
+            self.write_audit(sync(run))?;
             for e in &events {
                 obs.event(run, e);
             }
@@ -157,8 +162,8 @@ impl<'a, 'c> Driver<'a, 'c> {
         Ok(result)
     }
 
-    fn write_audit(&self) -> Result<(), EngineError> {
-        audit::write(self.ctx.store, self.ctx.home, &self.run_id).map_err(|source| {
+    fn write_audit(&self, sync: audit::Sync) -> Result<(), EngineError> {
+        audit::write_with(self.ctx.store, self.ctx.home, &self.run_id, sync).map_err(|source| {
             EngineError::Audit {
                 run: self.run_id.clone(),
                 source,
@@ -168,7 +173,16 @@ impl<'a, 'c> Driver<'a, 'c> {
 
     fn run(&mut self, obs: &mut dyn Observer) -> Result<RunStatus, EngineError> {
         let mut last_block: Option<Blocked> = None;
+        // The next action when the previous commit already advanced the run (a step's exit
+        // and the walk to the next step are one transaction).
+        let mut advanced: Option<(Run, Action)> = None;
         loop {
+            if let Some((run, action)) = advanced.take() {
+                if let Some(status) = self.act(run, action, obs, &mut last_block, &mut advanced)? {
+                    return Ok(status);
+                }
+                continue;
+            }
             if self.ctx.stopping() {
                 // Between steps: the run stays as committed; the next start picks it up.
                 let status = self
@@ -178,16 +192,37 @@ impl<'a, 'c> Driver<'a, 'c> {
                     .map_or(RunStatus::Queued, |r| r.status);
                 return Ok(status);
             }
-            let mut action = Action::Claim;
+            let action = RefCell::new(Action::Claim);
             let run = self
-                .commit(obs, &mut |run, ev| {
-                    action = run::advance(run, now(), ev);
-                    Ok(())
-                })?
+                .commit_with(
+                    obs,
+                    &mut |run, ev| {
+                        *action.borrow_mut() = run::advance(run, now(), ev);
+                        Ok(())
+                    },
+                    &|_| sync_for(&action.borrow()),
+                )?
                 .map_err(|r| EngineError::Internal(format!("advance was refused: {r}")))?;
+            let action = action.into_inner();
+            if let Some(status) = self.act(run, action, obs, &mut last_block, &mut advanced)? {
+                return Ok(status);
+            }
+        }
+    }
+
+    /// Performs `action` (just committed). `Some(status)`: the drive is over.
+    fn act(
+        &self,
+        run: Run,
+        action: Action,
+        obs: &mut dyn Observer,
+        last_block: &mut Option<Blocked>,
+        advanced: &mut Option<(Run, Action)>,
+    ) -> Result<Option<RunStatus>, EngineError> {
+        {
             match action {
-                Action::Finished(status) => return Ok(status),
-                Action::Interrupted => return Ok(RunStatus::Interrupted),
+                Action::Finished(status) => return Ok(Some(status)),
+                Action::Interrupted => return Ok(Some(RunStatus::Interrupted)),
                 Action::Claim => {
                     let seen = self.ctx.store.change_counter()?;
                     match self
@@ -196,16 +231,17 @@ impl<'a, 'c> Driver<'a, 'c> {
                         .claim(&self.run_id, self.ctx.config.workers, now())?
                     {
                         Ok(()) => {
-                            last_block = None;
-                            self.write_audit()?;
+                            *last_block = None;
+                            // The walk to the first step follows at once.
+                            self.write_audit(audit::Sync::Deferred)?;
                         }
                         Err(why) => {
                             if last_block.as_ref() != Some(&why) {
                                 obs.blocked(&run, &why);
-                                last_block = Some(why);
+                                *last_block = Some(why);
                             }
                             if self.ctx.release_when_idle {
-                                return Ok(RunStatus::Queued);
+                                return Ok(Some(RunStatus::Queued));
                             }
                             self.wait_for_change(seen, None);
                         }
@@ -215,24 +251,46 @@ impl<'a, 'c> Driver<'a, 'c> {
                     let seen = self.ctx.store.change_counter()?;
                     self.wait_for_change(seen, Some(until));
                 }
-                Action::Wait { .. } if self.ctx.release_when_idle => return Ok(run.status),
+                Action::Wait { .. } if self.ctx.release_when_idle => return Ok(Some(run.status)),
                 Action::Wait { deadline } => self.wait_for_decision(&run, deadline, obs)?,
                 Action::Spawn(exec) => {
                     let report = self.execute(&run, &exec, obs)?;
                     let target = exec.target.clone();
                     let stopped = report.cancelled && self.ctx.stopping();
-                    self.commit(obs, &mut |run, ev| {
-                        if stopped {
-                            run::interrupt(run, now(), ev);
-                        } else {
-                            run::exited(run, &target, report.clone(), now(), ev);
-                        }
-                        Ok(())
-                    })?
-                    .map_err(|r| EngineError::Internal(format!("step exit was refused: {r}")))?;
+                    // The exit and the walk to what comes next are one transaction: both are
+                    // committed before the next side effect, with one fsync instead of two.
+                    let next: RefCell<Option<Action>> = RefCell::new(None);
+                    let run = self
+                        .commit_with(
+                            obs,
+                            &mut |run, ev| {
+                                *next.borrow_mut() = None;
+                                if stopped {
+                                    run::interrupt(run, now(), ev);
+                                } else {
+                                    run::exited(run, &target, report.clone(), now(), ev);
+                                    if !self.ctx.stopping() {
+                                        *next.borrow_mut() = Some(run::advance(run, now(), ev));
+                                    }
+                                }
+                                Ok(())
+                            },
+                            &|_| {
+                                next.borrow()
+                                    .as_ref()
+                                    .map_or(audit::Sync::Durable, sync_for)
+                            },
+                        )?
+                        .map_err(|r| {
+                            EngineError::Internal(format!("step exit was refused: {r}"))
+                        })?;
+                    if let Some(action) = next.into_inner() {
+                        *advanced = Some((run, action));
+                    }
                 }
             }
         }
+        Ok(None)
     }
 
     /// Sleeps until another process commits something, or `until` (ms) passes.
@@ -302,21 +360,19 @@ impl<'a, 'c> Driver<'a, 'c> {
             } => format!("rollback step {}", index + 1),
             Target::Gate { name } => format!("gate {name}"),
         };
+        // Built from the run as committed now: secrets set since the run started (by a
+        // step's `$SOP_OUTPUT`, or `--set` at a gate) are redacted too.
+        let redactor = redactor_for(run, ctx.config);
         let scratch = ctx.home.scratch_dir();
-        std::fs::create_dir_all(&scratch).map_err(|source| EngineError::Spawn {
-            run: run.id.clone(),
-            source,
-        })?;
         let output_file = scratch.join(format!(
             "{}-{}-{}.out",
             run.id,
             gate.replace(' ', "-"),
             exec.attempt
         ));
-        std::fs::write(&output_file, b"").map_err(|source| EngineError::Spawn {
-            run: run.id.clone(),
-            source,
-        })?;
+        if let Err(e) = std::fs::create_dir_all(&scratch).and_then(|()| std::fs::write(&output_file, b"")) {
+            return Ok(not_started(format!("cannot prepare `{}`: {e}", output_file.display())));
+        }
         let env = step_env(run, exec, &output_file, &ctx.config.pass_env);
         let workdir: PathBuf = ctx.home.sop_dir(&run.sop.name).join(&exec.workdir);
         let started = Instant::now();
@@ -332,6 +388,21 @@ impl<'a, 'c> Driver<'a, 'c> {
             outputs: BTreeMap::new(),
         };
         let mut line_buf = String::new();
+        let store_limit = ctx.config.output_limit_bytes();
+        let mut stored: u64 = 0;
+        let mut store_chunk = |text: &str| {
+            // The output table holds live output for `sop logs -f`; past the step's limit
+            // it stops growing (the step record keeps head and tail).
+            if stored <= store_limit {
+                stored += text.len() as u64;
+                let text = if stored > store_limit {
+                    format!("{text}\n[sop: output past {store_limit} bytes is not stored live; the step record keeps its head and tail]\n")
+                } else {
+                    text.to_string()
+                };
+                let _ = ctx.store.append_output(&run.id, &gate, exec.attempt, &text);
+            }
+        };
         for script in &exec.scripts {
             let remaining = total.saturating_sub(started.elapsed());
             let cmd = StepCommand {
@@ -344,8 +415,10 @@ impl<'a, 'c> Driver<'a, 'c> {
             };
             let target = exec.target.clone();
             let mut on_spawn = |s: process::Spawned| -> std::io::Result<()> {
+                // Unsynced: a pid means nothing after a power loss (the step is then
+                // `interrupted` either way); a crash of this process does keep it.
                 ctx.store
-                    .update_run(&run.id, now(), &mut |r, ev| {
+                    .update_run_unsynced(&run.id, now(), &mut |r, ev| {
                         run::spawned(r, &target, s.pid, s.start_time, ev);
                         Ok(())
                     })
@@ -358,12 +431,16 @@ impl<'a, 'c> Driver<'a, 'c> {
                     Chunk::Stdout(b) | Chunk::Stderr(b) => b,
                 };
                 captured.push(bytes);
+                let before = line_buf.len();
                 line_buf.push_str(&String::from_utf8_lossy(bytes));
-                // Redact whole lines only, so a secret split across chunks is still caught.
-                if let Some(cut) = line_buf.rfind('\n') {
-                    let text = self.redactor.redact(&line_buf[..=cut]);
-                    line_buf.drain(..=cut);
-                    let _ = ctx.store.append_output(&run.id, &gate, exec.attempt, &text);
+                // Redact whole lines only, so a secret split across chunks is still caught;
+                // a line that never ends is cut at 64 KiB. Only the new text is searched.
+                let cut = line_buf[before..].rfind('\n').map(|p| before + p + 1);
+                let cut = cut.or((line_buf.len() > MAX_LINE).then_some(line_buf.len()));
+                if let Some(cut) = cut {
+                    let text = redactor.redact(&line_buf[..cut]);
+                    line_buf.drain(..cut);
+                    store_chunk(&text);
                     obs.output(run, &gate, &text);
                 }
             };
@@ -376,16 +453,22 @@ impl<'a, 'c> Driver<'a, 'c> {
                         .load_run(&run.id)
                         .ok()
                         .flatten()
-                        .is_some_and(|r| r.cancel.is_some())
+                        .is_some_and(|r| run::cancel_requested(&r))
                 }
                 _ => false,
             };
-            let outcome =
-                process::run_step(&cmd, &mut on_spawn, &mut on_output, &mut should_cancel)
-                    .map_err(|source| EngineError::Spawn {
-                        run: run.id.clone(),
-                        source,
-                    })?;
+            let outcome = match process::run_step(&cmd, &mut on_spawn, &mut on_output, &mut should_cancel) {
+                Ok(outcome) => outcome,
+                // The step could not start (missing interpreter or workdir, ...): it
+                // failed; it was not interrupted.
+                Err(e) => {
+                    let _ = std::fs::remove_file(&output_file);
+                    let mut failed = not_started(format!("cannot start `{}`: {e}", script.interpreter));
+                    failed.duration_ms = started.elapsed().as_millis() as i64;
+                    failed.output = format!("{}{}", redactor.redact(&captured.finish()), failed.output);
+                    return Ok(failed);
+                }
+            };
             report.exit_code = outcome.exit_code;
             report.signal = outcome.signal;
             report.timed_out = outcome.timed_out;
@@ -395,19 +478,44 @@ impl<'a, 'c> Driver<'a, 'c> {
             }
         }
         if !line_buf.is_empty() {
-            let text = self.redactor.redact(&line_buf);
-            let _ = ctx.store.append_output(&run.id, &gate, exec.attempt, &text);
+            let text = redactor.redact(&line_buf);
+            store_chunk(&text);
             obs.output(run, &gate, &text);
         }
         report.duration_ms = started.elapsed().as_millis() as i64;
-        report.output = self.redactor.redact(&captured.finish());
+        report.output = redactor.redact(&captured.finish());
         let (outputs, problems) = read_outputs(&output_file);
         report.outputs = outputs;
         for p in problems {
-            let _ = write!(report.output, "\n[sop: ignored $SOP_OUTPUT line: {p}]");
+            let _ = write!(report.output, "\n[sop: ignored $SOP_OUTPUT line: {}]", redactor.redact(&p));
         }
         let _ = std::fs::remove_file(&output_file);
         Ok(report)
+    }
+}
+
+/// A line of step output longer than this is passed on (and redacted) in pieces.
+const MAX_LINE: usize = 64 * 1024;
+
+/// The report of a step that could not be started: a failure with the reason as output.
+fn not_started(reason: String) -> ExitReport {
+    ExitReport {
+        exit_code: None,
+        signal: None,
+        timed_out: false,
+        cancelled: false,
+        duration_ms: 0,
+        output: format!("[sop: {reason}]"),
+        outputs: BTreeMap::new(),
+    }
+}
+
+/// How far the audit rewrite after a commit goes to disk: deferred only while the run moves
+/// on at once to a step process (see [`audit::Sync::Deferred`]); durable when it comes to rest.
+fn sync_for(next: &Action) -> audit::Sync {
+    match next {
+        Action::Spawn(_) => audit::Sync::Deferred,
+        _ => audit::Sync::Durable,
     }
 }
 

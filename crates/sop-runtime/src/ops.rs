@@ -31,7 +31,7 @@ pub enum OpError {
     BadVars { sop: String, errors: Vec<VarError> },
     #[error("{0}")]
     BadInput(String),
-    #[error("`{sop}` is in cooldown: {} remain (run {run_id} started it); use --force to override", crate::clock::human_ms(*remaining_secs as i64 * 1000))]
+    #[error("`{sop}` is in cooldown: {} remain (run {run_id} started it); use --force to override", crate::clock::human_ms(i64::try_from(*remaining_secs).unwrap_or(i64::MAX).saturating_mul(1000)))]
     Cooldown {
         sop: String,
         remaining_secs: u64,
@@ -191,35 +191,9 @@ impl Ops<'_> {
             limit: Some(50),
         };
         let runs = self.store.list_runs(&filter)?;
-        match (runs.len(), ids.len()) {
-            (1, _) => Ok(runs[0].id.clone()),
-            (0, 1) => Ok(ids[0].clone()),
-            (0, 0) => {
-                let any = RunFilter {
-                    sop: Some(target.to_string()),
-                    statuses: vec![],
-                    limit: Some(1),
-                };
-                if self.store.list_runs(&any)?.is_empty() {
-                    Err(OpError::NoSuchTarget(target.to_string()))
-                } else {
-                    Err(OpError::NothingWaiting {
-                        sop: target.to_string(),
-                        what: what.to_string(),
-                    })
-                }
-            }
-            (0, _) => Err(OpError::AmbiguousPrefix {
-                prefix: target.to_string(),
-                ids,
-            }),
-            _ if statuses.is_empty() => Ok(runs[0].id.clone()),
-            _ => Err(OpError::Ambiguous {
-                sop: target.to_string(),
-                what: what.to_string(),
-                runs,
-            }),
-        }
+        let any = RunFilter { sop: Some(target.to_string()), statuses: vec![], limit: Some(1) };
+        let sop_known = self.home.sop_dir(target).is_dir() || !self.store.list_runs(&any)?.is_empty();
+        choose_run(&Candidates { target, what, any_status: statuses.is_empty(), ids, runs, sop_known })
     }
 
     /// Applies a decision to the gate `run_id` waits at, and rewrites the audit file.
@@ -292,6 +266,41 @@ impl Ops<'_> {
         self.store
             .load_run(run_id)?
             .ok_or_else(|| OpError::NoSuchTarget(run_id.to_string()))
+    }
+}
+
+/// What is known about a `<sop|run>` target: the inputs of [`choose_run`].
+pub struct Candidates<'a> {
+    pub target: &'a str,
+    /// How the wanted runs are described (`waiting for a decision`, ...).
+    pub what: &'a str,
+    /// Any status will do (read commands): the newest run of a SOP is taken.
+    pub any_status: bool,
+    /// Run ids starting with `target`.
+    pub ids: Vec<String>,
+    /// Runs of the SOP named `target` in the wanted statuses, newest first.
+    pub runs: Vec<RunRow>,
+    /// A SOP of that name exists (or has runs).
+    pub sop_known: bool,
+}
+
+/// Resolves a target: an exact run id; else the SOP's one run in the wanted statuses;
+/// else — only when no SOP has that name, and for 4 characters or more — a unique run id
+/// prefix. A SOP name that looks like hex never acts on another SOP's run.
+pub fn choose_run(c: &Candidates<'_>) -> Result<String, OpError> {
+    let target = c.target;
+    if c.ids.iter().any(|i| i == target) {
+        return Ok(target.to_string());
+    }
+    let prefixes: &[String] = if c.sop_known || target.len() < 4 { &[] } else { &c.ids };
+    match (c.runs.len(), prefixes.len()) {
+        (1, _) => Ok(c.runs[0].id.clone()),
+        (0, 1) => Ok(prefixes[0].clone()),
+        (0, 0) if c.sop_known => Err(OpError::NothingWaiting { sop: target.to_string(), what: c.what.to_string() }),
+        (0, 0) => Err(OpError::NoSuchTarget(target.to_string())),
+        (0, _) => Err(OpError::AmbiguousPrefix { prefix: target.to_string(), ids: prefixes.to_vec() }),
+        _ if c.any_status => Ok(c.runs[0].id.clone()),
+        _ => Err(OpError::Ambiguous { sop: target.to_string(), what: c.what.to_string(), runs: c.runs.clone() }),
     }
 }
 

@@ -14,7 +14,7 @@ use sop_store::{Store, StoreError};
 
 use crate::audit;
 use crate::clock::now;
-use crate::engine::owner_alive;
+use crate::engine::{self, owner_alive};
 use crate::home::Home;
 use crate::process;
 
@@ -44,13 +44,23 @@ pub fn recover_runs(
             None if row.status != RunStatus::Running => continue,
             _ => {}
         }
-        // The driver died (or left a running run): make the run safe.
+        // The driver died (or left a running run). Take the run over first (one
+        // transaction): if another live process took it meanwhile, it is not an orphan.
+        let me = engine::this_process();
+        if store.acquire(&row.id, me, &owner_alive)? != me {
+            continue;
+        }
+        // Stop what is left of the step before recording it interrupted: it must never
+        // run alongside a retry of itself.
+        if let Some(current) = store.load_run(&row.id)? {
+            let leftover = run::current_record(&current).and_then(|rec| rec.pid.zip(rec.pid_start_time));
+            if let Some((pid, start)) = leftover.filter(|_| current.status == RunStatus::Running) {
+                process::kill_group_if_same(pid, start, std::time::Duration::from_secs(config.kill_grace_secs));
+            }
+        }
         let t = now();
-        let mut kill: Option<(u32, u64)> = None;
         let result = store.update_run(&row.id, t, &mut |r, ev| {
-            kill = None;
             if r.status == RunStatus::Running {
-                kill = run::current_record(r).and_then(|rec| rec.pid.zip(rec.pid_start_time));
                 run::interrupt(r, t, ev);
                 if run::interrupted_step_is_idempotent(r) {
                     run::resume(r, ResumeHow::Retry, "sop (idempotent step)", t, ev)?;
@@ -58,17 +68,8 @@ pub fn recover_runs(
             }
             Ok(())
         })?;
-        if let Some(owner) = row.owner {
-            store.release(&row.id, owner)?;
-        }
+        store.release(&row.id, me)?;
         let Ok(run) = result else { continue };
-        if let Some((pid, start)) = kill {
-            process::kill_group_if_same(
-                pid,
-                start,
-                std::time::Duration::from_secs(config.kill_grace_secs),
-            );
-        }
         let _ = audit::write(store, home, &run.id);
         match run.status {
             RunStatus::Interrupted => out.interrupted.push(run.id),

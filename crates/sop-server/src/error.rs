@@ -148,6 +148,7 @@ impl From<Refusal> for ApiError {
             Refusal::NotWaiting { .. }
             | Refusal::AlreadyApproved { .. }
             | Refusal::Finished { .. }
+            | Refusal::WrongGate { .. }
             | Refusal::NotInterrupted { .. } => ApiError::NotWaiting(message),
         }
     }

@@ -62,6 +62,27 @@ pub fn host_allowed(host: &str, config: &RunnerConfig) -> bool {
     (bind_names_a_host && host == bind) || url.is_some_and(|u| u == host)
 }
 
+/// A state-changing request sent by a web page of another site (CSRF): browsers name the
+/// page in `Origin` and say `cross-site` in `Sec-Fetch-Site`. Programs (curl, the CLI)
+/// send neither and are not affected. Returns why the request is refused.
+fn cross_site(req: &Request, config: &RunnerConfig) -> Option<String> {
+    if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD {
+        return None;
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        if !matches!(site, "same-origin" | "none") {
+            return Some(format!("a `{site}` request may not change anything (cross-site request refused)"));
+        }
+    }
+    // Same origin: the page's scheme-less `host:port` is the `Host` it sent the request to.
+    let origin = header("origin")?;
+    let authority = origin.split_once("://").map(|(_, a)| a.trim_end_matches('/').to_ascii_lowercase());
+    let host = header("host").map(str::to_ascii_lowercase);
+    let allowed = authority.is_some() && authority == host && host.as_deref().is_some_and(|h| host_allowed(h, config));
+    (!allowed).then(|| format!("origin `{origin}` is not allowed to change anything (cross-site request refused)"))
+}
+
 /// Middleware: 403 unless the request's `Host` (or URI authority) is allowed.
 pub async fn guard(State(state): State<Arc<ServerState>>, req: Request, next: Next) -> Response {
     let host = req
@@ -70,6 +91,9 @@ pub async fn guard(State(state): State<Arc<ServerState>>, req: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(ToString::to_string));
+    if let Some(refused) = cross_site(&req, &state.config) {
+        return ApiError::Forbidden(refused).into_response();
+    }
     match host {
         Some(h) if host_allowed(&h, &state.config) => next.run(req).await,
         Some(h) => ApiError::Forbidden(format!(

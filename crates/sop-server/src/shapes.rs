@@ -123,6 +123,9 @@ pub struct ApproveBySopBody {
     /// Variables to set for the rest of the run.
     #[serde(default)]
     pub set: BTreeMap<String, String>,
+    /// The gate decided on (`step 3`, `start`, ...): refused with 409 if the run now waits
+    /// at another one. Leave it out to decide whatever the run waits at.
+    pub gate: Option<String>,
 }
 
 /// `POST /api/runs/{id}/approve`.
@@ -132,6 +135,9 @@ pub struct ApproveBody {
     pub comment: Option<String>,
     #[serde(default)]
     pub set: BTreeMap<String, String>,
+    /// The gate decided on (`step 3`, `start`, ...): refused with 409 if the run now waits
+    /// at another one. Leave it out to decide whatever the run waits at.
+    pub gate: Option<String>,
 }
 
 /// `POST /api/runs/{id}/reject`.
@@ -139,6 +145,9 @@ pub struct ApproveBody {
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
     pub reason: String,
+    /// The gate decided on (`step 3`, `start`, ...): refused with 409 if the run now waits
+    /// at another one. Leave it out to decide whatever the run waits at.
+    pub gate: Option<String>,
 }
 
 /// `POST /api/runs/{id}/confirm`: a manual step was done (or failed).
@@ -151,6 +160,9 @@ pub struct ConfirmBody {
     #[serde(default)]
     pub failed: bool,
     pub comment: Option<String>,
+    /// The gate decided on (`step 3`, `start`, ...): refused with 409 if the run now waits
+    /// at another one. Leave it out to decide whatever the run waits at.
+    pub gate: Option<String>,
 }
 
 /// The process driving a run.

@@ -108,6 +108,19 @@ pub trait Store: Send + Sync {
         change: &mut RunChange<'_>,
     ) -> Result<Result<Run, Refusal>, StoreError>;
 
+    /// Like [`Store::update_run`], but the commit need not survive a power loss (it does
+    /// survive a crash of this process, and any later durable commit makes it durable too).
+    /// Only for facts that mean nothing after a reboot, such as the pid of a step process:
+    /// after a power loss the step is `interrupted` whether or not its pid was kept.
+    fn update_run_unsynced(
+        &self,
+        id: &str,
+        now: Millis,
+        change: &mut RunChange<'_>,
+    ) -> Result<Result<Run, Refusal>, StoreError> {
+        self.update_run(id, now, change)
+    }
+
     /// Takes a queued run out of the queue if the scheduling policy lets it start now.
     /// One transaction. A run that is not queued is left as it is.
     fn claim(&self, id: &str, workers: u32, now: Millis) -> Result<ClaimResult, StoreError>;

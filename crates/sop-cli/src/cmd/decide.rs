@@ -23,16 +23,18 @@ struct Decided {
     quorum: Option<(String, usize, u64)>,
 }
 
-fn decide(
-    home: Home,
-    target: &str,
-    verb: Verb,
-    comment: Option<String>,
-    set: BTreeMap<String, String>,
-) -> CmdResult {
+/// What a person says with a decision.
+pub struct Say {
+    pub comment: Option<String>,
+    pub set: BTreeMap<String, String>,
+    /// `--gate`: refuse if the run now waits at another gate.
+    pub gate: Option<String>,
+}
+
+fn decide(home: Home, target: &str, verb: Verb, say: Say) -> CmdResult {
     let decided = match Backend::open(home)? {
-        Backend::Local(app) => decide_local(&app, target, verb, comment, set)?,
-        Backend::Remote(client) => decide_remote(&client, target, verb, comment, &set)?,
+        Backend::Local(app) => decide_local(&app, target, verb, say)?,
+        Backend::Remote(client) => decide_remote(&client, target, verb, say)?,
     };
     let done = match verb {
         Verb::Approve => "approved",
@@ -50,13 +52,7 @@ fn decide(
     Ok(Exit::Ok)
 }
 
-fn decide_local(
-    app: &App,
-    target: &str,
-    verb: Verb,
-    comment: Option<String>,
-    set: BTreeMap<String, String>,
-) -> Result<Decided, Fail> {
+fn decide_local(app: &App, target: &str, verb: Verb, say: Say) -> Result<Decided, Fail> {
     let ops = app.ops();
     let (statuses, what) = decidable(verb);
     let id = ops.resolve(target, statuses, what)?;
@@ -65,8 +61,9 @@ fn decide_local(
         by: identity::current_user(),
         groups: identity::current_groups(),
         channel: "cli".to_string(),
-        comment,
-        set,
+        comment: say.comment,
+        set: say.set,
+        gate: say.gate,
     };
     let run = ops.decide(&id, &d)?;
     recovery::ensure_driven(&app.store, &app.home, &app.exe, &id)?;
@@ -79,32 +76,27 @@ fn decide_local(
     })
 }
 
-fn decide_remote(
-    client: &Client,
-    target: &str,
-    verb: Verb,
-    comment: Option<String>,
-    set: &BTreeMap<String, String>,
-) -> Result<Decided, Fail> {
+fn decide_remote(client: &Client, target: &str, verb: Verb, say: Say) -> Result<Decided, Fail> {
+    let Say { comment, set, gate } = say;
     let (statuses, what) = decidable(verb);
     let id = client.resolve(target, statuses, what)?;
     let by_sop = !id.starts_with(target);
     let (path, body) = match verb {
         Verb::Approve if by_sop => (
             "/api/sop/approve".to_string(),
-            json!({"sop": target, "run_id": id, "comment": comment, "set": set}),
+            json!({"sop": target, "run_id": id, "comment": comment, "set": set, "gate": gate}),
         ),
         Verb::Approve => (
             format!("/api/runs/{}/approve", segment(&id)),
-            json!({"comment": comment, "set": set}),
+            json!({"comment": comment, "set": set, "gate": gate}),
         ),
         Verb::Reject => (
             format!("/api/runs/{}/reject", segment(&id)),
-            json!({"reason": comment.unwrap_or_default()}),
+            json!({"reason": comment.unwrap_or_default(), "gate": gate}),
         ),
         Verb::Confirm | Verb::ConfirmFailed => (
             format!("/api/runs/{}/confirm", segment(&id)),
-            json!({"set": set, "failed": verb == Verb::ConfirmFailed, "comment": comment}),
+            json!({"set": set, "failed": verb == Verb::ConfirmFailed, "comment": comment, "gate": gate}),
         ),
     };
     let answer = client.post(&path, &body).map_err(refusal)?;
@@ -135,18 +127,12 @@ fn refusal(e: ApiFail) -> Fail {
     e.into()
 }
 
-pub fn approve(home: Home, target: &str, comment: Option<String>, set: &[String]) -> CmdResult {
-    decide(
-        home,
-        target,
-        Verb::Approve,
-        comment,
-        parse_pairs(set, "--set")?,
-    )
+pub fn approve(home: Home, target: &str, comment: Option<String>, set: &[String], gate: Option<String>) -> CmdResult {
+    decide(home, target, Verb::Approve, Say { comment, set: parse_pairs(set, "--set")?, gate })
 }
 
-pub fn reject(home: Home, target: &str, reason: String) -> CmdResult {
-    decide(home, target, Verb::Reject, Some(reason), BTreeMap::new())
+pub fn reject(home: Home, target: &str, reason: String, gate: Option<String>) -> CmdResult {
+    decide(home, target, Verb::Reject, Say { comment: Some(reason), set: BTreeMap::new(), gate })
 }
 
 pub fn confirm(
@@ -155,13 +141,10 @@ pub fn confirm(
     set: &[String],
     failed: bool,
     comment: Option<String>,
+    gate: Option<String>,
 ) -> CmdResult {
-    let verb = if failed {
-        Verb::ConfirmFailed
-    } else {
-        Verb::Confirm
-    };
-    decide(home, target, verb, comment, parse_pairs(set, "--set")?)
+    let verb = if failed { Verb::ConfirmFailed } else { Verb::Confirm };
+    decide(home, target, verb, Say { comment, set: parse_pairs(set, "--set")?, gate })
 }
 
 pub fn cancel(home: Home, target: &str) -> CmdResult {

@@ -84,7 +84,7 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
         home.root().display()
     );
     if config.tokens.is_empty() {
-        eprintln!("sop serve: no API tokens configured: the API is open to local users only, who act as `{}` (admin)", state.local_user);
+        eprintln!("sop serve: no API tokens configured: every local process that reaches loopback acts as `{}` (admin); configure [[tokens]] on shared machines", state.local_user);
     }
     let sched = Arc::clone(&scheduler);
     let scheduler_thread = std::thread::Builder::new()

@@ -7,5 +7,6 @@ mod crash;
 mod daemon;
 mod files;
 mod more;
+mod regressions;
 mod runs;
 mod support;

@@ -117,9 +117,12 @@ fn output_writes(code: &str) -> Vec<String> {
     for line in code.lines().filter(|l| l.contains("SOP_OUTPUT")) {
         let bytes = line.as_bytes();
         for (i, _) in line.match_indices('=') {
+            // The name starts after the last character that cannot be part of it (which
+            // may be several bytes long).
             let start = line[..i]
-                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .map_or(0, |p| p + 1);
+                .char_indices()
+                .rfind(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
+                .map_or(0, |(p, c)| p + c.len_utf8());
             let name = &line[start..i];
             let before = if start == 0 { b' ' } else { bytes[start - 1] };
             if !name.is_empty()

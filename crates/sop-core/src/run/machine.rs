@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{GateKind, Script, Step, TimeoutAction};
-use crate::vars::{check_var_name, check_var_value};
 
 use super::plan::{gate_label, gate_pauses, plan, Point};
 use super::record::{
@@ -81,6 +80,10 @@ pub struct Decision {
     pub channel: String,
     pub comment: Option<String>,
     pub set: BTreeMap<String, String>,
+    /// The gate the person decided on (`step 3`, `start`, ...), when known: a decision
+    /// that arrives after the run moved on to another gate is refused, never applied to
+    /// a gate nobody saw.
+    pub gate: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +140,8 @@ pub enum Refusal {
         gate: String,
         required: u32,
     },
+    #[error("run `{run}` now waits at `{waiting}`, not at `{asked}`: decide again for the gate it waits at")]
+    WrongGate { run: String, waiting: String, asked: String },
     #[error("invalid variable: {0}")]
     BadVar(String),
     #[error("run `{run}` is already {status}")]
@@ -384,6 +389,17 @@ fn start_exec(run: &mut Run, exec: Exec, now: Millis, ev: &mut Vec<Happened>) ->
     Action::Spawn(exec)
 }
 
+/// Whether a cancel applies to the step running now: a cancel asked for before the
+/// rollback started does not stop the rollback it caused (a second cancel does).
+pub fn cancel_requested(run: &Run) -> bool {
+    run.cancel.as_ref().is_some_and(|c| c.phase == run.phase)
+}
+
+/// Milliseconds of a number of seconds from a manifest, saturating instead of overflowing.
+fn secs_to_ms(secs: u64) -> Millis {
+    i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000)
+}
+
 /// Records the pid of the process now running the current step.
 pub fn spawned(run: &mut Run, target: &Target, pid: u32, start_time: u64, ev: &mut Vec<Happened>) {
     let gate = target_label(run, target);
@@ -430,7 +446,7 @@ pub fn exited(
     let failed_attempt = matches!(status, StepStatus::Failure | StepStatus::TimedOut);
     if failed_attempt && rec.attempts <= retry {
         rec.status = StepStatus::Pending;
-        rec.retry_at = Some(now + (retry_delay as i64) * 1000);
+        rec.retry_at = Some(now.saturating_add(secs_to_ms(retry_delay)));
         rec.reason = Some(describe_exit(
             report.exit_code,
             report.signal,
@@ -523,9 +539,9 @@ pub fn decide(
         });
     };
     check_decider(run, d, &wait)?;
-    for (k, v) in &d.set {
-        check_var_name(k).map_err(|e| Refusal::BadVar(e.to_string()))?;
-        check_var_value(k, v).map_err(|e| Refusal::BadVar(e.to_string()))?;
+    if let Err(errors) = crate::vars::check_set(&run.sop.vars, &d.set) {
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        return Err(Refusal::BadVar(text.join("; ")));
     }
     if d.verb != Verb::Reject {
         run.vars
@@ -594,6 +610,9 @@ pub fn decide(
 }
 
 fn check_decider(run: &Run, d: &Decision, wait: &Wait) -> Result<(), Refusal> {
+    if let Some(asked) = d.gate.as_ref().filter(|g| **g != wait.gate) {
+        return Err(Refusal::WrongGate { run: run.id.clone(), waiting: wait.gate.clone(), asked: asked.clone() });
+    }
     let sop = &run.sop;
     if !sop.approvers.is_empty()
         && !sop
@@ -635,7 +654,7 @@ fn reject(run: &mut Run, d: &Decision, now: Millis, ev: &mut Vec<Happened>) -> R
     check_decider(run, d, &wait)?;
     record_decision(run, &wait, DecisionKind::Rejected, d, now, ev);
     run.wait = None;
-    run.status = RunStatus::Running;
+    run.status = RunStatus::Queued;
     let reason = d.comment.clone().unwrap_or_default();
     fail(
         run,
@@ -705,15 +724,16 @@ pub fn cancel(
             status: run.status.as_str(),
         });
     }
-    if run.cancel.is_some() && run.phase == Phase::Rollback {
+    if run.cancel.as_ref().is_some_and(|c| c.phase == Phase::Rollback) {
         return Err(Refusal::Finished {
             run: run.id.clone(),
-            status: "cancelled and rolling back",
+            status: "cancelled during its rollback",
         });
     }
     run.cancel = Some(CancelRequest {
         by: by.to_string(),
         at: now,
+        phase: run.phase,
     });
     ev.push(Happened::CancelRequested { by: by.to_string() });
     if run.status == RunStatus::Running
@@ -728,7 +748,8 @@ pub fn cancel(
         rec.completed_at = Some(now);
     }
     run.wait = None;
-    run.status = RunStatus::Running;
+    // Nothing runs now, so the run holds no slot: rollback steps claim one first.
+    run.status = RunStatus::Queued;
     fail(
         run,
         RunStatus::Cancelled,
@@ -812,7 +833,7 @@ pub fn resume(
             });
         }
         ResumeHow::Abort => {
-            run.status = RunStatus::Running;
+            run.status = RunStatus::Queued;
             fail(
                 run,
                 RunStatus::Cancelled,
@@ -829,21 +850,24 @@ pub fn resume(
 fn fail(run: &mut Run, outcome: RunStatus, error: String, now: Millis, ev: &mut Vec<Happened>) {
     run.wait = None;
     if run.error.is_none() {
-        run.error = Some(error);
+        run.error = Some(error.clone());
     }
     if run.phase == Phase::Rollback {
-        // Cancel during rollback: stop here, keep the first outcome.
-        let status = run.outcome.unwrap_or(outcome);
-        finish(
-            run,
-            if outcome == RunStatus::Cancelled {
-                RunStatus::Cancelled
-            } else {
-                status
-            },
-            now,
-            ev,
-        );
+        if outcome == RunStatus::Cancelled {
+            // A cancel during rollback stops it.
+            finish(run, RunStatus::Cancelled, now, ev);
+            return;
+        }
+        // A rollback step's gate was rejected or timed out: that step fails and the
+        // rollback goes on, like after any failed rollback step.
+        let gate = current_label(run);
+        if let Some(rec) = current_record_mut(run).filter(|r| !r.status.is_done()) {
+            rec.status = StepStatus::Failure;
+            rec.reason = Some(error);
+            rec.completed_at = Some(now);
+            ev.push(Happened::StepFinished { gate, status: StepStatus::Failure, exit_code: None });
+        }
+        run.cursor += 1;
         return;
     }
     run.outcome = Some(outcome);
@@ -881,7 +905,7 @@ fn wait(
 ) -> Action {
     let gate = gate_label(run, point);
     let deadline =
-        (kind == WaitKind::Approval).then(|| now + (run.sop.approval_timeout_secs as i64) * 1000);
+        (kind == WaitKind::Approval).then(|| now.saturating_add(secs_to_ms(run.sop.approval_timeout_secs)));
     let required = if kind == WaitKind::Approval {
         run.sop.required_approvals.max(1)
     } else {
@@ -919,14 +943,8 @@ pub fn expire(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) -> bool {
     {
         return false;
     }
+    // A rejection by the clock leaves the run queued (rollback steps claim a slot) or over.
     check_deadline(run, now, ev);
-    if run.status == RunStatus::Running {
-        // Rollback steps follow: like a released gate, the run claims a slot for them.
-        run.status = RunStatus::Queued;
-        ev.push(Happened::Requeued {
-            reason: "deadline passed; rollback follows".to_string(),
-        });
-    }
     true
 }
 
@@ -945,11 +963,12 @@ fn check_deadline(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) -> Option<
         channel: "timeout".to_string(),
         comment: None,
         set: BTreeMap::new(),
+        gate: None,
     };
     match run.sop.approval_timeout_action {
         TimeoutAction::Escalate => {
             record_decision(run, &wait, DecisionKind::Escalated, &d, now, ev);
-            let next = deadline.max(now) + (run.sop.approval_timeout_secs as i64) * 1000;
+            let next = deadline.max(now).saturating_add(secs_to_ms(run.sop.approval_timeout_secs));
             if let Some(w) = run.wait.as_mut() {
                 w.deadline = Some(next);
             }
@@ -964,7 +983,7 @@ fn check_deadline(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) -> Option<
         }
         TimeoutAction::Reject => {
             record_decision(run, &wait, DecisionKind::TimedOut, &d, now, ev);
-            run.status = RunStatus::Running;
+            run.status = RunStatus::Queued;
             fail(
                 run,
                 RunStatus::TimedOut,

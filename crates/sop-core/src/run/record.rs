@@ -235,6 +235,10 @@ pub enum Phase {
 pub struct CancelRequest {
     pub by: String,
     pub at: Millis,
+    /// The phase it was asked for in: a cancel of the main phase does not stop the
+    /// rollback it causes.
+    #[serde(default)]
+    pub phase: Phase,
 }
 
 /// Everything the store keeps about a run.

@@ -82,7 +82,7 @@ pub async fn approve_by_sop(
     auth: Auth<Approver>,
     Json(body): Json<ApproveBySopBody>,
 ) -> Result<axum::Json<RunRef>, ApiError> {
-    let decision = decision(Verb::Approve, auth.caller.name, body.comment, body.set);
+    let decision = decision(Verb::Approve, auth.caller.name, body.comment, body.set, body.gate);
     let answer = blocking(&state, move |ops| {
         let id = if let Some(id) = body.run_id {
             let run = super::run_by_id(&ops, &id)?;
@@ -124,7 +124,7 @@ pub async fn approve(
     Path(id): Path<String>,
     Json(body): Json<ApproveBody>,
 ) -> Result<axum::Json<RunRef>, ApiError> {
-    let d = decision(Verb::Approve, auth.caller.name, body.comment, body.set);
+    let d = decision(Verb::Approve, auth.caller.name, body.comment, body.set, body.gate);
     decide(&state, id, d).await
 }
 
@@ -157,6 +157,7 @@ pub async fn reject(
         auth.caller.name,
         Some(reason.to_string()),
         BTreeMap::new(),
+        body.gate.clone(),
     );
     decide(&state, id, d).await
 }
@@ -185,7 +186,7 @@ pub async fn confirm(
     } else {
         Verb::Confirm
     };
-    let d = decision(verb, auth.caller.name, body.comment, body.set);
+    let d = decision(verb, auth.caller.name, body.comment, body.set, body.gate);
     decide(&state, id, d).await
 }
 
@@ -194,6 +195,7 @@ fn decision(
     by: String,
     comment: Option<String>,
     set: BTreeMap<String, String>,
+    gate: Option<String>,
 ) -> Decision {
     Decision {
         verb,
@@ -202,6 +204,7 @@ fn decision(
         channel: "api".to_string(),
         comment,
         set,
+        gate,
     }
 }
 

@@ -22,9 +22,23 @@ pub enum Synchronous {
     Normal,
 }
 
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
 /// `SQLite` implementation of [`crate::Store`].
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    sync: Synchronous,
+    /// Recently read runs by (id, version), so a transaction on a run this process just
+    /// wrote does not parse its whole JSON record again. Checked against the committed
+    /// `version` inside every transaction, so it never hides another process's write.
+    pub(crate) cache: Mutex<runs::RunCache>,
 }
 
 impl SqliteStore {
@@ -56,16 +70,14 @@ impl SqliteStore {
             .map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
-        let sync = match sync {
-            Synchronous::Full => "FULL",
-            Synchronous::Normal => "NORMAL",
-        };
-        conn.pragma_update(None, "synchronous", sync)
+        conn.pragma_update(None, "synchronous", sync.pragma())
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
+            sync,
+            cache: Mutex::new(runs::RunCache::default()),
         };
         store.migrate()?;
         Ok(store)
@@ -86,6 +98,23 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Makes the next commits on `conn` not fsynced (`synchronous=NORMAL`): in WAL mode
+    /// such a commit survives a crash of this process but not a power loss, and the next
+    /// `FULL` commit fsyncs the log and so makes it durable as well. [`Self::restore`] undoes it.
+    pub(crate) fn relax(&self, conn: &Connection) -> Result<(), StoreError> {
+        if self.sync != Synchronous::Normal {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn restore(&self, conn: &Connection) -> Result<(), StoreError> {
+        if self.sync != Synchronous::Normal {
+            conn.pragma_update(None, "synchronous", self.sync.pragma())?;
+        }
         Ok(())
     }
 

@@ -1,8 +1,11 @@
 //! `impl Store for SqliteStore`: runs, claims, events and output.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
+use std::sync::{Mutex, PoisonError};
+
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use sop_core::policy::{self, Admission, LastExecuted, Limits, Queued, SopLoad};
 use sop_core::run::{Happened, Millis, Refusal, Run, RunStatus};
@@ -84,8 +87,49 @@ fn bump(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn load_doc(tx: &Transaction<'_>, id: &str) -> Result<Run, StoreError> {
-    let doc: Option<String> = tx
+/// Runs recently read or written by this process, by id and `version`.
+#[derive(Default)]
+pub(crate) struct RunCache {
+    /// Oldest first; at most [`RunCache::CAP`].
+    entries: Vec<(String, i64, Run)>,
+}
+
+impl RunCache {
+    const CAP: usize = 16;
+
+    fn take(&mut self, id: &str, version: i64) -> Option<Run> {
+        let at = self
+            .entries
+            .iter()
+            .position(|(i, v, _)| i == id && *v == version)?;
+        Some(self.entries.remove(at).2)
+    }
+
+    fn get(&self, id: &str, version: i64) -> Option<Run> {
+        self.entries
+            .iter()
+            .find(|(i, v, _)| i == id && *v == version)
+            .map(|(_, _, r)| r.clone())
+    }
+
+    fn put(&mut self, version: i64, run: Run) {
+        self.entries.retain(|(i, _, _)| *i != run.id);
+        if self.entries.len() >= Self::CAP {
+            self.entries.remove(0);
+        }
+        self.entries.push((run.id.clone(), version, run));
+    }
+}
+
+fn version_of(conn: &Connection, id: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT version FROM runs WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
+}
+
+fn parse_doc(conn: &Connection, id: &str) -> Result<Run, StoreError> {
+    let doc: Option<String> = conn
         .query_row("SELECT doc FROM runs WHERE id = ?1", [id], |r| r.get(0))
         .optional()?;
     let doc = doc.ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
@@ -93,6 +137,30 @@ fn load_doc(tx: &Transaction<'_>, id: &str) -> Result<Run, StoreError> {
         id: id.to_string(),
         source,
     })
+}
+
+/// The committed run and its version, parsed only if the cache does not have that version.
+fn load_doc(
+    tx: &Transaction<'_>,
+    cache: &Mutex<RunCache>,
+    id: &str,
+) -> Result<(Run, i64), StoreError> {
+    let version = version_of(tx, id)?.ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
+    let cached = cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take(id, version);
+    match cached {
+        Some(run) => Ok((run, version)),
+        None => Ok((parse_doc(tx, id)?, version)),
+    }
+}
+
+fn remember(cache: &Mutex<RunCache>, version: i64, run: Run) {
+    cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .put(version, run);
 }
 
 fn save_doc(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
@@ -137,10 +205,14 @@ fn insert_events(
 }
 
 /// The load of one SOP, excluding `except` (the run being decided).
+///
+/// Of the queued runs only the first (in queue order) is read: the policy looks at no
+/// more (`admit` coalesces onto it; `may_start` ignores queued runs), and reading every
+/// queued id made each decision O(queue length).
 fn sop_load(tx: &Transaction<'_>, sop: &str, except: &str) -> Result<SopLoad, StoreError> {
     let mut load = SopLoad::default();
     let mut stmt = tx.prepare_cached(
-        "SELECT id, status FROM runs WHERE sop = ?1 AND status IN ('queued', 'running', 'waiting_approval', 'waiting_confirmation', 'interrupted')
+        "SELECT id, status FROM runs WHERE sop = ?1 AND status IN ('running', 'waiting_approval', 'waiting_confirmation', 'interrupted')
          AND id != ?2 ORDER BY priority DESC, created_at, id",
     )?;
     let rows = stmt.query_map(params![sop, except], |r| {
@@ -150,10 +222,19 @@ fn sop_load(tx: &Transaction<'_>, sop: &str, except: &str) -> Result<SopLoad, St
         let (id, status) = row?;
         match status_from(&status) {
             RunStatus::Running => load.running.push(id),
-            RunStatus::Queued => load.queued.push(id),
             RunStatus::Interrupted => load.interrupted += 1,
             _ => load.waiting += 1,
         }
+    }
+    let mut first = tx.prepare_cached(
+        "SELECT id FROM runs WHERE status = 'queued' AND sop = ?1 AND id != ?2
+         ORDER BY priority DESC, created_at, id LIMIT 1",
+    )?;
+    if let Some(id) = first
+        .query_row(params![sop, except], |r| r.get::<_, String>(0))
+        .optional()?
+    {
+        load.queued.push(id);
     }
     Ok(load)
 }
@@ -171,6 +252,9 @@ fn last_executed(tx: &Transaction<'_>, sop: &str) -> Result<Option<LastExecuted>
 
 /// Whether queued run `id` may start now: the policy for it, and no run ahead of it in
 /// queue order that could start instead.
+///
+/// The queue is walked in order and the walk stops at `id` or at the first run that may
+/// start, so a decision costs O(runs ahead that are blocked), not O(queue).
 fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimResult, StoreError> {
     let running_total: u32 = tx.query_row(
         "SELECT count(*) FROM runs WHERE status = 'running'",
@@ -181,41 +265,88 @@ fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimRe
         "SELECT id, sop, priority, created_at, started_at IS NOT NULL, limits FROM runs WHERE status = 'queued'
          ORDER BY priority DESC, created_at, id",
     )?;
-    let queue = stmt
-        .query_map([], |r| {
-            let q = Queued {
-                id: r.get(0)?,
-                sop: r.get(1)?,
-                priority: priority_from_rank(r.get(2)?),
-                created_at: r.get(3)?,
-                resumed: r.get(4)?,
-            };
-            Ok((q, r.get::<_, String>(5)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    drop(stmt);
-    let own_position = (1u32..)
-        .zip(&queue)
-        .find(|(_, (q, _))| q.id == id)
-        .map_or(0, |(p, _)| p);
-    for (q, limits_json) in &queue {
+    let mut rows = stmt.query([])?;
+    let mut loads: HashMap<String, SopLoad> = HashMap::new();
+    while let Some(r) = rows.next()? {
+        let q = Queued {
+            id: r.get(0)?,
+            sop: r.get(1)?,
+            priority: priority_from_rank(r.get(2)?),
+            created_at: r.get(3)?,
+            resumed: r.get(4)?,
+        };
+        let limits_json: String = r.get(5)?;
         let stored: StoredLimits =
-            serde_json::from_str(limits_json).map_err(|source| StoreError::Corrupt {
+            serde_json::from_str(&limits_json).map_err(|source| StoreError::Corrupt {
                 id: q.id.clone(),
                 source,
             })?;
-        let load = sop_load(tx, &q.sop, &q.id)?;
-        let may = policy::may_start(q, &Limits::from(&stored), &load, running_total, workers);
+        if !loads.contains_key(&q.sop) {
+            // `may_start` does not look at queued runs, so one load serves every run of a SOP.
+            let load = sop_load(tx, &q.sop, &q.id)?;
+            loads.insert(q.sop.clone(), load);
+        }
+        let may = policy::may_start(
+            &q,
+            &Limits::from(&stored),
+            &loads[&q.sop],
+            running_total,
+            workers,
+        );
         if q.id == id {
             return Ok(may);
         }
         if may.is_ok() {
             return Ok(Err(policy::Blocked::Behind {
-                position: own_position,
+                position: queue_position(tx, id)?,
             }));
         }
     }
     Ok(Ok(()))
+}
+
+/// 1-based position of queued run `id` in queue order (0 if it is not queued).
+fn queue_position(tx: &Transaction<'_>, id: &str) -> Result<u32, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT (SELECT count(*) FROM runs o WHERE o.status = 'queued' AND
+                 (o.priority > r.priority OR (o.priority = r.priority AND
+                  (o.created_at < r.created_at OR (o.created_at = r.created_at AND o.id <= r.id)))))
+             FROM runs r WHERE r.id = ?1 AND r.status = 'queued'",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Reads, changes and commits one run in one transaction (see [`Store::update_run`]).
+fn update_in(
+    conn: &mut Connection,
+    cache: &Mutex<RunCache>,
+    id: &str,
+    now: Millis,
+    change: &mut RunChange<'_>,
+) -> Result<Result<Run, Refusal>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (mut run, version) = load_doc(&tx, cache, id)?;
+    let before = run.clone();
+    let mut events = Vec::new();
+    if let Err(refusal) = change(&mut run, &mut events) {
+        remember(cache, version, before);
+        return Ok(Err(refusal));
+    }
+    if events.is_empty() && run == before {
+        // Nothing changed: no write, so waiters are not woken for nothing.
+        remember(cache, version, before);
+        return Ok(Ok(run));
+    }
+    save_doc(&tx, &run)?;
+    insert_events(&tx, id, now, &events)?;
+    bump(&tx)?;
+    tx.commit()?;
+    remember(cache, version + 1, run.clone());
+    Ok(Ok(run))
 }
 
 impl Store for SqliteStore {
@@ -281,16 +412,20 @@ impl Store for SqliteStore {
 
     fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError> {
         let conn = self.lock();
-        let doc: Option<String> = conn
-            .query_row("SELECT doc FROM runs WHERE id = ?1", [id], |r| r.get(0))
-            .optional()?;
-        doc.map(|d| {
-            serde_json::from_str(&d).map_err(|source| StoreError::Corrupt {
-                id: id.to_string(),
-                source,
-            })
-        })
-        .transpose()
+        let Some(version) = version_of(&conn, id)? else {
+            return Ok(None);
+        };
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id, version);
+        if let Some(run) = cached {
+            return Ok(Some(run));
+        }
+        let run = parse_doc(&conn, id)?;
+        remember(&self.cache, version, run.clone());
+        Ok(Some(run))
     }
 
     fn find_run_ids(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -352,29 +487,28 @@ impl Store for SqliteStore {
         change: &mut RunChange<'_>,
     ) -> Result<Result<Run, Refusal>, StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut run = load_doc(&tx, id)?;
-        let before = run.clone();
-        let mut events = Vec::new();
-        if let Err(refusal) = change(&mut run, &mut events) {
-            return Ok(Err(refusal));
-        }
-        if events.is_empty() && run == before {
-            // Nothing changed: no write, so waiters are not woken for nothing.
-            return Ok(Ok(run));
-        }
-        save_doc(&tx, &run)?;
-        insert_events(&tx, id, now, &events)?;
-        bump(&tx)?;
-        tx.commit()?;
-        Ok(Ok(run))
+        update_in(&mut conn, &self.cache, id, now, change)
+    }
+
+    fn update_run_unsynced(
+        &self,
+        id: &str,
+        now: Millis,
+        change: &mut RunChange<'_>,
+    ) -> Result<Result<Run, Refusal>, StoreError> {
+        let mut conn = self.lock();
+        self.relax(&conn)?;
+        let result = update_in(&mut conn, &self.cache, id, now, change);
+        self.restore(&conn)?;
+        result
     }
 
     fn claim(&self, id: &str, workers: u32, now: Millis) -> Result<ClaimResult, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut run = load_doc(&tx, id)?;
+        let (mut run, version) = load_doc(&tx, &self.cache, id)?;
         if run.status != RunStatus::Queued {
+            remember(&self.cache, version, run);
             return Ok(Ok(()));
         }
         let verdict = queue_verdict(&tx, id, workers)?;
@@ -385,6 +519,9 @@ impl Store for SqliteStore {
             insert_events(&tx, id, now, &events)?;
             bump(&tx)?;
             tx.commit()?;
+            remember(&self.cache, version + 1, run);
+        } else {
+            remember(&self.cache, version, run);
         }
         Ok(verdict)
     }

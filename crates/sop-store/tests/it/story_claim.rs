@@ -165,6 +165,7 @@ fn approve(store: &dyn Store, id: &str, now: i64) {
         channel: "cli".into(),
         comment: None,
         set: BTreeMap::new(),
+        gate: None,
     };
     store
         .update_run(id, now, &mut |r, ev| run::decide(r, &d, now, ev))
