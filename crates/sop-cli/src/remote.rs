@@ -222,7 +222,14 @@ impl Client {
         let runs = self.list_runs(Some(target), statuses, 50)?;
         let sop_known = !self.list_runs(Some(target), &[], 1)?.is_empty()
             || self.get(&format!("/api/sops/{}", segment(target))).is_ok();
-        Ok(choose_run(&Candidates { target, what, any_status: statuses.is_empty(), ids, runs, sop_known })?)
+        Ok(choose_run(&Candidates {
+            target,
+            what,
+            any_status: statuses.is_empty(),
+            ids,
+            runs,
+            sop_known,
+        })?)
     }
 
     /// Run ids equal to `prefix` or starting with it, oldest first (at most 20).

@@ -58,13 +58,16 @@ pub fn admit(
     now: Millis,
 ) -> Admission {
     if let Some(last) = last {
-        let until = last
-            .started_at
-            .saturating_add(i64::try_from(limits.cooldown_secs).unwrap_or(i64::MAX).saturating_mul(1000));
+        let until = last.started_at.saturating_add(
+            i64::try_from(limits.cooldown_secs)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000),
+        );
         if limits.cooldown_secs > 0 && now < until && !forced {
             let remaining_ms = until - now;
             return Admission::Cooldown {
-                remaining_secs: u64::try_from(remaining_ms.saturating_add(999) / 1000).unwrap_or(u64::MAX),
+                remaining_secs: u64::try_from(remaining_ms.saturating_add(999) / 1000)
+                    .unwrap_or(u64::MAX),
                 run_id: last.run_id.clone(),
             };
         }

@@ -134,10 +134,22 @@ pub fn env_name(name: &str) -> String {
 /// `pattern` must match the final value, given or default. Returns every problem at once.
 /// Checks variables set later in a run (`approve --set`, `confirm --set`) like execute-time
 /// ones: names, values, and — when the SOP declares `[vars]` — declared names and patterns.
-pub fn check_set(decls: &BTreeMap<String, VarDecl>, set: &BTreeMap<String, String>) -> Result<(), Vec<VarError>> {
+pub fn check_set(
+    decls: &BTreeMap<String, VarDecl>,
+    set: &BTreeMap<String, String>,
+) -> Result<(), Vec<VarError>> {
     let optional: BTreeMap<String, VarDecl> = decls
         .iter()
-        .map(|(n, d)| (n.clone(), VarDecl { required: false, default: None, ..d.clone() }))
+        .map(|(n, d)| {
+            (
+                n.clone(),
+                VarDecl {
+                    required: false,
+                    default: None,
+                    ..d.clone()
+                },
+            )
+        })
         .collect();
     resolve_vars(&optional, set).map(|_| ())
 }

@@ -205,17 +205,21 @@ impl Scheduler {
                     stop: Some(&shared.stop),
                 };
                 // A panic (a bug) must not hold a worker forever: it is logged, the run is
-            // released, and recovery treats it as an orphan (its step `interrupted`).
-            let driven = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine::drive(&ctx, &id, &mut Quiet)));
-            match driven {
-                Ok(Ok(status)) => tracing::debug!("run {id}: {}", status.as_str()),
-                Ok(Err(engine::EngineError::Busy { .. })) => {}
-                Ok(Err(e)) => tracing::error!("run {id}: {e}"),
-                Err(_) => {
-                    tracing::error!("run {id}: the driver panicked (a bug in sop); the run is released");
-                    let _ = shared.store.release(&id, shared.owner);
+                // released, and recovery treats it as an orphan (its step `interrupted`).
+                let driven = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    engine::drive(&ctx, &id, &mut Quiet)
+                }));
+                match driven {
+                    Ok(Ok(status)) => tracing::debug!("run {id}: {}", status.as_str()),
+                    Ok(Err(engine::EngineError::Busy { .. })) => {}
+                    Ok(Err(e)) => tracing::error!("run {id}: {e}"),
+                    Err(_) => {
+                        tracing::error!(
+                            "run {id}: the driver panicked (a bug in sop); the run is released"
+                        );
+                        let _ = shared.store.release(&id, shared.owner);
+                    }
                 }
-            }
                 shared
                     .active
                     .lock()

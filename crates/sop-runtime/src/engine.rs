@@ -125,7 +125,10 @@ impl<'a, 'c> Driver<'a, 'c> {
         if ctx.store.run_row(run_id)?.is_none() {
             return Err(EngineError::NoSuchRun(run_id.to_string()));
         }
-        Ok(Driver { ctx, run_id: run_id.to_string() })
+        Ok(Driver {
+            ctx,
+            run_id: run_id.to_string(),
+        })
     }
 
     /// Commits `change` and rewrites the audit file (durably); reports the events.
@@ -178,7 +181,7 @@ impl<'a, 'c> Driver<'a, 'c> {
         let mut advanced: Option<(Run, Action)> = None;
         loop {
             if let Some((run, action)) = advanced.take() {
-                if let Some(status) = self.act(run, action, obs, &mut last_block, &mut advanced)? {
+                if let Some(status) = self.act(&run, action, obs, &mut last_block, &mut advanced)? {
                     return Ok(status);
                 }
                 continue;
@@ -204,7 +207,7 @@ impl<'a, 'c> Driver<'a, 'c> {
                 )?
                 .map_err(|r| EngineError::Internal(format!("advance was refused: {r}")))?;
             let action = action.into_inner();
-            if let Some(status) = self.act(run, action, obs, &mut last_block, &mut advanced)? {
+            if let Some(status) = self.act(&run, action, obs, &mut last_block, &mut advanced)? {
                 return Ok(status);
             }
         }
@@ -213,7 +216,7 @@ impl<'a, 'c> Driver<'a, 'c> {
     /// Performs `action` (just committed). `Some(status)`: the drive is over.
     fn act(
         &self,
-        run: Run,
+        run: &Run,
         action: Action,
         obs: &mut dyn Observer,
         last_block: &mut Option<Blocked>,
@@ -237,7 +240,7 @@ impl<'a, 'c> Driver<'a, 'c> {
                         }
                         Err(why) => {
                             if last_block.as_ref() != Some(&why) {
-                                obs.blocked(&run, &why);
+                                obs.blocked(run, &why);
                                 *last_block = Some(why);
                             }
                             if self.ctx.release_when_idle {
@@ -252,9 +255,9 @@ impl<'a, 'c> Driver<'a, 'c> {
                     self.wait_for_change(seen, Some(until));
                 }
                 Action::Wait { .. } if self.ctx.release_when_idle => return Ok(Some(run.status)),
-                Action::Wait { deadline } => self.wait_for_decision(&run, deadline, obs)?,
+                Action::Wait { deadline } => self.wait_for_decision(run, deadline, obs)?,
                 Action::Spawn(exec) => {
-                    let report = self.execute(&run, &exec, obs)?;
+                    let report = self.execute(run, &exec, obs);
                     let target = exec.target.clone();
                     let stopped = report.cancelled && self.ctx.stopping();
                     // The exit and the walk to what comes next are one transaction: both are
@@ -342,12 +345,7 @@ impl<'a, 'c> Driver<'a, 'c> {
     }
 
     /// Runs the scripts of one step; the step is already committed as running.
-    fn execute(
-        &self,
-        run: &Run,
-        exec: &Exec,
-        obs: &mut dyn Observer,
-    ) -> Result<ExitReport, EngineError> {
+    fn execute(&self, run: &Run, exec: &Exec, obs: &mut dyn Observer) -> ExitReport {
         let ctx = self.ctx;
         let gate = match &exec.target {
             Target::Step {
@@ -370,8 +368,10 @@ impl<'a, 'c> Driver<'a, 'c> {
             gate.replace(' ', "-"),
             exec.attempt
         ));
-        if let Err(e) = std::fs::create_dir_all(&scratch).and_then(|()| std::fs::write(&output_file, b"")) {
-            return Ok(not_started(format!("cannot prepare `{}`: {e}", output_file.display())));
+        if let Err(e) =
+            std::fs::create_dir_all(&scratch).and_then(|()| std::fs::write(&output_file, b""))
+        {
+            return not_started(&format!("cannot prepare `{}`: {e}", output_file.display()));
         }
         let env = step_env(run, exec, &output_file, &ctx.config.pass_env);
         let workdir: PathBuf = ctx.home.sop_dir(&run.sop.name).join(&exec.workdir);
@@ -457,18 +457,21 @@ impl<'a, 'c> Driver<'a, 'c> {
                 }
                 _ => false,
             };
-            let outcome = match process::run_step(&cmd, &mut on_spawn, &mut on_output, &mut should_cancel) {
-                Ok(outcome) => outcome,
-                // The step could not start (missing interpreter or workdir, ...): it
-                // failed; it was not interrupted.
-                Err(e) => {
-                    let _ = std::fs::remove_file(&output_file);
-                    let mut failed = not_started(format!("cannot start `{}`: {e}", script.interpreter));
-                    failed.duration_ms = started.elapsed().as_millis() as i64;
-                    failed.output = format!("{}{}", redactor.redact(&captured.finish()), failed.output);
-                    return Ok(failed);
-                }
-            };
+            let outcome =
+                match process::run_step(&cmd, &mut on_spawn, &mut on_output, &mut should_cancel) {
+                    Ok(outcome) => outcome,
+                    // The step could not start (missing interpreter or workdir, ...): it
+                    // failed; it was not interrupted.
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&output_file);
+                        let mut failed =
+                            not_started(&format!("cannot start `{}`: {e}", script.interpreter));
+                        failed.duration_ms = started.elapsed().as_millis() as i64;
+                        failed.output =
+                            format!("{}{}", redactor.redact(&captured.finish()), failed.output);
+                        return failed;
+                    }
+                };
             report.exit_code = outcome.exit_code;
             report.signal = outcome.signal;
             report.timed_out = outcome.timed_out;
@@ -487,10 +490,14 @@ impl<'a, 'c> Driver<'a, 'c> {
         let (outputs, problems) = read_outputs(&output_file);
         report.outputs = outputs;
         for p in problems {
-            let _ = write!(report.output, "\n[sop: ignored $SOP_OUTPUT line: {}]", redactor.redact(&p));
+            let _ = write!(
+                report.output,
+                "\n[sop: ignored $SOP_OUTPUT line: {}]",
+                redactor.redact(&p)
+            );
         }
         let _ = std::fs::remove_file(&output_file);
-        Ok(report)
+        report
     }
 }
 
@@ -498,7 +505,7 @@ impl<'a, 'c> Driver<'a, 'c> {
 const MAX_LINE: usize = 64 * 1024;
 
 /// The report of a step that could not be started: a failure with the reason as output.
-fn not_started(reason: String) -> ExitReport {
+fn not_started(reason: &str) -> ExitReport {
     ExitReport {
         exit_code: None,
         signal: None,

@@ -191,9 +191,21 @@ impl Ops<'_> {
             limit: Some(50),
         };
         let runs = self.store.list_runs(&filter)?;
-        let any = RunFilter { sop: Some(target.to_string()), statuses: vec![], limit: Some(1) };
-        let sop_known = self.home.sop_dir(target).is_dir() || !self.store.list_runs(&any)?.is_empty();
-        choose_run(&Candidates { target, what, any_status: statuses.is_empty(), ids, runs, sop_known })
+        let any = RunFilter {
+            sop: Some(target.to_string()),
+            statuses: vec![],
+            limit: Some(1),
+        };
+        let sop_known =
+            self.home.sop_dir(target).is_dir() || !self.store.list_runs(&any)?.is_empty();
+        choose_run(&Candidates {
+            target,
+            what,
+            any_status: statuses.is_empty(),
+            ids,
+            runs,
+            sop_known,
+        })
     }
 
     /// Applies a decision to the gate `run_id` waits at, and rewrites the audit file.
@@ -234,7 +246,10 @@ impl Ops<'_> {
         let mut doc = audit::document(run);
         if run.status == RunStatus::Queued {
             if let Some(obj) = doc.as_object_mut() {
-                obj.insert("queue".to_string(), serde_json::Value::String(self.queue_note(run)?));
+                obj.insert(
+                    "queue".to_string(),
+                    serde_json::Value::String(self.queue_note(run)?),
+                );
             }
         }
         Ok(doc)
@@ -242,7 +257,11 @@ impl Ops<'_> {
 
     /// Why a queued run waits, and its place in the queue.
     fn queue_note(&self, run: &Run) -> Result<String, OpError> {
-        let queued = self.store.list_runs(&RunFilter { sop: None, statuses: vec![RunStatus::Queued], limit: None })?;
+        let queued = self.store.list_runs(&RunFilter {
+            sop: None,
+            statuses: vec![RunStatus::Queued],
+            limit: None,
+        })?;
         let entries: Vec<sop_core::policy::Queued> = queued
             .iter()
             .map(|r| sop_core::policy::Queued {
@@ -254,9 +273,13 @@ impl Ops<'_> {
             })
             .collect();
         let position = sop_core::policy::position(&entries, &run.id).unwrap_or(1);
-        let why = self.store.claim_preview(&run.id, self.config.workers, now())?;
+        let why = self
+            .store
+            .claim_preview(&run.id, self.config.workers, now())?;
         Ok(match why {
-            Some(sop_core::policy::Blocked::Behind { .. }) => format!("position {position} in the queue: runs ahead start first"),
+            Some(sop_core::policy::Blocked::Behind { .. }) => {
+                format!("position {position} in the queue: runs ahead start first")
+            }
             Some(blocked) => format!("{blocked}; position {position} in the queue"),
             None => format!("can start now; position {position} in the queue"),
         })
@@ -292,15 +315,29 @@ pub fn choose_run(c: &Candidates<'_>) -> Result<String, OpError> {
     if c.ids.iter().any(|i| i == target) {
         return Ok(target.to_string());
     }
-    let prefixes: &[String] = if c.sop_known || target.len() < 4 { &[] } else { &c.ids };
+    let prefixes: &[String] = if c.sop_known || target.len() < 4 {
+        &[]
+    } else {
+        &c.ids
+    };
     match (c.runs.len(), prefixes.len()) {
         (1, _) => Ok(c.runs[0].id.clone()),
         (0, 1) => Ok(prefixes[0].clone()),
-        (0, 0) if c.sop_known => Err(OpError::NothingWaiting { sop: target.to_string(), what: c.what.to_string() }),
+        (0, 0) if c.sop_known => Err(OpError::NothingWaiting {
+            sop: target.to_string(),
+            what: c.what.to_string(),
+        }),
         (0, 0) => Err(OpError::NoSuchTarget(target.to_string())),
-        (0, _) => Err(OpError::AmbiguousPrefix { prefix: target.to_string(), ids: prefixes.to_vec() }),
+        (0, _) => Err(OpError::AmbiguousPrefix {
+            prefix: target.to_string(),
+            ids: prefixes.to_vec(),
+        }),
         _ if c.any_status => Ok(c.runs[0].id.clone()),
-        _ => Err(OpError::Ambiguous { sop: target.to_string(), what: c.what.to_string(), runs: c.runs.clone() }),
+        _ => Err(OpError::Ambiguous {
+            sop: target.to_string(),
+            what: c.what.to_string(),
+            runs: c.runs.clone(),
+        }),
     }
 }
 

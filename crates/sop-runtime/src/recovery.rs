@@ -53,9 +53,14 @@ pub fn recover_runs(
         // Stop what is left of the step before recording it interrupted: it must never
         // run alongside a retry of itself.
         if let Some(current) = store.load_run(&row.id)? {
-            let leftover = run::current_record(&current).and_then(|rec| rec.pid.zip(rec.pid_start_time));
+            let leftover =
+                run::current_record(&current).and_then(|rec| rec.pid.zip(rec.pid_start_time));
             if let Some((pid, start)) = leftover.filter(|_| current.status == RunStatus::Running) {
-                process::kill_group_if_same(pid, start, std::time::Duration::from_secs(config.kill_grace_secs));
+                process::kill_group_if_same(
+                    pid,
+                    start,
+                    std::time::Duration::from_secs(config.kill_grace_secs),
+                );
             }
         }
         let t = now();

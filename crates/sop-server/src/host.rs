@@ -72,15 +72,23 @@ fn cross_site(req: &Request, config: &RunnerConfig) -> Option<String> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = header("sec-fetch-site") {
         if !matches!(site, "same-origin" | "none") {
-            return Some(format!("a `{site}` request may not change anything (cross-site request refused)"));
+            return Some(format!(
+                "a `{site}` request may not change anything (cross-site request refused)"
+            ));
         }
     }
     // Same origin: the page's scheme-less `host:port` is the `Host` it sent the request to.
     let origin = header("origin")?;
-    let authority = origin.split_once("://").map(|(_, a)| a.trim_end_matches('/').to_ascii_lowercase());
+    let authority = origin
+        .split_once("://")
+        .map(|(_, a)| a.trim_end_matches('/').to_ascii_lowercase());
     let host = header("host").map(str::to_ascii_lowercase);
-    let allowed = authority.is_some() && authority == host && host.as_deref().is_some_and(|h| host_allowed(h, config));
-    (!allowed).then(|| format!("origin `{origin}` is not allowed to change anything (cross-site request refused)"))
+    let allowed = authority.is_some()
+        && authority == host
+        && host.as_deref().is_some_and(|h| host_allowed(h, config));
+    (!allowed).then(|| {
+        format!("origin `{origin}` is not allowed to change anything (cross-site request refused)")
+    })
 }
 
 /// Middleware: 403 unless the request's `Host` (or URI authority) is allowed.

@@ -127,12 +127,36 @@ fn refusal(e: ApiFail) -> Fail {
     e.into()
 }
 
-pub fn approve(home: Home, target: &str, comment: Option<String>, set: &[String], gate: Option<String>) -> CmdResult {
-    decide(home, target, Verb::Approve, Say { comment, set: parse_pairs(set, "--set")?, gate })
+pub fn approve(
+    home: Home,
+    target: &str,
+    comment: Option<String>,
+    set: &[String],
+    gate: Option<String>,
+) -> CmdResult {
+    decide(
+        home,
+        target,
+        Verb::Approve,
+        Say {
+            comment,
+            set: parse_pairs(set, "--set")?,
+            gate,
+        },
+    )
 }
 
 pub fn reject(home: Home, target: &str, reason: String, gate: Option<String>) -> CmdResult {
-    decide(home, target, Verb::Reject, Say { comment: Some(reason), set: BTreeMap::new(), gate })
+    decide(
+        home,
+        target,
+        Verb::Reject,
+        Say {
+            comment: Some(reason),
+            set: BTreeMap::new(),
+            gate,
+        },
+    )
 }
 
 pub fn confirm(
@@ -143,8 +167,21 @@ pub fn confirm(
     comment: Option<String>,
     gate: Option<String>,
 ) -> CmdResult {
-    let verb = if failed { Verb::ConfirmFailed } else { Verb::Confirm };
-    decide(home, target, verb, Say { comment, set: parse_pairs(set, "--set")?, gate })
+    let verb = if failed {
+        Verb::ConfirmFailed
+    } else {
+        Verb::Confirm
+    };
+    decide(
+        home,
+        target,
+        verb,
+        Say {
+            comment,
+            set: parse_pairs(set, "--set")?,
+            gate,
+        },
+    )
 }
 
 pub fn cancel(home: Home, target: &str) -> CmdResult {

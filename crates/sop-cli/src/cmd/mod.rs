@@ -37,11 +37,24 @@ pub fn dispatch(cli: Cli) -> CmdResult {
             json,
         } => status::runs(home, sop, status.as_deref(), limit, json.json),
         Command::Logs { run, follow, json } => status::logs(home, &run, follow, json.json),
-        Command::Approve { target, comment, set, gate } => decide::approve(home, &target, comment, &set, gate),
-        Command::Reject { target, reason, gate } => decide::reject(home, &target, reason, gate),
-        Command::Confirm { target, set, failed, comment, gate } => {
-            decide::confirm(home, &target, &set, failed, comment, gate)
-        }
+        Command::Approve {
+            target,
+            comment,
+            set,
+            gate,
+        } => decide::approve(home, &target, comment, &set, gate),
+        Command::Reject {
+            target,
+            reason,
+            gate,
+        } => decide::reject(home, &target, reason, gate),
+        Command::Confirm {
+            target,
+            set,
+            failed,
+            comment,
+            gate,
+        } => decide::confirm(home, &target, &set, failed, comment, gate),
         Command::Cancel { target } => decide::cancel(home, &target),
         Command::Resume {
             run,

@@ -191,7 +191,11 @@ fn drive_here(app: &App, id: &str) -> CmdResult {
                 if ctrl_c.load(Ordering::SeqCst) {
                     eprintln!("\n... Ctrl-C: cancelling run {run_id} (Ctrl-C again to leave it unwatched)");
                     if let Ok(store) = crate::app::open_store(&home.db_path(), &config) {
-                        let ops = sop_runtime::ops::Ops { store: &store, home: &home, config: &config };
+                        let ops = sop_runtime::ops::Ops {
+                            store: &store,
+                            home: &home,
+                            config: &config,
+                        };
                         if let Err(e) = ops.cancel(&run_id, &identity::current_user()) {
                             eprintln!("error: {e}");
                         }

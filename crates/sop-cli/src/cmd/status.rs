@@ -21,7 +21,6 @@ fn print_json(v: &impl serde::Serialize) {
     outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-
 pub fn status(home: Home, target: Option<&str>, json: bool) -> CmdResult {
     let backend = Backend::open(home)?;
     let Some(target) = target else {

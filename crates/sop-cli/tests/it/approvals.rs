@@ -233,14 +233,22 @@ fn ctrl_c_in_a_foreground_run_cancels_it_and_runs_the_rollback() {
     );
     let child = home.spawn(&["run", "stoppable"]);
     let pid_file = home.file("sops/stoppable/group.pid");
-    let pgid: i32 = crate::support::wait_for(Duration::from_secs(20), || std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok())
-        .expect("the step wrote its pid");
-    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let pgid: i32 = crate::support::wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .expect("the step wrote its pid");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     let out = wait_child(child, Duration::from_secs(20));
     out.code(1).stderr_has("Ctrl-C: cancelling");
     let id = crate::support::only_run(&home, "stoppable");
     let v = home.status_json(&id);
     assert_eq!(v["status"], "cancelled", "{v}");
     assert_eq!(v["rollback"][0]["status"], "success");
-    assert!(group_members(pgid).is_empty(), "the step's processes were stopped");
+    assert!(
+        group_members(pgid).is_empty(),
+        "the step's processes were stopped"
+    );
 }

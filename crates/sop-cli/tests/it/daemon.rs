@@ -105,7 +105,10 @@ fn one_worker_starts_queued_runs_by_priority_then_age_and_never_overlaps() {
     let queued = d.run(&ids[0].0);
     assert_eq!(queued["status"], "queued", "{queued}");
     let why = queued["queue"].as_str().unwrap_or_default();
-    assert!(why.contains("workers are busy") && why.contains("in the queue"), "{why}");
+    assert!(
+        why.contains("workers are busy") && why.contains("in the queue"),
+        "{why}"
+    );
     std::fs::write(home.file("release"), "").unwrap();
     for (id, _) in &ids {
         d.wait_run(id, |v| v["status"] == "success");

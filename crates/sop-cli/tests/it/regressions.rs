@@ -13,12 +13,23 @@ fn cancel_lets_the_whole_rollback_run() {
         "",
         "## Steps\n\n1. **Long**\n   ```bash\n   echo started > started\n   sleep 30\n   ```\n\n## Rollback\n\n1. **Undo 1**\n   ```bash\n   echo undo-1-start\n   sleep 0.5\n   echo undo-1-done\n   ```\n\n2. **Undo 2**\n   ```bash\n   echo undo-2\n   ```\n",
     );
-    let id = home.run(&["run", "rb", "--detach"]).ok().stdout.trim().to_string();
-    wait_for(Duration::from_secs(20), || home.file("sops/rb/started").exists().then_some(())).expect("step started");
+    let id = home
+        .run(&["run", "rb", "--detach"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    wait_for(Duration::from_secs(20), || {
+        home.file("sops/rb/started").exists().then_some(())
+    })
+    .expect("step started");
     home.run(&["cancel", &id]).ok();
     let v = home.wait_status(&id, |v| v["status"] == "cancelled");
     assert_eq!(v["rollback"][0]["status"], "success", "{v}");
-    assert!(v["rollback"][0]["output"].as_str().unwrap().contains("undo-1-done"));
+    assert!(v["rollback"][0]["output"]
+        .as_str()
+        .unwrap()
+        .contains("undo-1-done"));
     assert_eq!(v["rollback"][1]["status"], "success", "{v}");
 }
 
@@ -35,7 +46,13 @@ fn a_step_that_cannot_start_fails_and_rolls_back() {
     let v = home.status_json(&only_run(&home, "nowd"));
     assert_eq!(v["status"], "failure", "{v}");
     assert_eq!(v["steps"][0]["status"], "failure");
-    assert!(v["steps"][0]["output"].as_str().unwrap().contains("cannot start"), "{v}");
+    assert!(
+        v["steps"][0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("cannot start"),
+        "{v}"
+    );
     assert_eq!(v["rollback"][0]["status"], "success");
 }
 
@@ -52,7 +69,11 @@ fn secrets_set_during_the_run_are_redacted_too() {
     out.ok();
     assert!(!out.stdout.contains("hunter2"), "{}", out.stdout);
     let id = only_run(&home, "late-secret");
-    let everything = format!("{}{}", home.run(&["status", &id, "--json"]).stdout, home.run(&["logs", &id]).stdout);
+    let everything = format!(
+        "{}{}",
+        home.run(&["status", &id, "--json"]).stdout,
+        home.run(&["logs", &id]).stdout
+    );
     assert!(!everything.contains("hunter2"), "{everything}");
     assert!(everything.contains("token is ***"));
 }
@@ -69,20 +90,45 @@ fn live_output_stored_per_step_is_bounded() {
     assert!(logs.len() < 16_000, "{} bytes stored live", logs.len());
     assert!(logs.contains("not stored live"));
     let v = home.status_json(&id);
-    assert!(v["steps"][0]["output"].as_str().unwrap().contains("bytes cut"), "the record keeps head and tail");
+    assert!(
+        v["steps"][0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("bytes cut"),
+        "the record keeps head and tail"
+    );
 }
 
 /// Before: a SOP named like the start of another SOP's run id acted on that run.
 #[test]
 fn a_sop_name_is_never_taken_as_a_run_id_prefix() {
     let home = Home::new();
-    home.simple("other", "execution_mode = \"supervised\"", "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n");
-    let id = home.run(&["run", "other", "--detach"]).ok().stdout.trim().to_string();
+    home.simple(
+        "other",
+        "execution_mode = \"supervised\"",
+        "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
+    );
+    let id = home
+        .run(&["run", "other", "--detach"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
     home.wait_status(&id, |v| v["status"] == "waiting_approval");
     let prefix: String = id.chars().take(4).collect();
-    home.simple(&prefix, "", "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n");
-    home.run(&["cancel", &prefix]).code(1).stderr_has(&format!("no run of `{prefix}` is active"));
-    assert_eq!(home.status_json(&id)["status"], "waiting_approval", "the other SOP's run is untouched");
+    home.simple(
+        &prefix,
+        "",
+        "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
+    );
+    home.run(&["cancel", &prefix])
+        .code(1)
+        .stderr_has(&format!("no run of `{prefix}` is active"));
+    assert_eq!(
+        home.status_json(&id)["status"],
+        "waiting_approval",
+        "the other SOP's run is untouched"
+    );
     home.run(&["cancel", &id]).ok();
 }
 
@@ -96,7 +142,9 @@ fn approve_with_gate_refuses_a_gate_the_run_no_longer_waits_at() {
     home.wait_status(&id, |v| v["waiting"]["gate"] == "step 1");
     home.run(&["approve", &id, "--gate", "step 1"]).ok();
     home.wait_status(&id, |v| v["waiting"]["gate"] == "step 2");
-    home.run(&["approve", &id, "--gate", "step 1"]).code(1).stderr_has("now waits at `step 2`");
+    home.run(&["approve", &id, "--gate", "step 1"])
+        .code(1)
+        .stderr_has("now waits at `step 2`");
     home.run(&["approve", &id, "--gate", "step 2"]).ok();
     wait_child(child, Duration::from_secs(20)).ok();
 }

@@ -581,26 +581,65 @@ fn expire_applies_only_a_passed_deadline_and_queues_the_rollback() {
 #[test]
 fn a_cancel_does_not_stop_the_rollback_it_causes_but_a_second_one_does() {
     let mut s = sop(ExecutionMode::Automatic, vec![step("a", Some("sleep 30"))]);
-    s.rollback = vec![Step { number: 1, ..step("undo 1", Some("true")) }, Step { number: 2, ..step("undo 2", Some("true")) }];
+    s.rollback = vec![
+        Step {
+            number: 1,
+            ..step("undo 1", Some("true"))
+        },
+        Step {
+            number: 2,
+            ..step("undo 2", Some("true"))
+        },
+    ];
     let mut r = new(s);
     go(&mut r, 1);
     assert_eq!(run::cancel(&mut r, "bob", 2, &mut Vec::new()), Ok(true));
-    assert!(run::cancel_requested(&r), "the running main step is to be stopped");
+    assert!(
+        run::cancel_requested(&r),
+        "the running main step is to be stopped"
+    );
     let target = run::current_target(&r).unwrap();
-    let report = ExitReport { exit_code: None, signal: Some(15), timed_out: false, cancelled: true, duration_ms: 1, output: String::new(), outputs: BTreeMap::new() };
+    let report = ExitReport {
+        exit_code: None,
+        signal: Some(15),
+        timed_out: false,
+        cancelled: true,
+        duration_ms: 1,
+        output: String::new(),
+        outputs: BTreeMap::new(),
+    };
     run::exited(&mut r, &target, report, 3, &mut Vec::new());
-    assert!(matches!(go(&mut r, 4), Action::Spawn(_)), "rollback step 1 starts");
-    assert!(!run::cancel_requested(&r), "the first cancel does not apply to the rollback");
+    assert!(
+        matches!(go(&mut r, 4), Action::Spawn(_)),
+        "rollback step 1 starts"
+    );
+    assert!(
+        !run::cancel_requested(&r),
+        "the first cancel does not apply to the rollback"
+    );
     exit(&mut r, 0, 5);
-    assert!(matches!(go(&mut r, 6), Action::Spawn(_)), "rollback step 2 starts");
-    assert_eq!(run::cancel(&mut r, "bob", 7, &mut Vec::new()), Ok(true), "a second cancel stops the rollback");
+    assert!(
+        matches!(go(&mut r, 6), Action::Spawn(_)),
+        "rollback step 2 starts"
+    );
+    assert_eq!(
+        run::cancel(&mut r, "bob", 7, &mut Vec::new()),
+        Ok(true),
+        "a second cancel stops the rollback"
+    );
     assert!(run::cancel_requested(&r));
-    assert!(run::cancel(&mut r, "bob", 8, &mut Vec::new()).is_err(), "and a third is refused");
+    assert!(
+        run::cancel(&mut r, "bob", 8, &mut Vec::new()).is_err(),
+        "and a third is refused"
+    );
 }
 
 #[test]
 fn a_decision_for_a_gate_the_run_no_longer_waits_at_is_refused() {
-    let mut r = new(sop(ExecutionMode::StepByStep, vec![step("a", Some("true")), step("b", Some("true"))]));
+    let mut r = new(sop(
+        ExecutionMode::StepByStep,
+        vec![step("a", Some("true")), step("b", Some("true"))],
+    ));
     go(&mut r, 1);
     let mut d = decision(Verb::Approve, "bob");
     d.gate = Some("step 1".into());
@@ -609,7 +648,10 @@ fn a_decision_for_a_gate_the_run_no_longer_waits_at_is_refused() {
     exit(&mut r, 0, 4);
     assert!(matches!(go(&mut r, 5), Action::Wait { .. }));
     let late = run::decide(&mut r, &d, 6, &mut Vec::new());
-    assert!(matches!(&late, Err(Refusal::WrongGate { waiting, .. }) if waiting == "step 2"), "{late:?}");
+    assert!(
+        matches!(&late, Err(Refusal::WrongGate { waiting, .. }) if waiting == "step 2"),
+        "{late:?}"
+    );
     assert_eq!(r.approvals.len(), 1, "nothing recorded");
 }
 
@@ -617,14 +659,24 @@ fn a_decision_for_a_gate_the_run_no_longer_waits_at_is_refused() {
 fn a_reject_while_waiting_queues_the_rollback_for_a_slot() {
     let mut gated = step("b", Some("true"));
     gated.requires_approval = true;
-    let mut s = sop(ExecutionMode::Automatic, vec![step("a", Some("true")), gated]);
-    s.rollback = vec![Step { number: 1, ..step("undo", Some("true")) }];
+    let mut s = sop(
+        ExecutionMode::Automatic,
+        vec![step("a", Some("true")), gated],
+    );
+    s.rollback = vec![Step {
+        number: 1,
+        ..step("undo", Some("true"))
+    }];
     let mut r = new(s);
     go(&mut r, 1);
     exit(&mut r, 0, 2);
     go(&mut r, 3);
     run::decide(&mut r, &decision(Verb::Reject, "bob"), 4, &mut Vec::new()).unwrap();
-    assert_eq!(r.status, RunStatus::Queued, "a waiting run held no slot: its rollback claims one");
+    assert_eq!(
+        r.status,
+        RunStatus::Queued,
+        "a waiting run held no slot: its rollback claims one"
+    );
     let mut ev = Vec::new();
     assert_eq!(run::advance(&mut r, 5, &mut ev), Action::Claim);
 }
@@ -632,16 +684,28 @@ fn a_reject_while_waiting_queues_the_rollback_for_a_slot() {
 #[test]
 fn a_rejected_rollback_gate_fails_that_step_and_the_rollback_goes_on() {
     let mut s = sop(ExecutionMode::Automatic, vec![step("a", Some("false"))]);
-    let mut gated = Step { number: 1, ..step("undo with approval", Some("true")) };
+    let mut gated = Step {
+        number: 1,
+        ..step("undo with approval", Some("true"))
+    };
     gated.requires_approval = true;
-    s.rollback = vec![gated, Step { number: 2, ..step("undo 2", Some("true")) }];
+    s.rollback = vec![
+        gated,
+        Step {
+            number: 2,
+            ..step("undo 2", Some("true"))
+        },
+    ];
     let mut r = new(s);
     go(&mut r, 1);
     exit(&mut r, 1, 2);
     assert!(matches!(go(&mut r, 3), Action::Wait { .. }));
     run::decide(&mut r, &decision(Verb::Reject, "bob"), 4, &mut Vec::new()).unwrap();
     assert_eq!(r.rollback[0].status, StepStatus::Failure);
-    assert!(matches!(go(&mut r, 5), Action::Spawn(e) if e.number == 2), "rollback step 2 still runs");
+    assert!(
+        matches!(go(&mut r, 5), Action::Spawn(e) if e.number == 2),
+        "rollback step 2 still runs"
+    );
     exit(&mut r, 0, 6);
     assert_eq!(go(&mut r, 7), Action::Finished(RunStatus::Failure));
 }
@@ -651,19 +715,36 @@ fn huge_manifest_numbers_saturate_instead_of_overflowing() {
     let mut s = sop(ExecutionMode::Supervised, vec![step("a", Some("true"))]);
     s.approval_timeout_secs = u64::MAX;
     let mut r = new(s);
-    assert_eq!(go(&mut r, 1), Action::Wait { deadline: Some(i64::MAX) });
+    assert_eq!(
+        go(&mut r, 1),
+        Action::Wait {
+            deadline: Some(i64::MAX)
+        }
+    );
 }
 
 #[test]
 fn variables_set_at_a_gate_are_checked_against_the_declared_vars() {
     let mut s = sop(ExecutionMode::Supervised, vec![step("a", Some("true"))]);
-    s.vars.insert("ticket".into(), sop_core::VarDecl { pattern: Some("^OPS-[0-9]+$".into()), ..Default::default() });
+    s.vars.insert(
+        "ticket".into(),
+        sop_core::VarDecl {
+            pattern: Some("^OPS-[0-9]+$".into()),
+            ..Default::default()
+        },
+    );
     let mut r = new(s);
     go(&mut r, 1);
     for (k, v) in [("ticket", "nope"), ("undeclared", "x"), ("PATH", "/tmp")] {
         let mut d = decision(Verb::Approve, "bob");
         d.set.insert(k.into(), v.into());
-        assert!(matches!(run::decide(&mut r, &d, 2, &mut Vec::new()), Err(Refusal::BadVar(_))), "{k}={v}");
+        assert!(
+            matches!(
+                run::decide(&mut r, &d, 2, &mut Vec::new()),
+                Err(Refusal::BadVar(_))
+            ),
+            "{k}={v}"
+        );
     }
     let mut d = decision(Verb::Approve, "bob");
     d.set.insert("ticket".into(), "OPS-7".into());

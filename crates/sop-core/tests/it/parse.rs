@@ -341,8 +341,17 @@ fn vars_table_accepts_what_check_var_name_accepts() {
 fn non_ascii_before_an_output_assignment_does_not_panic() {
     let toml = b"[sop]\nname = \"x\"\ndescription = \"d\"\n";
     let md = "## Steps\n\n1. **Go**\n   ```bash\n   echo \"a\u{df}=1 \u{e9}t\u{e9}=2 ok=3\" >> \"$SOP_OUTPUT\"\n   ```\n\n2. **Then** [if: ok]\n   ```bash\n   true\n   ```\n";
-    let files = sop_core::SopFiles { dir_name: "x", toml_path: "sops/x/SOP.toml", toml: Some(toml), md_path: "sops/x/SOP.md", md: Some(md.as_bytes()) };
+    let files = sop_core::SopFiles {
+        dir_name: "x",
+        toml_path: "sops/x/SOP.toml",
+        toml: Some(toml),
+        md_path: "sops/x/SOP.md",
+        md: Some(md.as_bytes()),
+    };
     let (sop, diags) = sop_core::parse_sop(&files);
     assert!(sop.is_some(), "{diags:?}");
-    assert!(diags.iter().all(|d| !d.message.contains("`ok`")), "`ok` is set by step 1: {diags:?}");
+    assert!(
+        diags.iter().all(|d| !d.message.contains("`ok`")),
+        "`ok` is set by step 1: {diags:?}"
+    );
 }

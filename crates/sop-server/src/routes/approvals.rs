@@ -82,7 +82,13 @@ pub async fn approve_by_sop(
     auth: Auth<Approver>,
     Json(body): Json<ApproveBySopBody>,
 ) -> Result<axum::Json<RunRef>, ApiError> {
-    let decision = decision(Verb::Approve, auth.caller.name, body.comment, body.set, body.gate);
+    let decision = decision(
+        Verb::Approve,
+        auth.caller.name,
+        body.comment,
+        body.set,
+        body.gate,
+    );
     let answer = blocking(&state, move |ops| {
         let id = if let Some(id) = body.run_id {
             let run = super::run_by_id(&ops, &id)?;
@@ -124,7 +130,13 @@ pub async fn approve(
     Path(id): Path<String>,
     Json(body): Json<ApproveBody>,
 ) -> Result<axum::Json<RunRef>, ApiError> {
-    let d = decision(Verb::Approve, auth.caller.name, body.comment, body.set, body.gate);
+    let d = decision(
+        Verb::Approve,
+        auth.caller.name,
+        body.comment,
+        body.set,
+        body.gate,
+    );
     decide(&state, id, d).await
 }
 

@@ -27,8 +27,15 @@ pub async fn healthz(State(state): State<Arc<ServerState>>) -> (StatusCode, axum
     let store = Arc::clone(&state.store);
     let logs = state.home.root().join("logs").join("sop");
     let checked = tokio::task::spawn_blocking(move || {
-        store.check_writable().map_err(|e| format!("the store cannot be written: {e}"))?;
-        probe_dir(&logs).map_err(|e| format!("the audit directory `{}` cannot be written: {e}", logs.display()))
+        store
+            .check_writable()
+            .map_err(|e| format!("the store cannot be written: {e}"))?;
+        probe_dir(&logs).map_err(|e| {
+            format!(
+                "the audit directory `{}` cannot be written: {e}",
+                logs.display()
+            )
+        })
     })
     .await;
     let reason = match checked {

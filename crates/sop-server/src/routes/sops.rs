@@ -9,8 +9,8 @@ use serde_json::Value;
 use sop_core::config::Role;
 use sop_core::run::{RunStatus, TriggerInfo};
 use sop_core::Priority;
-use sop_runtime::ops::{load_sop, ExecuteRequest, Executed, CANCELLABLE};
 use sop_runtime::loader;
+use sop_runtime::ops::{load_sop, ExecuteRequest, Executed, CANCELLABLE};
 use sop_store::RunFilter;
 
 use crate::auth::{Auth, Operator, Viewer};

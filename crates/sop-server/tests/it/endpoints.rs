@@ -526,7 +526,14 @@ async fn health_is_degraded_when_audit_files_cannot_be_written() {
     let r = s.call("GET", "/healthz", None, None).await;
     r.expect(503);
     assert_eq!(r.body["status"], "degraded");
-    assert!(r.body["reason"].as_str().unwrap_or_default().contains("audit directory"), "{}", r.text);
+    assert!(
+        r.body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("audit directory"),
+        "{}",
+        r.text
+    );
     std::fs::remove_file(&logs).expect("remove");
     s.call("GET", "/healthz", None, None).await.expect(200);
 }
@@ -535,9 +542,15 @@ async fn health_is_degraded_when_audit_files_cannot_be_written() {
 async fn cross_site_requests_cannot_change_anything() {
     // No tokens: every local request is admin, so only the origin checks stand in the way.
     let s = Server::open();
-    s.sop("hello", "max_concurrent = 10", "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n");
+    s.sop(
+        "hello",
+        "max_concurrent = 10",
+        "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
+    );
     let post = |headers: &[(&str, &str)]| {
-        let mut req = axum::http::Request::post("/api/sops/hello/execute").header("host", "127.0.0.1:7311").header("content-type", "application/json");
+        let mut req = axum::http::Request::post("/api/sops/hello/execute")
+            .header("host", "127.0.0.1:7311")
+            .header("content-type", "application/json");
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -552,12 +565,25 @@ async fn cross_site_requests_cannot_change_anything() {
     ] {
         let r = s.send(post(&headers)).await;
         r.error(403, "forbidden");
-        assert!(r.message().contains("cross-site"), "{headers:?}: {}", r.text);
+        assert!(
+            r.message().contains("cross-site"),
+            "{headers:?}: {}",
+            r.text
+        );
     }
     // The same page origin, and programs that send no Origin, are fine.
-    s.send(post(&[("origin", "http://127.0.0.1:7311"), ("sec-fetch-site", "same-origin")])).await.expect(202);
+    s.send(post(&[
+        ("origin", "http://127.0.0.1:7311"),
+        ("sec-fetch-site", "same-origin"),
+    ]))
+    .await
+    .expect(202);
     s.send(post(&[])).await.expect(202);
     // Reading is never refused for its origin.
-    let req = axum::http::Request::get("/api/sops").header("host", "127.0.0.1:7311").header("origin", "https://evil.example").body(axum::body::Body::empty()).expect("request");
+    let req = axum::http::Request::get("/api/sops")
+        .header("host", "127.0.0.1:7311")
+        .header("origin", "https://evil.example")
+        .body(axum::body::Body::empty())
+        .expect("request");
     s.send(req).await.expect(200);
 }

@@ -91,8 +91,16 @@ async fn real_answers_match_their_documented_schemas() {
     let doc = document(&s).await;
     // The schemas say something the checker can hold answers to.
     let run_doc = &doc["components"]["schemas"]["RunDocument"];
-    assert!(run_doc["required"].as_array().is_some_and(|r| r.len() >= 16), "{run_doc}");
-    assert_eq!(doc["components"]["schemas"]["ExecuteBody"]["additionalProperties"], false);
+    assert!(
+        run_doc["required"]
+            .as_array()
+            .is_some_and(|r| r.len() >= 16),
+        "{run_doc}"
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["ExecuteBody"]["additionalProperties"],
+        false
+    );
     let samples = exercise_all(&s).await;
     for sample in &samples {
         if sample.template.ends_with("/events") {
