@@ -26,6 +26,9 @@ use crate::recovery;
 /// processes on the same home, deadlines).
 const IDLE_TICK: Duration = Duration::from_millis(100);
 
+/// How many queued runs a quick pass (between full sweeps) looks at.
+const QUICK_HEAD: u32 = 64;
+
 /// Shared between the loop, its driver threads and whoever wakes it.
 struct Shared {
     store: Arc<dyn Store>,
@@ -96,10 +99,15 @@ impl Scheduler {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner),
             );
-            if woken || change != last_change || last_sweep.elapsed() >= Duration::from_secs(1) {
+            // A full sweep (recovery, deadlines, the whole queue) once a second; in between,
+            // a wake-up or another process's commit only looks at the head of the queue.
+            let full = last_sweep.elapsed() >= Duration::from_secs(1);
+            if full || woken || change != last_change {
                 last_change = change;
-                last_sweep = Instant::now();
-                if let Err(e) = self.tick() {
+                if full {
+                    last_sweep = Instant::now();
+                }
+                if let Err(e) = self.tick(full) {
                     tracing::warn!("scheduler: {e}");
                 }
             }
@@ -120,17 +128,24 @@ impl Scheduler {
     }
 
     /// One pass: recovery, deadlines, then start what may start.
-    fn tick(&self) -> Result<(), sop_store::StoreError> {
+    fn tick(&self, full: bool) -> Result<(), sop_store::StoreError> {
         let shared = &self.shared;
         self.reap();
-        let recovered = recovery::recover_runs(&*shared.store, &shared.home, &shared.config)?;
-        for id in &recovered.interrupted {
-            tracing::warn!(
-                "run {id} was interrupted (its driver stopped); `sop resume {id}` decides"
-            );
-        }
         let workers = shared.config.workers as usize;
-        for row in shared.store.active_runs()? {
+        let queue = if full {
+            let recovered = recovery::recover_runs(&*shared.store, &shared.home, &shared.config)?;
+            for id in &recovered.interrupted {
+                tracing::warn!(
+                    "run {id} was interrupted (its driver stopped); `sop resume {id}` decides"
+                );
+            }
+            shared.store.active_runs()?
+        } else if self.active_count() >= workers {
+            return Ok(());
+        } else {
+            shared.store.queue_head(QUICK_HEAD)?
+        };
+        for row in queue {
             if row.status != RunStatus::Queued {
                 continue;
             }

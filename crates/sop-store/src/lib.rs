@@ -161,6 +161,9 @@ pub trait Store: Send + Sync {
 
     fn events_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<EventRow>, StoreError>;
 
+    /// The first `limit` queued runs in queue order (priority, then age).
+    fn queue_head(&self, limit: u32) -> Result<Vec<RunRow>, StoreError>;
+
     /// Waiting runs whose approval deadline is at or before `now`.
     fn due_deadlines(&self, now: Millis) -> Result<Vec<String>, StoreError>;
 

@@ -349,6 +349,53 @@ fn update_in(
     Ok(Ok(run))
 }
 
+/// `Store::acquire` inside one transaction.
+fn acquire_in(
+    conn: &mut rusqlite::Connection,
+    id: &str,
+    me: Owner,
+    is_alive: &dyn Fn(Owner) -> bool,
+) -> Result<Owner, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: Option<(Option<u32>, Option<i64>)> = tx
+        .query_row(
+            "SELECT owner_pid, owner_start FROM runs WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((pid, start)) = current else {
+        return Err(StoreError::NoSuchRun(id.to_string()));
+    };
+    if let Some(owner) = pid.zip(start).map(|(pid, start)| Owner {
+        pid,
+        start_time: start as u64,
+    }) {
+        if owner != me && is_alive(owner) {
+            return Ok(owner);
+        }
+    }
+    tx.execute(
+        "UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1",
+        params![id, me.pid, me.start_time as i64],
+    )?;
+    bump(&tx)?;
+    tx.commit()?;
+    Ok(me)
+}
+
+/// `Store::release` inside one transaction.
+fn release_in(conn: &mut rusqlite::Connection, id: &str, me: Owner) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "UPDATE runs SET owner_pid = NULL, owner_start = NULL WHERE id = ?1 AND owner_pid = ?2 AND owner_start = ?3",
+        params![id, me.pid, me.start_time as i64],
+    )?;
+    bump(&tx)?;
+    tx.commit()?;
+    Ok(())
+}
+
 impl Store for SqliteStore {
     fn create_run(
         &self,
@@ -544,44 +591,22 @@ impl Store for SqliteStore {
         is_alive: &dyn Fn(Owner) -> bool,
     ) -> Result<Owner, StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current: Option<(Option<u32>, Option<i64>)> = tx
-            .query_row(
-                "SELECT owner_pid, owner_start FROM runs WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((pid, start)) = current else {
-            return Err(StoreError::NoSuchRun(id.to_string()));
-        };
-        if let Some(owner) = pid.zip(start).map(|(pid, start)| Owner {
-            pid,
-            start_time: start as u64,
-        }) {
-            if owner != me && is_alive(owner) {
-                return Ok(owner);
-            }
-        }
-        tx.execute(
-            "UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1",
-            params![id, me.pid, me.start_time as i64],
-        )?;
-        bump(&tx)?;
-        tx.commit()?;
-        Ok(me)
+        // Ownership only matters while processes live, and a power loss ends them all:
+        // no fsync needed (a crash of this process keeps it).
+        self.relax(&conn)?;
+        let result = acquire_in(&mut conn, id, me, is_alive);
+        self.restore(&conn)?;
+        result
     }
 
     fn release(&self, id: &str, me: Owner) -> Result<(), StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "UPDATE runs SET owner_pid = NULL, owner_start = NULL WHERE id = ?1 AND owner_pid = ?2 AND owner_start = ?3",
-            params![id, me.pid, me.start_time as i64],
-        )?;
-        bump(&tx)?;
-        tx.commit()?;
-        Ok(())
+        // Ownership only matters while processes live, and a power loss ends them all:
+        // no fsync needed (a crash of this process keeps it).
+        self.relax(&conn)?;
+        let result = release_in(&mut conn, id, me);
+        self.restore(&conn)?;
+        result
     }
 
     fn active_runs(&self) -> Result<Vec<RunRow>, StoreError> {
@@ -658,6 +683,17 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    fn queue_head(&self, limit: u32) -> Result<Vec<RunRow>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM runs WHERE status = 'queued' ORDER BY priority DESC, created_at, id LIMIT ?1"
+        ))?;
+        let rows = stmt
+            .query_map([limit], run_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     fn due_deadlines(&self, now: Millis) -> Result<Vec<String>, StoreError> {
