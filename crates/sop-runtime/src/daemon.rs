@@ -24,7 +24,7 @@ use crate::recovery;
 
 /// How often the loop looks at the store when nothing woke it (changes made by other
 /// processes on the same home, deadlines).
-const IDLE_TICK: Duration = Duration::from_millis(100);
+const IDLE_TICK: Duration = Duration::from_millis(20);
 
 /// How many queued runs a quick pass (between full sweeps) looks at.
 const QUICK_HEAD: u32 = 64;
