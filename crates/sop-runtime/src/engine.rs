@@ -111,6 +111,16 @@ pub fn drive(
         });
     }
     let result = Driver::new(ctx, run_id).and_then(|mut d| d.run(obs));
+    if let Err(EngineError::Audit { source, .. }) = &result {
+        // SPEC §8: without an audit trail no new step starts; the run ends as errored.
+        let reason = format!("cannot write the audit file: {source}");
+        let t = now();
+        let _ = ctx.store.update_run(run_id, t, &mut |r, ev| {
+            run::halt(r, &reason, t, ev);
+            Ok(())
+        })?;
+        let _ = audit::write(ctx.store, ctx.home, run_id);
+    }
     ctx.store.release(run_id, ctx.owner)?;
     result
 }
@@ -393,10 +403,16 @@ impl<'a, 'c> Driver<'a, 'c> {
         let mut store_chunk = |text: &str| {
             // The output table holds live output for `sop logs -f`; past the step's limit
             // it stops growing (the step record keeps head and tail).
-            if stored <= store_limit {
+            if stored < store_limit {
+                let room = usize::try_from(store_limit - stored).unwrap_or(usize::MAX);
                 stored += text.len() as u64;
-                let text = if stored > store_limit {
-                    format!("{text}\n[sop: output past {store_limit} bytes is not stored live; the step record keeps its head and tail]\n")
+                let text = if text.len() > room {
+                    // Cut at a character boundary within the room left.
+                    let cut = (0..=room)
+                        .rev()
+                        .find(|i| text.is_char_boundary(*i))
+                        .unwrap_or(0);
+                    format!("{}\n[sop: output past {store_limit} bytes is not stored live; the step record keeps its head and tail]\n", &text[..cut])
                 } else {
                     text.to_string()
                 };

@@ -68,6 +68,31 @@ pub fn cancel(
     Ok(false)
 }
 
+/// The runner cannot keep the run's audit trail (or store) current: nothing more may run.
+/// A step recorded as starting but never spawned fails with the reason; the run ends
+/// `failure` without rollback (its steps could not be audited either).
+pub fn halt(run: &mut Run, reason: &str, now: Millis, ev: &mut Vec<Happened>) {
+    if run.status.is_terminal() {
+        return;
+    }
+    let gate = current_label(run);
+    if let Some(rec) =
+        current_record_mut(run).filter(|r| r.status == StepStatus::Running && r.pid.is_none())
+    {
+        rec.status = StepStatus::Failure;
+        rec.reason = Some(format!("not started: {reason}"));
+        rec.completed_at = Some(now);
+        ev.push(Happened::StepFinished {
+            gate,
+            status: StepStatus::Failure,
+            exit_code: None,
+        });
+    }
+    run.wait = None;
+    run.error = Some(reason.to_string());
+    finish(run, RunStatus::Failure, now, ev);
+}
+
 /// The owner of the run died: a running step becomes `interrupted` (never re-run silently).
 /// A run between steps simply goes back to the queue.
 pub fn interrupt(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) {

@@ -10,7 +10,9 @@ mod decide;
 mod types;
 mod walk;
 
-pub use control::{cancel, cancel_requested, interrupt, interrupted_step_is_idempotent, resume};
+pub use control::{
+    cancel, cancel_requested, halt, interrupt, interrupted_step_is_idempotent, resume,
+};
 pub use cursor::{current_label, current_record, current_target, record_for};
 pub use decide::decide;
 pub use types::*;
