@@ -208,6 +208,7 @@ pub fn run_step(
         kill_grace: cmd.kill_grace,
         timed_out: false,
         cancelled: false,
+        idle_sleep: Duration::from_millis(1),
     };
     step.run(on_output, should_cancel)?;
     let status = step.status;
@@ -301,6 +302,9 @@ struct Supervisor {
     kill_grace: Duration,
     timed_out: bool,
     cancelled: bool,
+    /// Sleep between exit checks once both pipes are closed: a leader usually exits right
+    /// after closing them, so start short and back off to [`POLL`].
+    idle_sleep: Duration,
 }
 
 impl Supervisor {
@@ -385,7 +389,8 @@ impl Supervisor {
     /// [`MAX_BATCH`] chunks so a step that floods its output is still timed and cancelled.
     fn receive(&mut self, timeout: Duration, on_output: &mut dyn FnMut(Chunk<'_>)) {
         if self.open_pipes == 0 {
-            thread::sleep(timeout);
+            thread::sleep(timeout.min(self.idle_sleep));
+            self.idle_sleep = (self.idle_sleep * 2).min(POLL);
             return;
         }
         let mut first = Some(self.rx.recv_timeout(timeout));
