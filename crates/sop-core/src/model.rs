@@ -297,6 +297,21 @@ pub struct Sop {
 }
 
 impl Sop {
+    /// The SOP as shown to people (`sop show --json`, the API): defaults of secret
+    /// variables replaced by `***`.
+    #[must_use]
+    pub fn redacted(&self) -> Sop {
+        let mut sop = self.clone();
+        for decl in sop
+            .vars
+            .values_mut()
+            .filter(|d| d.secret && d.default.is_some())
+        {
+            decl.default = Some("***".to_string());
+        }
+        sop
+    }
+
     /// Names of declared vars marked `secret = true`.
     pub fn secret_vars(&self) -> impl Iterator<Item = &str> {
         self.vars

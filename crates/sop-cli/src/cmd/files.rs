@@ -76,7 +76,10 @@ pub fn list(home: &Home, json: bool) -> CmdResult {
 pub fn show(home: &Home, name: &str, json: bool) -> CmdResult {
     let sop = load_checked(home, name)?;
     if json {
-        outln!("{}", serde_json::to_string_pretty(&sop).unwrap_or_default());
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&sop.redacted()).unwrap_or_default()
+        );
         return Ok(Exit::Ok);
     }
     outln!("{} {} — {}", sop.name, sop.version, sop.description);

@@ -175,3 +175,22 @@ fn no_step_starts_without_an_audit_trail() {
         "{v}"
     );
 }
+
+/// Before: `sop show --json` printed the default of a secret variable.
+#[test]
+fn show_json_hides_secret_defaults() {
+    let home = Home::new();
+    home.simple(
+        "sec",
+        "[vars]\ntoken = { secret = true, default = \"hunter2hunter2\" }",
+        "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
+    );
+    let out = home.run(&["show", "sec", "--json"]);
+    out.ok();
+    assert!(!out.stdout.contains("hunter2"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("\"default\": \"***\""),
+        "{}",
+        out.stdout
+    );
+}

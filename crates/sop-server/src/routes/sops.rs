@@ -84,13 +84,8 @@ pub async fn show(
     Path(name): Path<String>,
 ) -> Answer<Value> {
     blocking(&state, move |ops| {
-        let (mut sop, _warnings) = load_sop(ops.home, &name)?;
-        for decl in sop.vars.values_mut() {
-            if decl.secret && decl.default.is_some() {
-                decl.default = Some("***".to_string());
-            }
-        }
-        serde_json::to_value(&sop)
+        let (sop, _warnings) = load_sop(ops.home, &name)?;
+        serde_json::to_value(sop.redacted())
             .map(axum::Json)
             .map_err(ApiError::internal)
     })
