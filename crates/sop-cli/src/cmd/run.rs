@@ -61,8 +61,11 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
     };
     overrides_warning(args, &run.id);
     if args.detach {
-        recovery::launch_detached(&app.exe, &app.home, &run.id)
-            .map_err(|e| Fail::failed(format!("cannot start a background driver: {e}")))?;
+        // A `sop serve` on this home drives queued runs itself.
+        if !recovery::daemon_running(&app.home) {
+            recovery::launch_detached(&app.exe, &app.home, &run.id)
+                .map_err(|e| Fail::failed(format!("cannot start a background driver: {e}")))?;
+        }
         outln!("{}", run.id);
         return Ok(Exit::Ok);
     }

@@ -287,3 +287,32 @@ impl Daemon {
         .unwrap_or_else(|| panic!("run {id} never matched: {}", get()))
     }
 }
+
+#[test]
+fn a_detached_cli_run_on_a_served_home_is_driven_by_the_daemon() {
+    let home = Home::new();
+    home.simple(
+        "bg",
+        "",
+        "## Steps\n\n1. **Go**\n   ```bash\n   echo $PPID > parent\n   ```\n",
+    );
+    let d = Daemon::start(&home);
+    // No SOP_URL: the CLI writes to the store; the daemon notices and runs it.
+    let id = home
+        .run(&["run", "bg", "--detach"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    d.wait_run(&id, |v| v["status"] == "success");
+    let parent: u32 = std::fs::read_to_string(home.file("sops/bg/parent"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        parent,
+        d.child.id(),
+        "the daemon spawned the step, not a background `sop __drive`"
+    );
+}
