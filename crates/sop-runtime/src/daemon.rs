@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sop_core::config::RunnerConfig;
+use sop_core::policy::Blocked;
 use sop_core::run::RunStatus;
 use sop_store::{Owner, Store};
 
@@ -161,14 +162,17 @@ impl Scheduler {
             if self.is_active(&row.id) {
                 continue;
             }
-            if shared
+            match shared
                 .store
                 .claim_preview(&row.id, shared.config.workers, now())?
-                .is_some()
             {
-                continue;
+                None => self.start_driver(row.id),
+                // A run ahead (just handed to a driver) starts first: so would everything
+                // behind it; the next pass goes on once it has claimed its slot.
+                Some(Blocked::Behind { .. }) => break,
+                // Blocked by its own SOP's limits: runs of other SOPs may still start.
+                Some(_) => {}
             }
-            self.start_driver(row.id);
         }
         Ok(())
     }
