@@ -1,15 +1,13 @@
 //! Stories about admission: what `create_run` decides inside its transaction (cooldown,
 //! `--force`, `admission_policy = drop | coalesce`).
 
-use std::collections::BTreeMap;
-
 use sop_core::policy::Admission;
-use sop_core::run::{self, Action, Decision, RunStatus, Verb};
+use sop_core::run::{Action, RunStatus};
 use sop_core::{AdmissionPolicy, ExecutionMode, Sop};
 use sop_store::{Created, RunFilter, Store};
 
 use crate::fixture::{
-    advance, cancel, claim, finish_step, new_run, queued, sop, start_step, SopExt,
+    advance, approve, cancel, claim, finish_step, new_run, queued, sop, start_step, SopExt,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -41,19 +39,7 @@ fn run_count(store: &dyn Store, sop: &str) -> usize {
 
 /// Approves the start gate of a supervised run, claims it and starts its first step.
 fn approve_and_start(store: &dyn Store, id: &str, now: i64) {
-    let d = Decision {
-        verb: Verb::Approve,
-        by: "bob".into(),
-        groups: vec![],
-        channel: "cli".into(),
-        comment: None,
-        set: BTreeMap::new(),
-        gate: None,
-    };
-    store
-        .update_run(id, now, &mut |r, ev| run::decide(r, &d, now, ev))
-        .expect("update_run")
-        .expect("approved");
+    approve(store, id, now);
     claim(store, id, 4, now);
     assert!(matches!(advance(store, id, now), Action::Spawn(_)));
 }

@@ -1,13 +1,13 @@
 //! Stories about claiming: which queued run may leave the queue, decided in the store.
 
-use std::collections::BTreeMap;
-
 use sop_core::policy::Blocked;
-use sop_core::run::{self, Action, Decision, Happened, RunStatus, Verb};
+use sop_core::run::{Action, Happened, RunStatus};
 use sop_core::{AdmissionPolicy, ExecutionMode, Priority};
 use sop_store::Store;
 
-use crate::fixture::{advance, cancel, claim, create, event_count, new_run, queued, sop, SopExt};
+use crate::fixture::{
+    advance, approve, cancel, claim, create, event_count, new_run, queued, sop, SopExt,
+};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -155,22 +155,6 @@ pub fn behind_position(store: &dyn Store) {
         Some(Blocked::Behind { position: 3 }),
         "`c` is third in the queue"
     );
-}
-
-fn approve(store: &dyn Store, id: &str, now: i64) {
-    let d = Decision {
-        verb: Verb::Approve,
-        by: "bob".into(),
-        groups: vec![],
-        channel: "cli".into(),
-        comment: None,
-        set: BTreeMap::new(),
-        gate: None,
-    };
-    store
-        .update_run(id, now, &mut |r, ev| run::decide(r, &d, now, ev))
-        .expect("update_run")
-        .expect("approved");
 }
 
 /// Claims and advances a supervised run to its start gate.
