@@ -37,7 +37,8 @@ pub struct View {
 
 impl View {
     pub fn of_run(run: &Run) -> View {
-        let titles = |list: &[StepRecord]| list.iter().map(|s| s.title.clone()).collect();
+        let titles =
+            |list: &[std::sync::Arc<StepRecord>]| list.iter().map(|s| s.title.clone()).collect();
         View {
             id: run.id.clone(),
             steps: titles(&run.steps),

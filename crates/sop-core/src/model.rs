@@ -266,8 +266,9 @@ impl Step {
     }
 }
 
-/// A checked SOP. Built only by [`crate::parse::parse_sop`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A checked SOP. Built only by [`crate::parse::parse_sop`]; `Default` is an empty
+/// placeholder, only for a [`crate::run::Run`] read from its head before its SOP snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Sop {
     pub name: String,
     pub description: String,

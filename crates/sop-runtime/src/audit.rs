@@ -31,8 +31,8 @@ pub fn document(run: &Run) -> Value {
             )
         })
         .collect();
-    let steps: Vec<Value> = run.steps.iter().map(step_json).collect();
-    let rollback: Vec<Value> = run.rollback.iter().map(step_json).collect();
+    let steps: Vec<Value> = run.steps.iter().map(|s| step_json(s)).collect();
+    let rollback: Vec<Value> = run.rollback.iter().map(|s| step_json(s)).collect();
     let gates: Map<String, Value> = run
         .gates
         .iter()

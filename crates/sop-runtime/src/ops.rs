@@ -138,7 +138,7 @@ impl Ops<'_> {
         let new = run::new_run(
             NewRun {
                 id: id.clone(),
-                sop,
+                sop: sop.into(),
                 priority: req.priority,
                 skip_approval: req.skip_approval,
                 forced: req.force,

@@ -17,6 +17,10 @@ pub enum StoreError {
         id: String,
         source: serde_json::Error,
     },
+    #[error("stored run `{id}` refers to SOP snapshot `{hash}`, which the store lacks")]
+    MissingSnapshot { id: String, hash: String },
+    #[error("stored run `{id}` has a step record in an unknown place: {slot}")]
+    BadSlot { id: String, slot: String },
     #[error("the store was written by a newer sop (schema {found}, this sop knows {known})")]
     TooNew { found: i64, known: i64 },
 }

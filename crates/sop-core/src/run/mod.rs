@@ -9,6 +9,7 @@ pub use plan::{gate_label, plan, Point};
 pub use record::*;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::model::{Priority, Sop};
 
@@ -16,7 +17,7 @@ use crate::model::{Priority, Sop};
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub id: String,
-    pub sop: Sop,
+    pub sop: Arc<Sop>,
     pub priority: Option<Priority>,
     pub skip_approval: bool,
     pub forced: bool,

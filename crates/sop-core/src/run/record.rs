@@ -1,6 +1,7 @@
 //! The durable record of one run: what the store keeps and the audit file shows.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -242,11 +243,17 @@ pub struct CancelRequest {
 }
 
 /// Everything the store keeps about a run.
+///
+/// Serialized, a run is its *head* only: the SOP snapshot and the step records (`steps`,
+/// `rollback`, `gates`) are skipped, because the store keeps them in rows of their own so
+/// that a transition rewrites only what changed (a 1,000-step run does not rewrite 1,000
+/// records per step). Whoever deserializes a head fills those fields in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub id: String,
-    /// The SOP as it was when the run was created.
-    pub sop: Sop,
+    /// The SOP as it was when the run was created; shared, never changed during the run.
+    #[serde(skip)]
+    pub sop: Arc<Sop>,
     pub priority: Priority,
     /// The mode in effect (`priority_based` resolved).
     pub mode: ExecutionMode,
@@ -265,10 +272,16 @@ pub struct Run {
     pub phase: Phase,
     /// Index into [`crate::run::plan`] of the phase.
     pub cursor: usize,
-    pub steps: Vec<StepRecord>,
-    pub rollback: Vec<StepRecord>,
+    /// Step records are shared between copies of a run (`Arc::make_mut` on change), so a
+    /// copy costs a pointer per record and comparing two copies skips shared records: the
+    /// store keeps the run as read to write only the records that changed.
+    #[serde(skip)]
+    pub steps: Vec<Arc<StepRecord>>,
+    #[serde(skip)]
+    pub rollback: Vec<Arc<StepRecord>>,
     /// Verification gates, by gate name.
-    pub gates: BTreeMap<String, StepRecord>,
+    #[serde(skip)]
+    pub gates: BTreeMap<String, Arc<StepRecord>>,
     pub approvals: Vec<ApprovalRecord>,
     pub wait: Option<Wait>,
     /// The final status once the main phase ended badly (rollback then runs).
@@ -281,6 +294,38 @@ pub struct Run {
 }
 
 impl Run {
+    /// A copy without the step records (`steps`, `rollback`, `gates` empty): cheap, since
+    /// the SOP is shared.
+    #[must_use]
+    pub fn clone_head(&self) -> Run {
+        Run {
+            id: self.id.clone(),
+            sop: Arc::clone(&self.sop),
+            priority: self.priority,
+            mode: self.mode,
+            skip_approval: self.skip_approval,
+            forced: self.forced,
+            trigger: self.trigger.clone(),
+            status: self.status,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            completed_at: self.completed_at,
+            executed_step: self.executed_step,
+            vars: self.vars.clone(),
+            phase: self.phase,
+            cursor: self.cursor,
+            steps: Vec::new(),
+            rollback: Vec::new(),
+            gates: BTreeMap::new(),
+            approvals: self.approvals.clone(),
+            wait: self.wait.clone(),
+            outcome: self.outcome,
+            cancel: self.cancel.clone(),
+            error: self.error.clone(),
+            queue_wait_ms: self.queue_wait_ms,
+        }
+    }
+
     /// The step record the run is at (main or rollback), if the cursor is on a step.
     pub fn is_active(&self) -> bool {
         !self.status.is_terminal()

@@ -66,7 +66,7 @@ fn new(sop: Sop) -> Run {
     run::new_run(
         NewRun {
             id: "r1".into(),
-            sop,
+            sop: sop.into(),
             priority: None,
             skip_approval: false,
             forced: false,

@@ -45,7 +45,7 @@ pub async fn list(
                 wait.since,
                 Approval {
                     run_id: run.id,
-                    sop: run.sop.name,
+                    sop: run.sop.name.clone(),
                     gate: wait.gate,
                     kind: match wait.kind {
                         WaitKind::Approval => "approval",
@@ -55,7 +55,7 @@ pub async fn list(
                     deadline: wait.deadline.map(rfc3339),
                     approved_by: wait.approved_by,
                     required: wait.required,
-                    approvers: run.sop.approvers,
+                    approvers: run.sop.approvers.clone(),
                 },
             ));
         }

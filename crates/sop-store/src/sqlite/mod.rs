@@ -1,6 +1,8 @@
 //! The `SQLite` store: one file, WAL, `synchronous=FULL` by default. Each decision is a
 //! `BEGIN IMMEDIATE` transaction, so several `sop` processes on one home agree.
 
+mod migrate;
+mod records;
 mod runs;
 
 use std::path::Path;
@@ -10,9 +12,6 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::StoreError;
-
-const SCHEMA_VERSION: i64 = 1;
-const SCHEMA: &str = include_str!("schema.sql");
 
 /// `sqlite_synchronous` in `sop.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,6 +38,8 @@ pub struct SqliteStore {
     /// wrote does not parse its whole JSON record again. Checked against the committed
     /// `version` inside every transaction, so it never hides another process's write.
     pub(crate) cache: Mutex<runs::RunCache>,
+    /// SOP snapshots by content hash (see [`records`]).
+    pub(crate) snapshots: Mutex<records::Snapshots>,
 }
 
 impl SqliteStore {
@@ -78,6 +79,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             sync,
             cache: Mutex::new(runs::RunCache::default()),
+            snapshots: Mutex::new(records::Snapshots::default()),
         };
         store.migrate()?;
         Ok(store)
@@ -86,17 +88,7 @@ impl SqliteStore {
     fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                found: version,
-                known: SCHEMA_VERSION,
-            });
-        }
-        if version == 0 {
-            tx.execute_batch(SCHEMA)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        }
+        migrate::migrate(&tx, &self.snapshots)?;
         tx.commit()?;
         Ok(())
     }

@@ -11,7 +11,7 @@ use sop_core::policy::{self, Admission, LastExecuted, Limits, Queued, SopLoad};
 use sop_core::run::{Happened, Millis, Refusal, Run, RunStatus};
 use sop_core::{AdmissionPolicy, Priority};
 
-use super::SqliteStore;
+use super::{records, SqliteStore};
 use crate::{
     ClaimResult, Created, EventRow, OutputChunk, Owner, RunChange, RunFilter, RunRow, Store,
     StoreError,
@@ -128,32 +128,23 @@ fn version_of(conn: &Connection, id: &str) -> Result<Option<i64>, StoreError> {
         .optional()?)
 }
 
-fn parse_doc(conn: &Connection, id: &str) -> Result<Run, StoreError> {
-    let doc: Option<String> = conn
-        .query_row("SELECT doc FROM runs WHERE id = ?1", [id], |r| r.get(0))
-        .optional()?;
-    let doc = doc.ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
-    serde_json::from_str(&doc).map_err(|source| StoreError::Corrupt {
-        id: id.to_string(),
-        source,
-    })
-}
-
-/// The committed run and its version, parsed only if the cache does not have that version.
-fn load_doc(
-    tx: &Transaction<'_>,
-    cache: &Mutex<RunCache>,
-    id: &str,
-) -> Result<(Run, i64), StoreError> {
+/// The committed run and its version, read only if the cache does not have that version.
+fn load_doc(tx: &Transaction<'_>, store: &SqliteStore, id: &str) -> Result<(Run, i64), StoreError> {
     let version = version_of(tx, id)?.ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
-    let cached = cache
+    let cached = store
+        .cache
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take(id, version);
     match cached {
         Some(run) => Ok((run, version)),
-        None => Ok((parse_doc(tx, id)?, version)),
+        None => Ok((read_whole(tx, store, id)?, version)),
     }
+}
+
+fn read_whole(conn: &Connection, store: &SqliteStore, id: &str) -> Result<Run, StoreError> {
+    records::read_run(conn, &store.snapshots, id)?
+        .ok_or_else(|| StoreError::NoSuchRun(id.to_string()))
 }
 
 fn remember(cache: &Mutex<RunCache>, version: i64, run: Run) {
@@ -161,29 +152,6 @@ fn remember(cache: &Mutex<RunCache>, version: i64, run: Run) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .put(version, run);
-}
-
-fn save_doc(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
-    let doc = serde_json::to_string(run).map_err(|source| StoreError::Corrupt {
-        id: run.id.clone(),
-        source,
-    })?;
-    tx.execute(
-        "UPDATE runs SET status = ?2, priority = ?3, started_at = ?4, completed_at = ?5, executed_step = ?6,
-                         version = version + 1, doc = ?7, deadline = ?8
-         WHERE id = ?1",
-        params![
-            run.id,
-            run.status.as_str(),
-            run.priority.rank(),
-            run.started_at,
-            run.completed_at,
-            run.executed_step,
-            doc,
-            run.wait.as_ref().and_then(|w| w.deadline)
-        ],
-    )?;
-    Ok(())
 }
 
 fn insert_events(
@@ -253,8 +221,9 @@ fn last_executed(tx: &Transaction<'_>, sop: &str) -> Result<Option<LastExecuted>
 /// Whether queued run `id` may start now: the policy for it, and no run ahead of it in
 /// queue order that could start instead.
 ///
-/// The queue is walked in order and the walk stops at `id` or at the first run that may
-/// start, so a decision costs O(runs ahead that are blocked), not O(queue).
+/// The queue is walked in order and the walk stops at `id`; once a run ahead that may start
+/// is found, the rest of the walk only counts. A decision so costs O(runs ahead of `id`),
+/// not O(queue): the scheduler asks about the head of the queue.
 fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimResult, StoreError> {
     let running_total: u32 = tx.query_row(
         "SELECT count(*) FROM runs WHERE status = 'running'",
@@ -267,7 +236,9 @@ fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimRe
     )?;
     let mut rows = stmt.query([])?;
     let mut loads: HashMap<String, SopLoad> = HashMap::new();
+    let mut seen: u32 = 0;
     while let Some(r) = rows.next()? {
+        seen += 1;
         let q = Queued {
             id: r.get(0)?,
             sop: r.get(1)?,
@@ -297,55 +268,45 @@ fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimRe
             return Ok(may);
         }
         if may.is_ok() {
-            return Ok(Err(policy::Blocked::Behind {
-                position: queue_position(tx, id)?,
-            }));
+            while let Some(r) = rows.next()? {
+                seen += 1;
+                if r.get::<_, String>(0)? == id {
+                    return Ok(Err(policy::Blocked::Behind { position: seen }));
+                }
+            }
+            // `id` is not queued: there is no queue to wait in.
+            return Ok(Ok(()));
         }
     }
     Ok(Ok(()))
 }
 
-/// 1-based position of queued run `id` in queue order (0 if it is not queued).
-fn queue_position(tx: &Transaction<'_>, id: &str) -> Result<u32, StoreError> {
-    Ok(tx
-        .query_row(
-            "SELECT (SELECT count(*) FROM runs o WHERE o.status = 'queued' AND
-                 (o.priority > r.priority OR (o.priority = r.priority AND
-                  (o.created_at < r.created_at OR (o.created_at = r.created_at AND o.id <= r.id)))))
-             FROM runs r WHERE r.id = ?1 AND r.status = 'queued'",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0))
-}
-
 /// Reads, changes and commits one run in one transaction (see [`Store::update_run`]).
 fn update_in(
     conn: &mut Connection,
-    cache: &Mutex<RunCache>,
+    store: &SqliteStore,
     id: &str,
     now: Millis,
     change: &mut RunChange<'_>,
 ) -> Result<Result<Run, Refusal>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let (mut run, version) = load_doc(&tx, cache, id)?;
+    let (mut run, version) = load_doc(&tx, store, id)?;
     let before = run.clone();
     let mut events = Vec::new();
     if let Err(refusal) = change(&mut run, &mut events) {
-        remember(cache, version, before);
+        remember(&store.cache, version, before);
         return Ok(Err(refusal));
     }
-    if events.is_empty() && run == before {
+    if events.is_empty() && !records::differs(&before, &run)? {
         // Nothing changed: no write, so waiters are not woken for nothing.
-        remember(cache, version, before);
+        remember(&store.cache, version, before);
         return Ok(Ok(run));
     }
-    save_doc(&tx, &run)?;
+    records::update_run(&tx, &store.snapshots, &before, &run)?;
     insert_events(&tx, id, now, &events)?;
     bump(&tx)?;
     tx.commit()?;
-    remember(cache, version + 1, run.clone());
+    remember(&store.cache, version + 1, run.clone());
     Ok(Ok(run))
 }
 
@@ -424,25 +385,15 @@ impl Store for SqliteStore {
                 id: run.id.clone(),
                 source,
             })?;
-        let doc = serde_json::to_string(&run).map_err(|source| StoreError::Corrupt {
-            id: run.id.clone(),
-            source,
-        })?;
-        tx.execute(
-            "INSERT INTO runs (id, sop, status, priority, created_at, limits, version, audit_path, doc, owner_pid, owner_start)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?10)",
-            params![
-                run.id,
-                run.sop.name,
-                run.status.as_str(),
-                run.priority.rank(),
-                run.created_at,
-                limits,
+        records::insert_run(
+            &tx,
+            &self.snapshots,
+            &run,
+            &records::Columns {
+                limits: &limits,
                 audit_path,
-                doc,
-                owner.map(|o| o.pid),
-                owner.map(|o| o.start_time as i64)
-            ],
+                owner,
+            },
         )?;
         insert_events(
             &tx,
@@ -470,7 +421,7 @@ impl Store for SqliteStore {
         if let Some(run) = cached {
             return Ok(Some(run));
         }
-        let run = parse_doc(&conn, id)?;
+        let run = read_whole(&conn, self, id)?;
         remember(&self.cache, version, run.clone());
         Ok(Some(run))
     }
@@ -534,7 +485,7 @@ impl Store for SqliteStore {
         change: &mut RunChange<'_>,
     ) -> Result<Result<Run, Refusal>, StoreError> {
         let mut conn = self.lock();
-        update_in(&mut conn, &self.cache, id, now, change)
+        update_in(&mut conn, self, id, now, change)
     }
 
     fn update_run_unsynced(
@@ -545,7 +496,7 @@ impl Store for SqliteStore {
     ) -> Result<Result<Run, Refusal>, StoreError> {
         let mut conn = self.lock();
         self.relax(&conn)?;
-        let result = update_in(&mut conn, &self.cache, id, now, change);
+        let result = update_in(&mut conn, self, id, now, change);
         self.restore(&conn)?;
         result
     }
@@ -553,16 +504,17 @@ impl Store for SqliteStore {
     fn claim(&self, id: &str, workers: u32, now: Millis) -> Result<ClaimResult, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (mut run, version) = load_doc(&tx, &self.cache, id)?;
+        let (mut run, version) = load_doc(&tx, self, id)?;
         if run.status != RunStatus::Queued {
             remember(&self.cache, version, run);
             return Ok(Ok(()));
         }
         let verdict = queue_verdict(&tx, id, workers)?;
         if verdict.is_ok() {
+            let before = run.clone();
             let mut events = Vec::new();
             sop_core::run::claimed(&mut run, now, &mut events);
-            save_doc(&tx, &run)?;
+            records::update_run(&tx, &self.snapshots, &before, &run)?;
             insert_events(&tx, id, now, &events)?;
             bump(&tx)?;
             tx.commit()?;

@@ -49,7 +49,7 @@ pub fn new_run(id: &str, sop: Sop, priority: Option<Priority>, now: Millis) -> R
     run::new_run(
         NewRun {
             id: id.into(),
-            sop,
+            sop: sop.into(),
             priority,
             skip_approval: false,
             forced: false,

@@ -216,7 +216,7 @@ fn the_database_is_in_wal_mode_with_the_schema_version_set() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("user_version");
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     drop(conn);
     // Opening again does not re-run the schema (which would fail on existing tables).
     drop(open(&path));
@@ -233,7 +233,7 @@ fn a_database_from_a_newer_sop_is_refused() {
     drop(conn);
     match SqliteStore::open(&path, Synchronous::Full) {
         Err(StoreError::TooNew { found, known }) => {
-            assert_eq!((found, known), (99, 1));
+            assert_eq!((found, known), (99, 2));
         }
         Err(e) => panic!("expected TooNew, got {e}"),
         Ok(_) => panic!("a newer schema was opened"),
@@ -251,4 +251,127 @@ fn a_database_that_cannot_be_created_is_an_open_error() {
         Err(e) => panic!("expected an open error, got {e}"),
         Ok(_) => panic!("opened a database in a missing directory"),
     }
+}
+
+/// A SOP with three steps, so a run has records that change and records that do not.
+fn three_steps() -> sop_core::Sop {
+    let mut s = sop("deploy");
+    let step = s.steps[0].clone();
+    s.steps = (1..=3)
+        .map(|n| sop_core::Step {
+            number: n,
+            title: format!("step {n}"),
+            ..step.clone()
+        })
+        .collect();
+    s
+}
+
+#[test]
+fn a_version_1_database_is_migrated_and_its_runs_go_on() {
+    let (_dir, path) = db();
+    // A run in the middle of its second step, as this build stores it...
+    let expected = {
+        let scratch = tempfile::tempdir().expect("temp dir");
+        let store = open(&scratch.path().join("sop.db"));
+        queued(&store, "a", &three_steps(), T0);
+        start_step(&store, "a", T0 + 1);
+        assert!(matches!(
+            crate::fixture::finish_step(&store, "a", 0, T0 + 2),
+            sop_core::run::Action::Spawn(_)
+        ));
+        store.load_run("a").expect("load").expect("run a")
+    };
+    // ...written the way version 1 did: the whole run as one JSON document.
+    let mut whole = serde_json::to_value(&expected).expect("head");
+    let fields = whole.as_object_mut().expect("an object");
+    fields.insert(
+        "sop".into(),
+        serde_json::to_value(&*expected.sop).expect("sop"),
+    );
+    fields.insert(
+        "steps".into(),
+        serde_json::to_value(&expected.steps).expect("steps"),
+    );
+    fields.insert("rollback".into(), serde_json::json!([]));
+    fields.insert("gates".into(), serde_json::json!({}));
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute_batch(include_str!("../../src/sqlite/migrations/v1.sql"))
+        .expect("version 1 schema");
+    conn.pragma_update(None, "user_version", 1)
+        .expect("user_version");
+    conn.execute(
+        "INSERT INTO runs (id, sop, status, priority, created_at, started_at, executed_step, limits, version, audit_path, doc)
+         VALUES ('a', 'deploy', 'running', 1, ?1, ?2, 1, ?3, 7, 'logs/a.json', ?4)",
+        rusqlite::params![
+            T0,
+            T0 + 1,
+            r#"{"cooldown_secs":0,"max_concurrent":1,"admission":"parallel","max_pending_approvals":0}"#,
+            whole.to_string()
+        ],
+    )
+    .expect("a version 1 run");
+    drop(conn);
+
+    let store = open(&path);
+    assert_eq!(
+        store.load_run("a").expect("load").expect("run a"),
+        expected,
+        "the migrated run reads back as it was"
+    );
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(version, 2);
+    let records: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM run_records WHERE run_id = 'a'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(records, 3, "one row per step record");
+    // And the run goes on: its second step ends, the third starts.
+    assert!(matches!(
+        crate::fixture::finish_step(&store, "a", 0, T0 + 5),
+        sop_core::run::Action::Spawn(_)
+    ));
+    let after = open(&path).load_run("a").expect("load").expect("run a");
+    assert_eq!(after.steps[1].status, sop_core::run::StepStatus::Success);
+    assert_eq!(
+        after.steps[0], expected.steps[0],
+        "an untouched record is kept"
+    );
+}
+
+#[test]
+fn runs_of_one_sop_share_one_stored_snapshot() {
+    let (_dir, path) = db();
+    let store = open(&path);
+    // Equal content in separate values (as two loads of the SOP files give) is one snapshot.
+    queued(&store, "a", &three_steps(), T0);
+    queued(&store, "b", &three_steps(), T0 + 1);
+    queued(&store, "c", &sop("other"), T0 + 2);
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let snapshots: i64 = conn
+        .query_row("SELECT count(*) FROM sop_snapshots", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(snapshots, 2);
+    // A fresh handle (no cache) reads each run with its own SOP.
+    let fresh = open(&path);
+    assert_eq!(
+        fresh
+            .load_run("b")
+            .expect("load")
+            .expect("b")
+            .sop
+            .steps
+            .len(),
+        3
+    );
+    assert_eq!(
+        fresh.load_run("c").expect("load").expect("c").sop.name,
+        "other"
+    );
 }

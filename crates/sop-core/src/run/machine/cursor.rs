@@ -1,5 +1,7 @@
 //! Where a run is: the record and label under its cursor, and the records of its phase.
 
+use std::sync::Arc;
+
 use crate::model::Step;
 use crate::run::plan::{gate_label, plan, Point};
 use crate::run::record::{Phase, Run, StepRecord};
@@ -7,12 +9,12 @@ use crate::run::record::{Phase, Run, StepRecord};
 use super::types::Target;
 
 /// A fresh record for a step.
-pub fn record_for(step: &Step) -> StepRecord {
-    StepRecord {
+pub fn record_for(step: &Step) -> Arc<StepRecord> {
+    Arc::new(StepRecord {
         number: step.number,
         title: step.title.clone(),
         ..StepRecord::default()
-    }
+    })
 }
 
 pub(super) fn phase_steps(run: &Run) -> &[Step] {
@@ -22,18 +24,20 @@ pub(super) fn phase_steps(run: &Run) -> &[Step] {
     }
 }
 
-pub(super) fn phase_records(run: &Run) -> &[StepRecord] {
+pub(super) fn phase_records(run: &Run) -> &[Arc<StepRecord>] {
     match run.phase {
         Phase::Main => &run.steps,
         Phase::Rollback => &run.rollback,
     }
 }
 
-pub(super) fn phase_records_mut(run: &mut Run) -> &mut Vec<StepRecord> {
-    match run.phase {
+/// Record `i` of the run's phase, for changing (unshared first if a copy shares it).
+pub(super) fn phase_record_mut(run: &mut Run, i: usize) -> Option<&mut StepRecord> {
+    let records = match run.phase {
         Phase::Main => &mut run.steps,
         Phase::Rollback => &mut run.rollback,
-    }
+    };
+    records.get_mut(i).map(Arc::make_mut)
 }
 
 pub(super) fn record_mut<'a>(run: &'a mut Run, target: &Target) -> &'a mut StepRecord {
@@ -41,12 +45,12 @@ pub(super) fn record_mut<'a>(run: &'a mut Run, target: &Target) -> &'a mut StepR
         Target::Step {
             phase: Phase::Main,
             index,
-        } => &mut run.steps[*index],
+        } => Arc::make_mut(&mut run.steps[*index]),
         Target::Step {
             phase: Phase::Rollback,
             index,
-        } => &mut run.rollback[*index],
-        Target::Gate { name } => run.gates.entry(name.clone()).or_default(),
+        } => Arc::make_mut(&mut run.rollback[*index]),
+        Target::Gate { name } => Arc::make_mut(run.gates.entry(name.clone()).or_default()),
     }
 }
 
@@ -70,18 +74,18 @@ pub(super) fn target_label(run: &Run, target: &Target) -> String {
 /// The record under the cursor (step or verification gate), if any.
 pub fn current_record(run: &Run) -> Option<&StepRecord> {
     match plan(run).get(run.cursor)? {
-        Point::Step(i) => phase_records(run).get(*i),
-        Point::Gate(i) => run.gates.get(&run.sop.gates[*i].name),
+        Point::Step(i) => phase_records(run).get(*i).map(AsRef::as_ref),
+        Point::Gate(i) => run.gates.get(&run.sop.gates[*i].name).map(AsRef::as_ref),
         Point::StartApproval => None,
     }
 }
 
 pub(super) fn current_record_mut(run: &mut Run) -> Option<&mut StepRecord> {
     match *plan(run).get(run.cursor)? {
-        Point::Step(i) => phase_records_mut(run).get_mut(i),
+        Point::Step(i) => phase_record_mut(run, i),
         Point::Gate(i) => {
             let name = run.sop.gates[i].name.clone();
-            run.gates.get_mut(&name)
+            run.gates.get_mut(&name).map(Arc::make_mut)
         }
         Point::StartApproval => None,
     }

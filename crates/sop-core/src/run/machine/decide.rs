@@ -6,7 +6,7 @@ use crate::run::record::{
 };
 
 use super::control::fail;
-use super::cursor::{phase_records_mut, phase_steps};
+use super::cursor::{phase_record_mut, phase_steps};
 use super::types::{Decision, Happened, Refusal, Verb};
 
 /// Applies an approve, reject or confirm at the gate the run waits at.
@@ -74,7 +74,7 @@ pub fn decide(
             };
             let continue_on_error = phase_steps(run)[i].continue_on_error;
             let gate = wait.gate.clone();
-            let rec = &mut phase_records_mut(run)[i];
+            let rec = phase_record_mut(run, i).expect("the plan's step has a record");
             rec.attempts += 1;
             rec.started_at.get_or_insert(wait.since);
             rec.completed_at = Some(now);
@@ -215,7 +215,9 @@ pub(super) fn release(
     run.status = RunStatus::Queued;
     if approval {
         if let Some(Point::Step(i)) = plan(run).get(run.cursor).copied() {
-            phase_records_mut(run)[i].approved = true;
+            phase_record_mut(run, i)
+                .expect("the plan's step has a record")
+                .approved = true;
         } else {
             run.cursor += 1;
         }

@@ -1,6 +1,7 @@
 //! Walking a run forward: claim, the next step or gate, spawn, exit, waits and deadlines.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::model::{GateKind, Script, TimeoutAction};
 use crate::run::plan::{gate_label, gate_pauses, plan, Point};
@@ -9,7 +10,7 @@ use crate::run::record::{
 };
 
 use super::control::fail;
-use super::cursor::{phase_records, phase_records_mut, phase_steps, record_mut, target_label};
+use super::cursor::{phase_record_mut, phase_records, phase_steps, record_mut, target_label};
 use super::decide::record_decision;
 use super::types::{Action, Decision, Exec, ExitReport, Happened, Target, Verb};
 
@@ -65,13 +66,12 @@ pub fn advance(run: &mut Run, now: Millis, ev: &mut Vec<Happened>) -> Action {
                         }
                     }
                     GateKind::Verification { command } => {
-                        let rec =
-                            run.gates
-                                .entry(gate.name.clone())
-                                .or_insert_with(|| StepRecord {
-                                    title: format!("verify: {}", gate.name),
-                                    ..StepRecord::default()
-                                });
+                        let rec = run.gates.entry(gate.name.clone()).or_insert_with(|| {
+                            Arc::new(StepRecord {
+                                title: format!("verify: {}", gate.name),
+                                ..StepRecord::default()
+                            })
+                        });
                         match rec.status {
                             StepStatus::Pending => {
                                 let script = Script {
@@ -131,7 +131,7 @@ pub(super) fn walk_step(
             let lookup = |name: &str| lookup_var(run, i, name);
             if !cond.eval(&lookup) {
                 let reason = format!("condition `{}` is false", cond.source());
-                let rec = &mut phase_records_mut(run)[i];
+                let rec = phase_record_mut(run, i).expect("the plan's step has a record");
                 rec.status = StepStatus::Skipped;
                 rec.reason = Some(reason.clone());
                 rec.completed_at = Some(now);
@@ -143,7 +143,9 @@ pub(super) fn walk_step(
                 return None;
             }
         }
-        phase_records_mut(run)[i].entered = true;
+        phase_record_mut(run, i)
+            .expect("the plan's step has a record")
+            .entered = true;
     }
     let rec = &phase_records(run)[i];
     let wants_approval = !run.skip_approval

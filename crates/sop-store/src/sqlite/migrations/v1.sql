@@ -1,4 +1,4 @@
--- Version 1. Runs keep their whole record as JSON in `doc`; the other columns are the
+-- Version 1. Runs keep their whole record as JSON in `doc` (version 2 splits it); the other columns are the
 -- facts the scheduler queries, kept in step with `doc` by every write.
 CREATE TABLE runs (
     id            TEXT PRIMARY KEY,

@@ -1,0 +1,49 @@
+//! Schema versions (`PRAGMA user_version`) and the steps between them. A new database
+//! takes every step in order, so one path is tested for both.
+
+use std::sync::Mutex;
+
+use rusqlite::Transaction;
+
+use super::records::{self, Snapshots};
+use crate::StoreError;
+
+/// The schema this build writes.
+pub(crate) const LATEST: i64 = 2;
+
+const V1: &str = include_str!("migrations/v1.sql");
+const V2: &str = include_str!("migrations/v2.sql");
+
+/// Brings the database up to [`LATEST`] inside `tx`; refuses one written by a newer sop.
+pub(crate) fn migrate(tx: &Transaction<'_>, cache: &Mutex<Snapshots>) -> Result<(), StoreError> {
+    let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > LATEST {
+        return Err(StoreError::TooNew {
+            found,
+            known: LATEST,
+        });
+    }
+    if found < 1 {
+        tx.execute_batch(V1)?;
+    }
+    if found < 2 {
+        tx.execute_batch(V2)?;
+        split_runs(tx, cache)?;
+    }
+    if found < LATEST {
+        tx.pragma_update(None, "user_version", LATEST)?;
+    }
+    Ok(())
+}
+
+/// Version 1 kept each run whole in `runs.doc`; version 2 splits it.
+fn split_runs(tx: &Transaction<'_>, cache: &Mutex<Snapshots>) -> Result<(), StoreError> {
+    let docs: Vec<(String, String)> = tx
+        .prepare("SELECT id, doc FROM runs")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, doc) in docs {
+        records::split_v1(tx, cache, &id, &doc)?;
+    }
+    Ok(())
+}

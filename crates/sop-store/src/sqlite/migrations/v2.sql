@@ -1,0 +1,19 @@
+-- Version 2. A run's row keeps only its head (`doc`: the run without its SOP and step
+-- records). The SOP snapshot is stored once per distinct content and shared by every run
+-- of it; each step record (main, rollback, verification gate) is a row of its own. A
+-- transition so writes the head and the records it changed, whatever the run's length.
+ALTER TABLE runs ADD COLUMN sop_hash TEXT NOT NULL DEFAULT '';
+
+-- SOP snapshots by the SHA-256 of their JSON. Never changed or removed.
+CREATE TABLE sop_snapshots (
+    hash TEXT PRIMARY KEY,
+    doc  TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Step records. `slot`: `main:<index>`, `rollback:<index>` or `gate:<name>`.
+CREATE TABLE run_records (
+    run_id TEXT NOT NULL,
+    slot   TEXT NOT NULL,
+    doc    TEXT NOT NULL,
+    PRIMARY KEY (run_id, slot)
+) WITHOUT ROWID;
