@@ -2,134 +2,31 @@
 //! rename) after every committed transition; fsynced (file and directory) whenever the run
 //! comes to rest (waits, queues, ends), not between two steps of a moving run (see
 //! [`Sync`]). `sop status --json` prints the same document.
+//!
+//! `doc.rs` says what the document holds (typed structs borrowing from the run);
+//! `render.rs` renders the file from kept per-record fragments, so a rewrite costs about a
+//! copy of the file's bytes however many steps the run has.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Map, Value};
-use sop_core::run::{DecisionKind, Run, RunStatus, StepRecord, StepStatus};
+use serde_json::Value;
+use sop_core::run::{Run, RunStatus};
 use sop_store::Store;
 
-use crate::clock::{file_stamp, rfc3339};
+use crate::clock::file_stamp;
 use crate::home::Home;
+
+mod doc;
+#[cfg(test)]
+mod fixtures;
+mod render;
 
 /// The audit document of a run: the seed's fields plus what an operator needs.
 pub fn document(run: &Run) -> Value {
-    let secret: Vec<&str> = run.sop.secret_vars().collect();
-    let vars: Map<String, Value> = run
-        .vars
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                Value::String(if secret.contains(&k.as_str()) {
-                    "***".to_string()
-                } else {
-                    v.clone()
-                }),
-            )
-        })
-        .collect();
-    let steps: Vec<Value> = run.steps.iter().map(|s| step_json(s)).collect();
-    let rollback: Vec<Value> = run.rollback.iter().map(|s| step_json(s)).collect();
-    let gates: Map<String, Value> = run
-        .gates
-        .iter()
-        .map(|(k, r)| (k.clone(), step_json(r)))
-        .collect();
-    let approvals: Vec<Value> = run
-        .approvals
-        .iter()
-        .map(|a| {
-            json!({
-                "gate": a.gate, "decision": a.decision, "by": a.by, "channel": a.channel,
-                "at": rfc3339(a.at), "comment": a.comment, "waited_ms": a.waited_ms,
-            })
-        })
-        .collect();
-    let waiting = run.wait.as_ref().map(|w| {
-        json!({
-            "gate": w.gate, "kind": w.kind, "since": rfc3339(w.since),
-            "deadline": w.deadline.map(rfc3339), "approved_by": w.approved_by, "required": w.required,
-            "approvers": if run.sop.approvers.is_empty() { json!("anyone") } else { json!(run.sop.approvers) },
-            "self_approval": run.sop.allow_self_approval,
-            "timeout_action": run.sop.approval_timeout_action,
-        })
-    });
-    let current_step = run
-        .steps
-        .iter()
-        .chain(run.rollback.iter())
-        .find(|s| s.status == StepStatus::Running)
-        .map(|s| s.number);
-    json!({
-        "sop": run.sop.name,
-        "version": run.sop.version,
-        "run_id": run.id,
-        "status": run.status,
-        "priority": run.priority.as_str(),
-        "execution_mode": run.mode.as_str(),
-        "created_at": rfc3339(run.created_at),
-        "started_at": run.started_at.map(rfc3339),
-        "completed_at": run.completed_at.map(rfc3339),
-        "trigger": {"type": run.trigger.kind, "by": run.trigger.by},
-        "skip_approval": run.skip_approval,
-        "forced": run.forced,
-        "vars": vars,
-        "current_step": current_step,
-        "waiting": waiting,
-        "error": run.error,
-        "steps": steps,
-        "rollback": rollback,
-        "gates": gates,
-        "approvals": approvals,
-        "metrics": metrics(run),
-    })
-}
-
-fn step_json(s: &StepRecord) -> Value {
-    json!({
-        "number": s.number,
-        "title": s.title,
-        "status": s.status,
-        "started_at": s.started_at.map(rfc3339),
-        "completed_at": s.completed_at.map(rfc3339),
-        "duration_ms": s.duration_ms,
-        "exit_code": s.exit_code,
-        "output": s.output,
-        "attempts": s.attempts,
-        "reason": s.reason,
-    })
-}
-
-fn metrics(run: &Run) -> Value {
-    let all = || run.steps.iter();
-    let count = |st: StepStatus| all().filter(|s| s.status == st).count();
-    let failed = all()
-        .filter(|s| {
-            matches!(
-                s.status,
-                StepStatus::Failure | StepStatus::TimedOut | StepStatus::Interrupted
-            )
-        })
-        .count();
-    let decided: Vec<_> = run
-        .approvals
-        .iter()
-        .filter(|a| !matches!(a.decision, DecisionKind::Escalated))
-        .collect();
-    let end = run.completed_at;
-    json!({
-        "total_duration_ms": run.started_at.zip(end).map(|(s, e)| e - s),
-        "queue_wait_ms": run.queue_wait_ms,
-        "steps_total": run.steps.len(),
-        "steps_completed": count(StepStatus::Success),
-        "steps_skipped": count(StepStatus::Skipped),
-        "steps_failed": failed,
-        "approval_waits": decided.len(),
-        "approval_wait_ms": decided.iter().map(|a| a.waited_ms).sum::<i64>(),
-    })
+    serde_json::to_value(doc::Document::of(run))
+        .expect("strings, numbers and maps with string keys always serialize")
 }
 
 /// A unique audit file path for a run created at `created_at`.
@@ -186,18 +83,12 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
     let dir = path
         .parent()
         .map_or_else(|| home.root().to_path_buf(), Path::to_path_buf);
-    fs::create_dir_all(&dir)?;
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(".lock"))?;
+    let lock = open_lock(&dir)?;
     lock.lock()?;
     let Some(run) = store.load_run(run_id).map_err(to_io)? else {
         return Ok(());
     };
-    let mut body = serde_json::to_vec_pretty(&document(&run)).map_err(std::io::Error::other)?;
-    body.push(b'\n');
+    let body = render::file(&run)?;
     let tmp = path.with_extension("json.tmp");
     {
         let mut f = File::create(&tmp)?;
@@ -215,7 +106,55 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
     Ok(())
 }
 
+/// The lock file of the audit directory `dir`, made with the directory when either is
+/// missing (the first run of a SOP, or someone removed `logs/`).
+fn open_lock(dir: &Path) -> std::io::Result<File> {
+    let open = || {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".lock"))
+    };
+    open().or_else(|e| match e.kind() {
+        ErrorKind::NotFound => fs::create_dir_all(dir).and_then(|()| open()),
+        _ => Err(e),
+    })
+}
+
 /// Whether the run ended well, for the summary.
 pub fn succeeded(status: RunStatus) -> bool {
     status == RunStatus::Success
+}
+
+#[cfg(test)]
+mod tests {
+    use sop_store::{SqliteStore, Synchronous};
+
+    use super::*;
+    use crate::audit::fixtures::{moving, T0};
+
+    #[test]
+    fn the_file_is_the_document_and_survives_a_removed_logs_directory() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let home = Home::new(tmp.path());
+        fs::create_dir_all(home.state_dir()).expect("state dir");
+        let store = SqliteStore::open(&home.db_path(), Synchronous::Normal).expect("store");
+        let run = moving("audit-write", 3);
+        store
+            .create_run(run, "logs/sop/deploy/x.json", None, T0)
+            .expect("created");
+        let file = home.root().join("logs/sop/deploy/x.json");
+        let read = || -> Value {
+            serde_json::from_slice(&fs::read(&file).expect("audit file")).expect("json")
+        };
+        let stored = || store.load_run("audit-write").expect("load").expect("run");
+
+        write(&store, &home, "audit-write").expect("written");
+        assert_eq!(read(), document(&stored()));
+        fs::remove_dir_all(home.root().join("logs")).expect("removed");
+        write_with(&store, &home, "audit-write", Sync::Deferred).expect("written again");
+        assert_eq!(read(), document(&stored()));
+        assert!(!file.with_extension("json.tmp").exists());
+    }
 }

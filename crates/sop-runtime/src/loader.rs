@@ -1,8 +1,12 @@
 //! Reads SOP directories from disk and hands their bytes to `sop-core` (which does no IO).
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use sop_core::parse::MAX_FILE_BYTES;
 use sop_core::{parse_sop, Diagnostic, Severity, Sop, SopFiles};
@@ -98,4 +102,155 @@ pub fn sop_dirs(home: &Home) -> std::io::Result<Vec<String>> {
 /// Loads every SOP of the home; one bad SOP never stops the others from loading.
 pub fn load_all(home: &Home) -> std::io::Result<Vec<Loaded>> {
     Ok(sop_dirs(home)?.iter().map(|d| load_one(home, d)).collect())
+}
+
+/// What tells a file's bytes apart without reading them. A file rewritten within one
+/// timestamp tick to the same length is not told apart: [`load_shared`] trusts a stamp only
+/// once the file is older than [`SETTLED`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+}
+
+/// A stamp younger than this may hide a same-tick rewrite (as git's "racily clean").
+const SETTLED: Duration = Duration::from_secs(2);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = fs::metadata(path).ok()?;
+    let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+    Some(Stamp {
+        len: m.len(),
+        mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+        ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        ino: m.ino(),
+    })
+}
+
+fn settled(stamps: &[Option<Stamp>; 2], now: SystemTime) -> bool {
+    let Ok(now) = now.duration_since(SystemTime::UNIX_EPOCH) else {
+        return false;
+    };
+    let horizon = i128::try_from(now.saturating_sub(SETTLED).as_nanos()).unwrap_or(i128::MAX);
+    stamps
+        .iter()
+        .flatten()
+        .all(|s| s.mtime_ns < horizon && s.ctime_ns < horizon)
+}
+
+struct Cached {
+    stamps: [Option<Stamp>; 2],
+    sop: Arc<Sop>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn cache() -> &'static Mutex<HashMap<PathBuf, Cached>> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Cached>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// [`load_one`] for callers that load the same SOP again and again (every execute request
+/// of the daemon): a valid SOP is kept, shared, until its files change. Two `stat`s instead
+/// of reading and parsing; and runs of one SOP share one value, which the store recognises
+/// without serializing it again.
+pub fn load_shared(home: &Home, dir_name: &str) -> (Option<Arc<Sop>>, Vec<Diagnostic>) {
+    load_shared_at(home, dir_name, SystemTime::now())
+}
+
+fn load_shared_at(
+    home: &Home,
+    dir_name: &str,
+    now: SystemTime,
+) -> (Option<Arc<Sop>>, Vec<Diagnostic>) {
+    let dir = home.sop_dir(dir_name);
+    let paths = [dir.join("SOP.toml"), dir.join("SOP.md")];
+    let before = [stamp(&paths[0]), stamp(&paths[1])];
+    {
+        let cached = cache().lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cached.get(&dir).filter(|c| c.stamps == before) {
+            return (Some(Arc::clone(&c.sop)), c.diagnostics.clone());
+        }
+    }
+    let loaded = load_one(home, dir_name);
+    let Some(sop) = loaded.sop.map(Arc::new) else {
+        return (None, loaded.diagnostics);
+    };
+    let after = [stamp(&paths[0]), stamp(&paths[1])];
+    let mut cached = cache().lock().unwrap_or_else(PoisonError::into_inner);
+    if after == before && settled(&after, now) {
+        cached.insert(
+            dir,
+            Cached {
+                stamps: after,
+                sop: Arc::clone(&sop),
+                diagnostics: loaded.diagnostics.clone(),
+            },
+        );
+    } else {
+        cached.remove(&dir);
+    }
+    (Some(sop), loaded.diagnostics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home_with(md: &str) -> (tempfile::TempDir, Home) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sop = dir.path().join("sops/hello");
+        fs::create_dir_all(&sop).expect("sop dir");
+        fs::write(
+            sop.join("SOP.toml"),
+            "[sop]\nname = \"hello\"\ndescription = \"d\"\nversion = \"1.0.0\"\n",
+        )
+        .expect("toml");
+        fs::write(sop.join("SOP.md"), md).expect("md");
+        let home = Home::new(dir.path().to_path_buf());
+        (dir, home)
+    }
+
+    const ONE: &str = "# hello\n\n## Steps\n\n1. **Say**\n   ```bash\n   echo hi\n   ```\n";
+    const TWO: &str = "# hello\n\n## Steps\n\n1. **Say**\n   ```bash\n   echo hi\n   ```\n\n2. **Again**\n   ```bash\n   echo again\n   ```\n";
+
+    #[test]
+    fn a_settled_sop_is_shared_until_its_files_change() {
+        let (_dir, home) = home_with(ONE);
+        let later = SystemTime::now() + Duration::from_secs(10);
+        let (a, _) = load_shared_at(&home, "hello", later);
+        let (b, _) = load_shared_at(&home, "hello", later);
+        let (a, b) = (a.expect("valid"), b.expect("valid"));
+        assert!(Arc::ptr_eq(&a, &b), "the second load is the cached value");
+        fs::write(home.sop_dir("hello").join("SOP.md"), TWO).expect("md");
+        let (c, _) = load_shared_at(&home, "hello", later);
+        assert_eq!(
+            c.expect("valid").steps.len(),
+            2,
+            "a changed file is read again"
+        );
+    }
+
+    #[test]
+    fn files_written_just_now_are_read_every_time() {
+        let (_dir, home) = home_with(ONE);
+        let (a, _) = load_shared(&home, "hello");
+        let (b, _) = load_shared(&home, "hello");
+        assert!(!Arc::ptr_eq(&a.expect("valid"), &b.expect("valid")));
+    }
+
+    #[test]
+    fn a_sop_with_errors_is_not_kept() {
+        let (_dir, home) = home_with("no steps here\n");
+        let later = SystemTime::now() + Duration::from_secs(10);
+        let (sop, diagnostics) = load_shared_at(&home, "hello", later);
+        assert!(sop.is_none());
+        assert!(diagnostics.iter().any(Diagnostic::is_error));
+        fs::write(home.sop_dir("hello").join("SOP.md"), ONE).expect("md");
+        assert!(
+            load_shared_at(&home, "hello", later).0.is_some(),
+            "the fix is seen"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! `sop-core`; front ends only translate requests and answers.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sop_core::config::RunnerConfig;
 use sop_core::policy::Admission;
@@ -90,7 +91,7 @@ impl Executed {
 }
 
 /// Loads one SOP by name: the checked SOP and its warnings, or every diagnostic.
-pub fn load_sop(home: &Home, name: &str) -> Result<(Sop, Vec<Diagnostic>), OpError> {
+pub fn load_sop(home: &Home, name: &str) -> Result<(Arc<Sop>, Vec<Diagnostic>), OpError> {
     let valid_name =
         !name.is_empty() && !name.contains('/') && !name.contains("..") && !name.starts_with('.');
     if !valid_name || !home.sop_dir(name).is_dir() {
@@ -101,12 +102,11 @@ pub fn load_sop(home: &Home, name: &str) -> Result<(Sop, Vec<Diagnostic>), OpErr
             hint,
         });
     }
-    let loaded = loader::load_one(home, name);
-    match loaded.sop {
-        Some(sop) => Ok((sop, loaded.diagnostics)),
-        None => Err(OpError::InvalidSop {
+    match loader::load_shared(home, name) {
+        (Some(sop), diagnostics) => Ok((sop, diagnostics)),
+        (None, diagnostics) => Err(OpError::InvalidSop {
             name: name.to_string(),
-            diagnostics: loaded.diagnostics,
+            diagnostics,
         }),
     }
 }
@@ -138,7 +138,7 @@ impl Ops<'_> {
         let new = run::new_run(
             NewRun {
                 id: id.clone(),
-                sop: sop.into(),
+                sop,
                 priority: req.priority,
                 skip_approval: req.skip_approval,
                 forced: req.force,

@@ -8,7 +8,7 @@ use sop_runtime::Home;
 use crate::{CmdResult, Exit, Fail};
 
 /// Loads one SOP by name; its warnings are printed, its errors end the command (exit 2).
-pub fn load_checked(home: &Home, name: &str) -> Result<Sop, Fail> {
+pub fn load_checked(home: &Home, name: &str) -> Result<std::sync::Arc<Sop>, Fail> {
     let (sop, warnings) = sop_runtime::ops::load_sop(home, name)?;
     print_diagnostics(&warnings);
     Ok(sop)
