@@ -15,6 +15,8 @@ use sop_runtime::identity;
 pub struct Printer {
     interactive: bool,
     prompt: Option<(String, Receiver<String>)>,
+    /// The view of the run being printed, built once (a 1,000-step run has 1,000 titles).
+    view: Option<View>,
 }
 
 impl Printer {
@@ -22,6 +24,7 @@ impl Printer {
         Printer {
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
             prompt: None,
+            view: None,
         }
     }
 }
@@ -148,13 +151,25 @@ pub fn print_event(err: &mut dyn Write, view: &View, event: &Happened) -> std::i
 
 impl Observer for Printer {
     fn event(&mut self, run: &Run, event: &Happened) {
-        let mut err = std::io::stderr().lock();
+        // Formatted first, then written at once: stderr is unbuffered, and every piece of
+        // a `writeln!` would be a write of its own.
+        let mut text = Vec::new();
         let _ = if let Happened::Finished { .. } = event {
             self.prompt = None;
-            summary(&mut err, &audit::document(run))
+            summary(&mut text, &audit::document(run))
         } else {
-            print_event(&mut err, &View::of_run(run), event)
+            // Rollback records appear when the rollback starts: then the view is rebuilt.
+            let stale = self
+                .view
+                .as_ref()
+                .is_none_or(|v| v.id != run.id || v.rollback.len() != run.rollback.len());
+            if stale {
+                self.view = Some(View::of_run(run));
+            }
+            let view = self.view.get_or_insert_with(|| View::of_run(run));
+            print_event(&mut text, view, event)
         };
+        let _ = std::io::stderr().lock().write_all(&text);
     }
 
     fn output(&mut self, _run: &Run, _gate: &str, text: &str) {

@@ -1,5 +1,5 @@
-//! The per-run audit file (SPEC §7): one JSON document, rewritten atomically (write,
-//! rename) after every committed transition; fsynced (file and directory) whenever the run
+//! The per-run audit file (SPEC §7): one JSON document, rewritten atomically (written
+//! beside it, then exchanged into place; see [`swap_in`]) after every committed transition; fsynced (file and directory) whenever the run
 //! comes to rest (waits, queues, ends), not between two steps of a moving run (see
 //! [`Sync`]). `sop status --json` prints the same document.
 //!
@@ -10,6 +10,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use serde_json::Value;
 use sop_core::run::{Run, RunStatus};
@@ -73,10 +74,7 @@ pub fn write(store: &dyn Store, home: &Home, run_id: &str) -> std::io::Result<()
 /// [`write`], choosing how far the rewrite goes to disk.
 pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> std::io::Result<()> {
     let to_io = |e: sop_store::StoreError| std::io::Error::other(e.to_string());
-    let Some(row) = store.run_row(run_id).map_err(to_io)? else {
-        return Ok(());
-    };
-    let Some(rel) = row.audit_path else {
+    let Some(rel) = audit_path(store, run_id).map_err(to_io)? else {
         return Ok(());
     };
     let path = home.root().join(rel);
@@ -89,21 +87,82 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
         return Ok(());
     };
     let body = render::file(&run)?;
-    let tmp = path.with_extension("json.tmp");
+    let spare = spare_of(&path);
     {
-        let mut f = File::create(&tmp)?;
+        let mut f = File::create(&spare)?;
         f.write_all(&body)?;
         if sync == Sync::Durable {
             f.sync_all()?;
         }
     }
-    fs::rename(&tmp, &path)?;
+    swap_in(&spare, &path)?;
+    if run.status.is_terminal() {
+        // The run is over: no next rewrite needs the spare.
+        match fs::remove_file(&spare) {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
     if sync == Sync::Durable {
         // The rename is durable once the directory entry is.
         File::open(&dir)?.sync_all()?;
     }
     drop(lock);
     Ok(())
+}
+
+/// The file a rewrite is prepared in: `.<name>.next` beside the audit file.
+fn spare_of(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.next"))
+}
+
+/// Puts the finished `spare` in place of `path` atomically. Where `path` exists the two are
+/// exchanged (`renameat2(RENAME_EXCHANGE)`): the old document becomes the next spare, so a
+/// rewrite allocates and frees no inode. Many runs rewrite files many times a second, and on
+/// ext4 without a journal each freed inode makes the next allocation slower for about 30 s
+/// (`recently_deleted`), which made drains of thousands of runs slow down as they went.
+/// A reader holding the old file open across the *next* rewrite may see it change; one that
+/// opens, reads and closes always sees a whole document.
+fn swap_in(spare: &Path, path: &Path) -> std::io::Result<()> {
+    use nix::errno::Errno;
+    use nix::fcntl::{renameat2, RenameFlags};
+    match renameat2(None, spare, None, path, RenameFlags::RENAME_EXCHANGE) {
+        Ok(()) => Ok(()),
+        // No file to exchange with yet (the first write), or a file system without
+        // exchange: a plain rename replaces it.
+        Err(Errno::ENOENT | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+            fs::rename(spare, path)
+        }
+        Err(e) => Err(std::io::Error::from(e)),
+    }
+}
+
+/// Where the audit file of `run_id` is, relative to the home. A run's path never changes
+/// once it is created, so it is asked of the store once per run (per process).
+fn audit_path(store: &dyn Store, run_id: &str) -> Result<Option<String>, sop_store::StoreError> {
+    static PATHS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    const CAP: usize = 256;
+    let known = PATHS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|(id, _)| id == run_id)
+        .map(|(_, p)| p.clone());
+    if known.is_some() {
+        return Ok(known);
+    }
+    let Some(path) = store.run_row(run_id)?.and_then(|row| row.audit_path) else {
+        return Ok(None);
+    };
+    let mut paths = PATHS.lock().unwrap_or_else(PoisonError::into_inner);
+    if paths.len() >= CAP {
+        paths.drain(..CAP / 2);
+    }
+    paths.push((run_id.to_string(), path.clone()));
+    Ok(Some(path))
 }
 
 /// The lock file of the audit directory `dir`, made with the directory when either is
@@ -156,5 +215,56 @@ mod tests {
         write_with(&store, &home, "audit-write", Sync::Deferred).expect("written again");
         assert_eq!(read(), document(&stored()));
         assert!(!file.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn rewrites_exchange_two_files_and_the_spare_goes_when_the_run_ends() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let home = Home::new(tmp.path());
+        fs::create_dir_all(home.state_dir()).expect("state dir");
+        let store = SqliteStore::open(&home.db_path(), Synchronous::Normal).expect("store");
+        store
+            .create_run(moving("audit-swap", 3), "logs/sop/deploy/y.json", None, T0)
+            .expect("created");
+        let file = home.root().join("logs/sop/deploy/y.json");
+        let spare = home.root().join("logs/sop/deploy/.y.json.next");
+        let inode = |p: &Path| fs::metadata(p).expect("exists").ino();
+        let read = || -> Value {
+            serde_json::from_slice(&fs::read(&file).expect("audit file")).expect("json")
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for n in 0..4 {
+            store
+                .update_run("audit-swap", T0 + n, &mut |r, _| {
+                    r.error = Some(format!("change {n}"));
+                    Ok(())
+                })
+                .expect("update")
+                .expect("not refused");
+            write(&store, &home, "audit-swap").expect("written");
+            assert_eq!(
+                read()["error"],
+                format!("change {n}"),
+                "the file is current"
+            );
+            seen.insert(inode(&file));
+        }
+        assert!(spare.exists(), "an active run keeps its spare");
+        assert_eq!(
+            seen.len(),
+            2,
+            "two inodes take turns: none allocated per rewrite"
+        );
+        store
+            .update_run("audit-swap", T0 + 9, &mut |r, ev| {
+                sop_core::run::halt(r, "stopped for the test", T0 + 9, ev);
+                Ok(())
+            })
+            .expect("update")
+            .expect("not refused");
+        write(&store, &home, "audit-swap").expect("written");
+        assert!(read()["status"] != "running");
+        assert!(!spare.exists(), "an ended run leaves no spare");
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -185,12 +186,15 @@ fn drive_here(app: &App, id: &str) -> CmdResult {
     signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&ctrl_c))
         .and_then(|_| signal_hook::flag::register(SIGINT, Arc::clone(&ctrl_c)))
         .map_err(|e| Fail::failed(format!("cannot handle Ctrl-C: {e}")))?;
-    let done = Arc::new(AtomicBool::new(false));
+    // Dropping `done` ends the watcher at once (no poll interval added to every run).
+    let (done, finished) = std::sync::mpsc::channel::<()>();
     let watcher = {
-        let (ctrl_c, done) = (Arc::clone(&ctrl_c), Arc::clone(&done));
+        let ctrl_c = Arc::clone(&ctrl_c);
         let (home, config, run_id) = (app.home.clone(), app.config.clone(), id.to_string());
         std::thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
+            while let Err(RecvTimeoutError::Timeout) =
+                finished.recv_timeout(std::time::Duration::from_millis(50))
+            {
                 if ctrl_c.load(Ordering::SeqCst) {
                     eprintln!("\n... Ctrl-C: cancelling run {run_id} (Ctrl-C again to leave it unwatched)");
                     if let Ok(store) = crate::app::open_store(&home.db_path(), &config) {
@@ -205,12 +209,11 @@ fn drive_here(app: &App, id: &str) -> CmdResult {
                     }
                     return;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(50));
             }
         })
     };
     let result = engine::drive(&app.context(), id, &mut Printer::new());
-    done.store(true, Ordering::SeqCst);
+    drop(done);
     let _ = watcher.join();
     let status = result.map_err(|e| engine_fail(&e))?;
     Ok(exit_for(id, status))

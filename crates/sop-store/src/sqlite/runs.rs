@@ -429,7 +429,8 @@ impl Store for SqliteStore {
     fn find_run_ids(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT id FROM runs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY created_at LIMIT 20",
+            // A range on the primary key (ids are ASCII; U+10FFFF sorts after any of them).
+            "SELECT id FROM runs WHERE id >= ?1 AND id < ?1 || char(1114111) ORDER BY created_at LIMIT 20",
         )?;
         let ids = stmt
             .query_map([prefix], |r| r.get(0))?

@@ -17,3 +17,12 @@ CREATE TABLE run_records (
     doc    TEXT NOT NULL,
     PRIMARY KEY (run_id, slot)
 ) WITHOUT ROWID;
+
+-- Indexes that cover the queue order whole (with `id`, the last tie-breaker), so walking
+-- the queue or a SOP's queue reads the head of an index instead of sorting every queued
+-- run; and one for listings, newest first.
+DROP INDEX runs_by_status;
+CREATE INDEX runs_by_status ON runs (status, priority DESC, created_at, id);
+DROP INDEX runs_by_sop;
+CREATE INDEX runs_by_sop ON runs (sop, status, priority DESC, created_at, id);
+CREATE INDEX runs_by_created ON runs (created_at DESC, id DESC);
