@@ -125,6 +125,17 @@ pub trait Store: Send + Sync {
     /// One transaction. A run that is not queued is left as it is.
     fn claim(&self, id: &str, workers: u32, now: Millis) -> Result<ClaimResult, StoreError>;
 
+    /// [`Store::claim`], then `then` (the engine's walk to the first step) in the same
+    /// transaction, so a run starts with one commit instead of two. The run after both
+    /// (`None`: it was not queued, nothing was done). A refusal by `then` keeps the claim.
+    fn claim_and(
+        &self,
+        id: &str,
+        workers: u32,
+        now: Millis,
+        then: &mut RunChange<'_>,
+    ) -> Result<Result<Option<Run>, Blocked>, StoreError>;
+
     /// Why a queued run cannot start now (`None`: it can). Reads only.
     fn claim_preview(
         &self,

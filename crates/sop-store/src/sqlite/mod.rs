@@ -98,14 +98,19 @@ impl SqliteStore {
     /// `FULL` commit fsyncs the log and so makes it durable as well. [`Self::restore`] undoes it.
     pub(crate) fn relax(&self, conn: &Connection) -> Result<(), StoreError> {
         if self.sync != Synchronous::Normal {
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.prepare_cached("PRAGMA synchronous = NORMAL")?
+                .execute([])?;
         }
         Ok(())
     }
 
     pub(crate) fn restore(&self, conn: &Connection) -> Result<(), StoreError> {
         if self.sync != Synchronous::Normal {
-            conn.pragma_update(None, "synchronous", self.sync.pragma())?;
+            let sql = match self.sync {
+                Synchronous::Full => "PRAGMA synchronous = FULL",
+                Synchronous::Normal => "PRAGMA synchronous = NORMAL",
+            };
+            conn.prepare_cached(sql)?.execute([])?;
         }
         Ok(())
     }

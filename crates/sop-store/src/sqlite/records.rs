@@ -245,21 +245,35 @@ pub(crate) fn update_run(
     before: &Run,
     after: &Run,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE runs SET status = ?2, priority = ?3, started_at = ?4, completed_at = ?5, executed_step = ?6,
-                         version = version + 1, doc = ?7, deadline = ?8
-         WHERE id = ?1",
-    )?
-    .execute(params![
-        after.id,
-        after.status.as_str(),
-        after.priority.rank(),
-        after.started_at,
-        after.completed_at,
-        after.executed_step,
-        to_json(&after.id, after)?,
-        after.wait.as_ref().and_then(|w| w.deadline)
-    ])?;
+    let deadline = |r: &Run| r.wait.as_ref().and_then(|w| w.deadline);
+    let indexed_same = before.status == after.status
+        && before.priority == after.priority
+        && before.started_at == after.started_at
+        && before.completed_at == after.completed_at
+        && before.executed_step == after.executed_step
+        && deadline(before) == deadline(after);
+    if indexed_same {
+        // SQLite rewrites the entries of every index on a column an UPDATE sets, changed or
+        // not: between two steps only the head changes, so only it is set.
+        conn.prepare_cached("UPDATE runs SET version = version + 1, doc = ?2 WHERE id = ?1")?
+            .execute(params![after.id, to_json(&after.id, after)?])?;
+    } else {
+        conn.prepare_cached(
+            "UPDATE runs SET status = ?2, priority = ?3, started_at = ?4, completed_at = ?5, executed_step = ?6,
+                             version = version + 1, doc = ?7, deadline = ?8
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            after.id,
+            after.status.as_str(),
+            after.priority.rank(),
+            after.started_at,
+            after.completed_at,
+            after.executed_step,
+            to_json(&after.id, after)?,
+            deadline(after)
+        ])?;
+    }
     if !Arc::ptr_eq(&before.sop, &after.sop) && before.sop != after.sop {
         let hash = snapshot_hash(conn, cache, &after.id, &after.sop)?;
         conn.prepare_cached("UPDATE runs SET sop_hash = ?2 WHERE id = ?1")?

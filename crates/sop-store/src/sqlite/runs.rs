@@ -503,27 +503,44 @@ impl Store for SqliteStore {
     }
 
     fn claim(&self, id: &str, workers: u32, now: Millis) -> Result<ClaimResult, StoreError> {
+        Ok(self
+            .claim_and(id, workers, now, &mut |_, _| Ok(()))?
+            .map(drop))
+    }
+
+    fn claim_and(
+        &self,
+        id: &str,
+        workers: u32,
+        now: Millis,
+        then: &mut RunChange<'_>,
+    ) -> Result<Result<Option<Run>, policy::Blocked>, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (mut run, version) = load_doc(&tx, self, id)?;
         if run.status != RunStatus::Queued {
             remember(&self.cache, version, run);
-            return Ok(Ok(()));
+            return Ok(Ok(None));
         }
-        let verdict = queue_verdict(&tx, id, workers)?;
-        if verdict.is_ok() {
-            let before = run.clone();
-            let mut events = Vec::new();
-            sop_core::run::claimed(&mut run, now, &mut events);
-            records::update_run(&tx, &self.snapshots, &before, &run)?;
-            insert_events(&tx, id, now, &events)?;
-            bump(&tx)?;
-            tx.commit()?;
-            remember(&self.cache, version + 1, run);
-        } else {
+        if let Err(why) = queue_verdict(&tx, id, workers)? {
             remember(&self.cache, version, run);
+            return Ok(Err(why));
         }
-        Ok(verdict)
+        let before = run.clone();
+        let mut events = Vec::new();
+        sop_core::run::claimed(&mut run, now, &mut events);
+        let (claimed, claim_events) = (run.clone(), events.len());
+        if then(&mut run, &mut events).is_err() {
+            // `then` refused: the claim alone is committed.
+            run = claimed;
+            events.truncate(claim_events);
+        }
+        records::update_run(&tx, &self.snapshots, &before, &run)?;
+        insert_events(&tx, id, now, &events)?;
+        bump(&tx)?;
+        tx.commit()?;
+        remember(&self.cache, version + 1, run.clone());
+        Ok(Ok(Some(run)))
     }
 
     fn claim_preview(

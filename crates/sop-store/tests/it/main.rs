@@ -90,6 +90,11 @@ fn behind_reports_the_blocked_runs_own_queue_position() {
 }
 
 #[test]
+fn a_claim_and_the_walk_to_the_first_step_are_one_commit() {
+    each_backend(story_claim::claim_and_walk);
+}
+
+#[test]
 fn waiting_runs_hold_no_slot_and_hold_policy_waits_for_them() {
     each_backend(story_claim::waiting_and_hold);
 }

@@ -311,6 +311,15 @@ fn a_version_1_database_is_migrated_and_its_runs_go_on() {
         ],
     )
     .expect("a version 1 run");
+    let created = serde_json::to_string(&Happened::Requeued {
+        reason: "created".into(),
+    })
+    .expect("event");
+    conn.execute(
+        "INSERT INTO events (run_id, at, body) VALUES ('a', ?1, ?2)",
+        rusqlite::params![T0, created],
+    )
+    .expect("a version 1 event");
     drop(conn);
 
     let store = open(&path);
@@ -332,6 +341,9 @@ fn a_version_1_database_is_migrated_and_its_runs_go_on() {
         )
         .expect("count");
     assert_eq!(records, 3, "one row per step record");
+    let events = store.events_since("a", 0).expect("events");
+    assert_eq!(events.len(), 1, "the ledger is carried over");
+    assert!(matches!(events[0].event, Happened::Requeued { .. }));
     // And the run goes on: its second step ends, the third starts.
     assert!(matches!(
         crate::fixture::finish_step(&store, "a", 0, T0 + 5),

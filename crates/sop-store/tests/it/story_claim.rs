@@ -208,3 +208,78 @@ pub fn waiting_and_hold(store: &dyn Store) {
     claim(store, "p1", 10, T0 + 24);
     claim(store, "p2", 10, T0 + 25);
 }
+
+pub fn claim_and_walk(store: &dyn Store) {
+    let s = sop("single");
+    queued(store, "a", &s, T0);
+    queued(store, "b", &s, T0 + 1);
+    let mut walk = |run: &mut sop_core::run::Run, ev: &mut Vec<Happened>| {
+        assert_eq!(
+            run.status,
+            RunStatus::Running,
+            "`then` sees the claimed run"
+        );
+        assert!(matches!(
+            sop_core::run::advance(run, T0 + 2, ev),
+            Action::Spawn(_)
+        ));
+        Ok(())
+    };
+    // Blocked (`a` is ahead): nothing happens, `then` is not called.
+    let counter = store.change_counter().expect("counter");
+    let blocked = store
+        .claim_and("b", 4, T0 + 2, &mut walk)
+        .expect("claim_and");
+    assert!(
+        matches!(blocked, Err(Blocked::Behind { .. })),
+        "{blocked:?}"
+    );
+    assert_eq!(store.change_counter().expect("counter"), counter);
+    // Claimed and walked in one commit: the counter moves once, the step has started.
+    let run = store
+        .claim_and("a", 4, T0 + 2, &mut walk)
+        .expect("claim_and")
+        .expect("not blocked")
+        .expect("it was queued");
+    assert_eq!(store.change_counter().expect("counter"), counter + 1);
+    assert_eq!(store.load_run("a").expect("load"), Some(run.clone()));
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.steps[0].status, sop_core::run::StepStatus::Running);
+    let events: Vec<_> = store
+        .events_since("a", 0)
+        .expect("events")
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert!(events.iter().any(|e| matches!(e, Happened::Started)));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Happened::StepStarted { .. })));
+    // Not queued any more: nothing to do.
+    let again = store
+        .claim_and("a", 4, T0 + 3, &mut walk)
+        .expect("claim_and");
+    assert!(matches!(again, Ok(None)));
+    assert_eq!(store.change_counter().expect("counter"), counter + 1);
+    // A refusing `then` keeps the claim alone.
+    store
+        .update_run("a", T0 + 4, &mut |r, ev| {
+            sop_core::run::halt(r, "done for the test", T0 + 4, ev);
+            Ok(())
+        })
+        .expect("update")
+        .expect("not refused");
+    let run = store
+        .claim_and("b", 4, T0 + 5, &mut |_, _| {
+            Err(sop_core::run::Refusal::NotWaiting {
+                run: "b".into(),
+                status: "running",
+                wanted: "a test",
+            })
+        })
+        .expect("claim_and")
+        .expect("not blocked")
+        .expect("it was queued");
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.steps[0].status, sop_core::run::StepStatus::Pending);
+}

@@ -26,3 +26,29 @@ CREATE INDEX runs_by_status ON runs (status, priority DESC, created_at, id);
 DROP INDEX runs_by_sop;
 CREATE INDEX runs_by_sop ON runs (sop, status, priority DESC, created_at, id);
 CREATE INDEX runs_by_created ON runs (created_at DESC, id DESC);
+
+-- Events and output take plain rowids: AUTOINCREMENT wrote `sqlite_sequence` on every
+-- insert. Rows are never deleted, so a new rowid is always above every earlier one and
+-- `seq` stays increasing (SSE's `Last-Event-ID` relies on it).
+CREATE TABLE events_v2 (
+    seq     INTEGER PRIMARY KEY,
+    run_id  TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    body    TEXT NOT NULL
+);
+INSERT INTO events_v2 (seq, run_id, at, body) SELECT seq, run_id, at, body FROM events;
+DROP TABLE events;
+ALTER TABLE events_v2 RENAME TO events;
+CREATE INDEX events_by_run ON events (run_id, seq);
+
+CREATE TABLE output_v2 (
+    seq     INTEGER PRIMARY KEY,
+    run_id  TEXT NOT NULL,
+    gate    TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    text    TEXT NOT NULL
+);
+INSERT INTO output_v2 (seq, run_id, gate, attempt, text) SELECT seq, run_id, gate, attempt, text FROM output;
+DROP TABLE output;
+ALTER TABLE output_v2 RENAME TO output;
+CREATE INDEX output_by_run ON output (run_id, seq);
