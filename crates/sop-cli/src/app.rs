@@ -53,6 +53,7 @@ impl App {
             owner: engine::this_process(),
             release_when_idle: false,
             stop: None,
+            on_claim: None,
         }
     }
 

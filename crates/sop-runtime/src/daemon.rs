@@ -215,6 +215,7 @@ impl Scheduler {
         let handle = std::thread::Builder::new()
             .name(format!("run-{id}"))
             .spawn(move || {
+                let ring = || shared.ring();
                 let ctx = Context {
                     store: &*shared.store,
                     home: &shared.home,
@@ -222,6 +223,7 @@ impl Scheduler {
                     owner: shared.owner,
                     release_when_idle: true,
                     stop: Some(&shared.stop),
+                    on_claim: Some(&ring),
                 };
                 // A panic (a bug) must not hold a worker forever: it is logged, the run is
                 // released, and recovery treats it as an orphan (its step `interrupted`).

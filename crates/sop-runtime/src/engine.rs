@@ -55,6 +55,9 @@ pub struct Context<'a> {
     /// Set when the process drains (SIGTERM): no new step starts, a running step is
     /// stopped (SIGTERM, grace, SIGKILL) and recorded `interrupted`.
     pub stop: Option<&'a AtomicBool>,
+    /// Called when this driver took a slot (its run left the queue), so a scheduler can
+    /// look at the rest of the queue at once instead of at its next tick.
+    pub on_claim: Option<&'a (dyn Fn() + Sync)>,
 }
 
 impl Context<'_> {
@@ -158,6 +161,7 @@ impl<'a, 'c> Driver<'a, 'c> {
         sync: &dyn Fn(&Run) -> audit::Sync,
     ) -> Result<Result<Run, Refusal>, EngineError> {
         let mut events = Vec::new();
+        let counter = self.ctx.store.change_counter()?;
         let result = self
             .ctx
             .store
@@ -167,7 +171,12 @@ impl<'a, 'c> Driver<'a, 'c> {
                 Ok(())
             })?;
         if let Ok(run) = &result {
-            self.write_audit(sync(run))?;
+            // An unchanged counter: the store wrote nothing (the change changed nothing), so
+            // the audit file is current. A changed one may be another process's commit: then
+            // the rewrite costs time but is never wrong.
+            if self.ctx.store.change_counter()? != counter {
+                self.write_audit(sync(run))?;
+            }
             for e in &events {
                 obs.event(run, e);
             }
@@ -238,16 +247,36 @@ impl<'a, 'c> Driver<'a, 'c> {
                 Action::Interrupted => return Ok(Some(RunStatus::Interrupted)),
                 Action::Claim => {
                     let seen = self.ctx.store.change_counter()?;
-                    match self
-                        .ctx
-                        .store
-                        .claim(&self.run_id, self.ctx.config.workers, now())?
-                    {
-                        Ok(()) => {
+                    // The claim and the walk to the first step are one transaction.
+                    let next: RefCell<Option<Action>> = RefCell::new(None);
+                    let mut events = Vec::new();
+                    let claimed = self.ctx.store.claim_and(
+                        &self.run_id,
+                        self.ctx.config.workers,
+                        now(),
+                        &mut |run, ev| {
+                            *next.borrow_mut() = Some(run::advance(run, now(), ev));
+                            events.clone_from(ev);
+                            Ok(())
+                        },
+                    )?;
+                    match claimed {
+                        Ok(Some(run)) => {
                             *last_block = None;
-                            // The walk to the first step follows at once.
-                            self.write_audit(audit::Sync::Deferred)?;
+                            if let Some(on_claim) = self.ctx.on_claim {
+                                on_claim();
+                            }
+                            let next = next.into_inner();
+                            self.write_audit(next.as_ref().map_or(audit::Sync::Durable, sync_for))?;
+                            for e in &events {
+                                obs.event(&run, e);
+                            }
+                            if let Some(action) = next {
+                                *advanced = Some((run, action));
+                            }
                         }
+                        // Not queued (any more): the loop walks it as it is.
+                        Ok(None) => *last_block = None,
                         Err(why) => {
                             if last_block.as_ref() != Some(&why) {
                                 obs.blocked(run, &why);
@@ -378,9 +407,14 @@ impl<'a, 'c> Driver<'a, 'c> {
             gate.replace(' ', "-"),
             exec.attempt
         ));
-        if let Err(e) =
-            std::fs::create_dir_all(&scratch).and_then(|()| std::fs::write(&output_file, b""))
-        {
+        // The scratch directory is made only when it is missing (the first step of a home).
+        let create = || std::fs::File::create(&output_file).map(drop);
+        if let Err(e) = create().or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&scratch).and_then(|()| create())
+            }
+            _ => Err(e),
+        }) {
             return not_started(&format!("cannot prepare `{}`: {e}", output_file.display()));
         }
         let env = step_env(run, exec, &output_file, &ctx.config.pass_env);
@@ -460,11 +494,13 @@ impl<'a, 'c> Driver<'a, 'c> {
                     obs.output(run, &gate, &text);
                 }
             };
-            let mut seen = ctx.store.change_counter().unwrap_or(0);
+            // No counter is read before the spawn: the first check (after ~100 ms) looks at
+            // the run itself, so a step that ends sooner costs no store read here.
+            let mut seen: Option<i64> = None;
             let mut should_cancel = || match ctx.store.change_counter() {
                 _ if ctx.stopping() => true,
-                Ok(c) if c != seen => {
-                    seen = c;
+                Ok(c) if seen != Some(c) => {
+                    seen = Some(c);
                     ctx.store
                         .load_run(&run.id)
                         .ok()
@@ -503,7 +539,12 @@ impl<'a, 'c> Driver<'a, 'c> {
         }
         report.duration_ms = started.elapsed().as_millis() as i64;
         report.output = redactor.redact(&captured.finish());
-        let (outputs, problems) = read_outputs(&output_file);
+        // Most steps write nothing there: an empty file needs no reading.
+        let (outputs, problems) = if std::fs::metadata(&output_file).is_ok_and(|m| m.len() > 0) {
+            read_outputs(&output_file)
+        } else {
+            (BTreeMap::new(), Vec::new())
+        };
         report.outputs = outputs;
         for p in problems {
             let _ = write!(

@@ -2,18 +2,21 @@
 //! environment, live output, timeout and cancel with SIGTERM → grace → SIGKILL to the whole
 //! group, and no child left behind when the step ends.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::{getpgrp, Pid};
+use nix::unistd::{access, getpgrp, AccessFlags, Pid};
 
 /// How often the running step is checked for exit, timeout and cancellation.
 const POLL: Duration = Duration::from_millis(100);
@@ -24,12 +27,18 @@ const AFTER_KILL: Duration = Duration::from_secs(5);
 /// How long to keep reading the pipes once the group is gone. Only a process that left the
 /// group (`setsid`) can still hold them open; its output is not the step's any more.
 const DRAIN: Duration = Duration::from_millis(250);
-/// Chunks in flight between the pipe readers and `run_step`. When `on_output` is slower
-/// than the step, the readers wait, the pipes fill and the step blocks on its writes: the
-/// runner's memory stays bounded.
-const CHANNEL_CHUNKS: usize = 64;
-/// Most chunks passed on between two checks of the step's state.
-const MAX_BATCH: usize = 64;
+/// Size of one read from a pipe (a full pipe on Linux). The pipes are read on the calling
+/// thread only when `on_output` is done with the previous chunk: when it is slower than the
+/// step, the pipes fill and the step blocks on its writes, so the runner's memory stays
+/// bounded.
+const READ_CHUNK: usize = 64 * 1024;
+/// Most reads passed on between two checks of the step's state (at most 1 MiB).
+const MAX_BATCH: usize = 16;
+/// First sleep between exit checks once both pipes are closed: the leader usually exits a
+/// few microseconds after closing them.
+const FIRST_IDLE_SLEEP: Duration = Duration::from_micros(50);
+/// Interpreters found on a `PATH` that are remembered (see [`locate`]).
+const LOCATED_MAX: usize = 32;
 /// `PATH` given to steps when the runner itself has none.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Name given to a bash, sh or zsh script as `$0`.
@@ -152,10 +161,30 @@ pub fn run_step(
     on_output: &mut dyn FnMut(Chunk<'_>),
     should_cancel: &mut dyn FnMut() -> bool,
 ) -> io::Result<Outcome> {
-    let mut child = Command::new(&cmd.program)
+    let base = base_env();
+    // The `PATH` the step sees: its own, else the runner's (or the default).
+    let path = cmd
+        .env
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "PATH")
+        .map(|(_, value)| OsStr::new(value))
+        .or_else(|| {
+            base.iter()
+                .find(|(name, _)| name == "PATH")
+                .map(|(_, value)| value.as_os_str())
+        });
+    // Found here on the step's `PATH`, the interpreter is started by path, which lets std
+    // use `posix_spawn` (no copy of this process) instead of fork + exec.
+    let located = path.and_then(|p| locate(&cmd.program, p));
+    let program = located
+        .as_deref()
+        .map_or(OsStr::new(&cmd.program), Path::as_os_str);
+    let mut child = Command::new(program)
+        .arg0(&cmd.program)
         .args(&cmd.args)
         .env_clear()
-        .envs(base_env())
+        .envs(base)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&cmd.workdir)
         .stdin(Stdio::null())
@@ -192,23 +221,20 @@ pub fn run_step(
         abandon(&mut child, group);
         return Err(e);
     }
-    let (tx, rx) = mpsc::sync_channel(CHANNEL_CHUNKS);
-    if let Err(e) = start_readers(&mut child, &tx) {
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         abandon(&mut child, group);
-        return Err(e);
-    }
-    drop(tx);
+        return Err(io::Error::other("the step's output pipes are missing"));
+    };
     let mut step = Supervisor {
         child,
         pgid: group,
-        rx,
-        open_pipes: 2,
+        pipes: Pipes::new(stdout, stderr),
         status: None,
         deadline: started.checked_add(cmd.timeout),
         kill_grace: cmd.kill_grace,
         timed_out: false,
         cancelled: false,
-        idle_sleep: Duration::from_millis(1),
+        idle_sleep: FIRST_IDLE_SLEEP,
     };
     step.run(on_output, should_cancel)?;
     let status = step.status;
@@ -222,10 +248,51 @@ pub fn run_step(
     })
 }
 
-/// A message from a pipe reader thread.
-enum Message {
-    Out(Stream, Vec<u8>),
-    Closed,
+/// Where `execvp` would find `program` on `path` (the step's `PATH`): the first regular,
+/// executable file of that name. `None` when it is found nowhere, or when `program` holds a
+/// `/` or `path` a relative directory (those depend on the step's working directory): std
+/// then searches itself, in the child, and reports a failure exactly as before.
+///
+/// Findings are remembered per (`PATH`, name) and checked again before each use, so an
+/// interpreter that moved is looked for anew.
+fn locate(program: &str, path: &OsStr) -> Option<PathBuf> {
+    static LOCATED: Mutex<Vec<(OsString, String, PathBuf)>> = Mutex::new(Vec::new());
+    if program.is_empty() || program.contains('/') {
+        return None;
+    }
+    if !std::env::split_paths(path).all(|dir| dir.is_absolute()) {
+        return None;
+    }
+    let remembered = LOCATED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|(p, name, _)| p == path && name == program)
+        .map(|(_, _, found)| found.clone());
+    if let Some(found) = remembered {
+        if access(&found, AccessFlags::X_OK).is_ok() {
+            return Some(found);
+        }
+    }
+    let found = std::env::split_paths(path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            candidate.is_file() && access(candidate.as_path(), AccessFlags::X_OK).is_ok()
+        })?;
+    let mut located = LOCATED.lock().unwrap_or_else(PoisonError::into_inner);
+    located.retain(|(p, name, _)| !(p == path && name == program));
+    if located.len() >= LOCATED_MAX {
+        located.clear();
+    }
+    located.push((path.to_os_string(), program.to_string(), found.clone()));
+    Some(found)
+}
+
+/// The step's stdout and stderr, read on the calling thread as data arrives (`poll(2)`).
+struct Pipes {
+    /// The pipes not at their end yet.
+    open: Vec<(Stream, File)>,
+    buf: Vec<u8>,
 }
 
 #[derive(Clone, Copy)]
@@ -234,42 +301,77 @@ enum Stream {
     Stderr,
 }
 
-/// Starts one thread per output pipe, each sending its chunks on `tx`.
-fn start_readers(child: &mut Child, tx: &SyncSender<Message>) -> io::Result<()> {
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(io::Error::other("the step's output pipes are missing"));
-    };
-    spawn_reader("sop-step-stdout", stdout, Stream::Stdout, tx.clone())?;
-    spawn_reader("sop-step-stderr", stderr, Stream::Stderr, tx.clone())?;
-    Ok(())
+impl Stream {
+    fn chunk(self, bytes: &[u8]) -> Chunk<'_> {
+        match self {
+            Stream::Stdout => Chunk::Stdout(bytes),
+            Stream::Stderr => Chunk::Stderr(bytes),
+        }
+    }
 }
 
-fn spawn_reader(
-    name: &str,
-    mut pipe: impl Read + Send + 'static,
-    stream: Stream,
-    tx: SyncSender<Message>,
-) -> io::Result<()> {
-    thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match pipe.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        if tx.send(Message::Out(stream, buf[..n].to_vec())).is_err() {
-                            // The step is over and nobody reads any more.
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
+impl Pipes {
+    fn new(stdout: ChildStdout, stderr: ChildStderr) -> Self {
+        Pipes {
+            open: vec![
+                (Stream::Stdout, File::from(OwnedFd::from(stdout))),
+                (Stream::Stderr, File::from(OwnedFd::from(stderr))),
+            ],
+            buf: vec![0; READ_CHUNK],
+        }
+    }
+
+    fn any_open(&self) -> bool {
+        !self.open.is_empty()
+    }
+
+    /// Waits up to `timeout` for a pipe to be readable, then reads once from each readable
+    /// pipe and passes on what was read. Returns whether anything was ready.
+    fn read_ready(&mut self, timeout: Duration, on_output: &mut dyn FnMut(Chunk<'_>)) -> bool {
+        let mut fds: Vec<PollFd<'_>> = self
+            .open
+            .iter()
+            .map(|(_, pipe)| PollFd::new(pipe.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let ready: Vec<bool> = match poll(&mut fds, poll_timeout(timeout)) {
+            Ok(0) | Err(Errno::EINTR) => return false,
+            Ok(_) => fds
+                .iter()
+                .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+                .collect(),
+            Err(_) => {
+                // Cannot happen with valid descriptors; stop reading rather than spin.
+                drop(fds);
+                self.open.clear();
+                return true;
             }
-            let _ = tx.send(Message::Closed);
-        })?;
-    Ok(())
+        };
+        drop(fds);
+        let Pipes { open, buf } = self;
+        let mut ready = ready.into_iter();
+        open.retain_mut(|(stream, pipe)| {
+            if ready.next() != Some(true) {
+                return true;
+            }
+            match pipe.read(buf) {
+                Ok(0) => false,
+                Ok(n) => {
+                    on_output(stream.chunk(&buf[..n]));
+                    true
+                }
+                // An error ends the pipe, as its end does.
+                Err(e) => e.kind() == io::ErrorKind::Interrupted,
+            }
+        });
+        true
+    }
+}
+
+/// `timeout` in whole milliseconds for `poll(2)`, rounded up so a short wait does not
+/// become a busy loop, and at most [`POLL`].
+fn poll_timeout(timeout: Duration) -> PollTimeout {
+    let millis = timeout.min(POLL).as_micros().div_ceil(1000);
+    PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX))
 }
 
 /// Kills the group of a step that must not run and reaps its leader.
@@ -295,15 +397,14 @@ enum Phase {
 struct Supervisor {
     child: Child,
     pgid: Pid,
-    rx: Receiver<Message>,
-    open_pipes: u8,
+    pipes: Pipes,
     status: Option<ExitStatus>,
     deadline: Option<Instant>,
     kill_grace: Duration,
     timed_out: bool,
     cancelled: bool,
     /// Sleep between exit checks once both pipes are closed: a leader usually exits right
-    /// after closing them, so start short and back off to [`POLL`].
+    /// after closing them, so start short ([`FIRST_IDLE_SLEEP`]) and back off to [`POLL`].
     idle_sleep: Duration,
 }
 
@@ -318,7 +419,7 @@ impl Supervisor {
         loop {
             let now = Instant::now();
             if let Phase::Draining(until) = phase {
-                if self.open_pipes == 0 || now >= until {
+                if !self.pipes.any_open() || now >= until {
                     return Ok(());
                 }
             }
@@ -386,32 +487,19 @@ impl Supervisor {
     }
 
     /// Waits up to `timeout` for output and passes on what is ready, at most
-    /// [`MAX_BATCH`] chunks so a step that floods its output is still timed and cancelled.
+    /// [`MAX_BATCH`] reads so a step that floods its output is still timed and cancelled.
     fn receive(&mut self, timeout: Duration, on_output: &mut dyn FnMut(Chunk<'_>)) {
-        if self.open_pipes == 0 {
+        if !self.pipes.any_open() {
             thread::sleep(timeout.min(self.idle_sleep));
             self.idle_sleep = (self.idle_sleep * 2).min(POLL);
             return;
         }
-        let mut first = Some(self.rx.recv_timeout(timeout));
+        let mut wait = timeout;
         for _ in 0..MAX_BATCH {
-            let next = match first.take() {
-                Some(received) => received,
-                None => self.rx.try_recv().map_err(|e| match e {
-                    mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
-                    mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-                }),
-            };
-            match next {
-                Ok(Message::Out(Stream::Stdout, bytes)) => on_output(Chunk::Stdout(&bytes)),
-                Ok(Message::Out(Stream::Stderr, bytes)) => on_output(Chunk::Stderr(&bytes)),
-                Ok(Message::Closed) => self.open_pipes = self.open_pipes.saturating_sub(1),
-                Err(RecvTimeoutError::Timeout) => return,
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.open_pipes = 0;
-                    return;
-                }
+            if !self.pipes.read_ready(wait, on_output) || !self.pipes.any_open() {
+                return;
             }
+            wait = Duration::ZERO;
         }
     }
 
@@ -540,7 +628,21 @@ struct ProcStat {
 
 impl ProcStat {
     fn read(pid: u32) -> Option<Self> {
-        Self::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+        // Read into a buffer rather than `read_to_string`, which asks the size first (0 for
+        // `/proc` files): the line is short and normally comes whole from the first read.
+        let mut file = File::open(format!("/proc/{pid}/stat")).ok()?;
+        let mut buf = [0u8; 4096];
+        let mut len = 0;
+        while len < buf.len() && !buf[..len].ends_with(b"\n") {
+            match file.read(&mut buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        // The command name may be any bytes; the fields read are after it.
+        Self::parse(&String::from_utf8_lossy(&buf[..len]))
     }
 
     /// Parses `pid (comm) state ppid pgrp ... starttime ...`. The command name may contain
@@ -587,6 +689,73 @@ mod tests {
         assert_eq!(script_args("zsh", "x"), ["-e", "-c", "x", "sop-step"]);
         assert_eq!(script_args("python3", "x"), ["-c", "x"]);
         assert_eq!(script_args("node", "x"), ["-e", "x"]);
+    }
+
+    #[test]
+    fn locate_finds_what_execvp_would_and_notices_a_removal() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first");
+        let second = dir.path().join("second");
+        for d in [&first, &second] {
+            std::fs::create_dir(d).unwrap();
+        }
+        // Not executable, and a directory: both skipped, as `execvp` skips them.
+        std::fs::write(first.join("interp"), "").unwrap();
+        std::fs::create_dir(first.join("other")).unwrap();
+        let exe = |path: &Path| {
+            std::fs::write(path, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        exe(&second.join("interp"));
+        exe(&second.join("other"));
+        let path = std::env::join_paths([&first, &second]).unwrap();
+        assert_eq!(locate("interp", &path), Some(second.join("interp")));
+        assert_eq!(locate("other", &path), Some(second.join("other")));
+        // Remembered, but checked again: a removed interpreter is not used.
+        std::fs::remove_file(second.join("interp")).unwrap();
+        assert_eq!(locate("interp", &path), None);
+        exe(&first.join("interp"));
+        assert_eq!(locate("interp", &path), Some(first.join("interp")));
+        assert_eq!(locate("missing", &path), None);
+        // Left to std: names with a `/`, and `PATH`s relative to the working directory.
+        assert_eq!(locate("second/interp", dir.path().as_os_str()), None);
+        let relative = std::env::join_paths([Path::new("second"), &second]).unwrap();
+        assert_eq!(locate("other", &relative), None);
+    }
+
+    #[test]
+    fn a_detached_process_holding_the_pipes_does_not_hold_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = StepCommand {
+            program: "bash".into(),
+            // It left the group, so it is not the step's to kill; it keeps the pipes open.
+            args: script_args("bash", "setsid sleep 5 &\nsleep 0.2\necho done"),
+            env: Vec::new(),
+            workdir: dir.path().to_path_buf(),
+            timeout: Duration::from_secs(20),
+            kill_grace: Duration::from_secs(1),
+        };
+        let mut out = Vec::new();
+        let started = Instant::now();
+        let outcome = run_step(
+            &cmd,
+            &mut |_| Ok(()),
+            &mut |chunk| {
+                if let Chunk::Stdout(b) = chunk {
+                    out.extend_from_slice(b);
+                }
+            },
+            &mut || false,
+        )
+        .unwrap();
+        assert_eq!(outcome.exit_code, Some(0));
+        assert_eq!(out, b"done\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
