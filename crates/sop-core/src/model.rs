@@ -156,7 +156,7 @@ pub enum CatchUp {
 }
 
 /// A checked trigger. Unsupported types (`mqtt`, ...) are kept as `Unsupported` with a warning.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Trigger {
     Command {
@@ -233,7 +233,7 @@ pub struct Script {
     pub line: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Step {
     /// 1..n in file order (the number written in the file is a label only).
     pub number: u32,
@@ -268,7 +268,8 @@ impl Step {
 
 /// A checked SOP. Built only by [`crate::parse::parse_sop`]; `Default` is an empty
 /// placeholder, only for a [`crate::run::Run`] read from its head before its SOP snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+/// `Eq` lets comparisons of a shared `Arc<Sop>` with itself stop at the pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Sop {
     pub name: String,
     pub description: String,

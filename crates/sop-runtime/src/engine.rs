@@ -161,20 +161,22 @@ impl<'a, 'c> Driver<'a, 'c> {
         sync: &dyn Fn(&Run) -> audit::Sync,
     ) -> Result<Result<Run, Refusal>, EngineError> {
         let mut events = Vec::new();
-        let counter = self.ctx.store.change_counter()?;
+        let mut changed = false;
         let result = self
             .ctx
             .store
             .update_run(&self.run_id, now(), &mut |run, ev| {
+                // Cheap: the SOP and the step records are shared between the copies.
+                let before = run.clone();
                 change(run, ev)?;
                 events.clone_from(ev);
+                // The store's own rule: it writes when there are events or the run differs.
+                changed = !ev.is_empty() || *run != before;
                 Ok(())
             })?;
         if let Ok(run) = &result {
-            // An unchanged counter: the store wrote nothing (the change changed nothing), so
-            // the audit file is current. A changed one may be another process's commit: then
-            // the rewrite costs time but is never wrong.
-            if self.ctx.store.change_counter()? != counter {
+            // Nothing changed, nothing written: the audit file is current as it is.
+            if changed {
                 self.write_audit(sync(run))?;
             }
             for e in &events {
@@ -407,16 +409,12 @@ impl<'a, 'c> Driver<'a, 'c> {
             gate.replace(' ', "-"),
             exec.attempt
         ));
-        // The scratch directory is made only when it is missing (the first step of a home).
-        let create = || std::fs::File::create(&output_file).map(drop);
-        if let Err(e) = create().or_else(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&scratch).and_then(|()| create())
-            }
-            _ => Err(e),
-        }) {
-            return not_started(&format!("cannot prepare `{}`: {e}", output_file.display()));
+        // The file itself is made by the step when it appends to it (most steps never do):
+        // no file to create and remove per step.
+        if let Err(e) = std::fs::create_dir_all(&scratch) {
+            return not_started(&format!("cannot prepare `{}`: {e}", scratch.display()));
         }
+        let _ = std::fs::remove_file(&output_file); // a leftover of a crashed attempt
         let env = step_env(run, exec, &output_file, &ctx.config.pass_env);
         let workdir: PathBuf = ctx.home.sop_dir(&run.sop.name).join(&exec.workdir);
         let started = Instant::now();
@@ -539,11 +537,13 @@ impl<'a, 'c> Driver<'a, 'c> {
         }
         report.duration_ms = started.elapsed().as_millis() as i64;
         report.output = redactor.redact(&captured.finish());
-        // Most steps write nothing there: an empty file needs no reading.
-        let (outputs, problems) = if std::fs::metadata(&output_file).is_ok_and(|m| m.len() > 0) {
-            read_outputs(&output_file)
-        } else {
-            (BTreeMap::new(), Vec::new())
+        let (outputs, problems) = match std::fs::read_to_string(&output_file) {
+            Ok(text) => {
+                let _ = std::fs::remove_file(&output_file);
+                read_outputs(&text)
+            }
+            // Nothing appended (no file), or unreadable: no variables.
+            Err(_) => (BTreeMap::new(), Vec::new()),
         };
         report.outputs = outputs;
         for p in problems {
@@ -553,7 +553,6 @@ impl<'a, 'c> Driver<'a, 'c> {
                 redactor.redact(&p)
             );
         }
-        let _ = std::fs::remove_file(&output_file);
         report
     }
 }
@@ -612,12 +611,9 @@ fn step_env(
 }
 
 /// `name=value` lines a step appended to `$SOP_OUTPUT`, and the lines refused.
-fn read_outputs(path: &std::path::Path) -> (BTreeMap<String, String>, Vec<String>) {
+fn read_outputs(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
     let mut vars = BTreeMap::new();
     let mut problems = Vec::new();
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return (vars, problems);
-    };
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let Some((name, value)) = line.split_once('=') else {
             problems.push(format!("`{line}` is not `name=value`"));

@@ -297,7 +297,7 @@ fn update_in(
         remember(&store.cache, version, before);
         return Ok(Err(refusal));
     }
-    if events.is_empty() && !records::differs(&before, &run)? {
+    if events.is_empty() && !records::differs(&before, &run) {
         // Nothing changed: no write, so waiters are not woken for nothing.
         remember(&store.cache, version, before);
         return Ok(Ok(run));
