@@ -89,8 +89,15 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
     let body = render::file(&run)?;
     let spare = spare_of(&path);
     {
-        let mut f = File::create(&spare)?;
+        // Overwritten in place, then cut to length: truncating first would free the
+        // spare's blocks only for the write to allocate them again.
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&spare)?;
         f.write_all(&body)?;
+        f.set_len(body.len() as u64)?;
         if sync == Sync::Durable {
             f.sync_all()?;
         }
