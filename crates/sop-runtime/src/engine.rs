@@ -543,7 +543,12 @@ impl<'a, 'c> Driver<'a, 'c> {
                 read_outputs(&text)
             }
             // Nothing appended (no file), or unreadable: no variables.
-            Err(_) => (BTreeMap::new(), Vec::new()),
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    let _ = std::fs::remove_file(&output_file);
+                }
+                (BTreeMap::new(), Vec::new())
+            }
         };
         report.outputs = outputs;
         for p in problems {

@@ -274,7 +274,7 @@ pub(crate) fn update_run(
             deadline(after)
         ])?;
     }
-    if !Arc::ptr_eq(&before.sop, &after.sop) && before.sop != after.sop {
+    if before.sop != after.sop {
         let hash = snapshot_hash(conn, cache, &after.id, &after.sop)?;
         conn.prepare_cached("UPDATE runs SET sop_hash = ?2 WHERE id = ?1")?
             .execute(params![after.id, hash])?;
