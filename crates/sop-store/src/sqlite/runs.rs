@@ -288,6 +288,7 @@ fn update_in(
     id: &str,
     now: Millis,
     change: &mut RunChange<'_>,
+    wake: bool,
 ) -> Result<Result<Run, Refusal>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (mut run, version) = load_doc(&tx, store, id)?;
@@ -304,7 +305,9 @@ fn update_in(
     }
     records::update_run(&tx, &store.snapshots, &before, &run)?;
     insert_events(&tx, id, now, &events)?;
-    bump(&tx)?;
+    if wake || !events.is_empty() {
+        bump(&tx)?;
+    }
     tx.commit()?;
     remember(&store.cache, version + 1, run.clone());
     Ok(Ok(run))
@@ -486,7 +489,7 @@ impl Store for SqliteStore {
         change: &mut RunChange<'_>,
     ) -> Result<Result<Run, Refusal>, StoreError> {
         let mut conn = self.lock();
-        update_in(&mut conn, self, id, now, change)
+        update_in(&mut conn, self, id, now, change, true)
     }
 
     fn update_run_unsynced(
@@ -497,7 +500,7 @@ impl Store for SqliteStore {
     ) -> Result<Result<Run, Refusal>, StoreError> {
         let mut conn = self.lock();
         self.relax(&conn)?;
-        let result = update_in(&mut conn, self, id, now, change);
+        let result = update_in(&mut conn, self, id, now, change, false);
         self.restore(&conn)?;
         result
     }
