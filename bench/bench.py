@@ -228,7 +228,8 @@ class Daemon:
 
 def daemon_home(tmp, name):
     home = new_home(tmp, name, workers=2)
-    write_sop(home, "one", 1)
+    # as parallel as xargs -P2: two workers, and the SOP lets two runs execute at once
+    write_sop(home, "one", 1, max_concurrent=2)
     # step 2 waits for approval, then notes when its process started
     d = os.path.join(home, "sops", "gate2")
     write_sop(home, "gate2", 2, approval=True)

@@ -4,14 +4,14 @@ import os
 import sys
 
 
-def write_sop(home, name, steps, approval=False, mode="automatic"):
+def write_sop(home, name, steps, approval=False, mode="automatic", max_concurrent=1):
     d = os.path.join(home, "sops", name)
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "SOP.toml"), "w") as f:
         f.write(
             f'[sop]\nname = "{name}"\ndescription = "bench: {steps} steps"\n'
             f'version = "1.0.0"\npriority = "medium"\nexecution_mode = "{mode}"\n'
-            "cooldown_secs = 0\n"
+            f"cooldown_secs = 0\nmax_concurrent = {max_concurrent}\n"
         )
     lines = [f"# {name}\n", "## Steps\n"]
     for i in range(1, steps + 1):

@@ -27,8 +27,18 @@ use crate::recovery;
 /// processes on the same home, deadlines).
 const IDLE_TICK: Duration = Duration::from_millis(20);
 
-/// How many queued runs a quick pass (between full sweeps) looks at.
+/// How many queued runs a quick pass (between full sweeps) reads first, and at most.
+const QUICK_FIRST: u32 = 4;
 const QUICK_HEAD: u32 = 64;
+
+/// How far a pass over the queue got.
+#[derive(Debug, PartialEq, Eq)]
+enum Pass {
+    /// Nothing behind the rows seen can start now (workers busy, or runs wait behind one).
+    Decided,
+    /// Every row seen was skipped: runs further back might start.
+    Open,
+}
 
 /// Shared between the loop, its driver threads and whoever wakes it.
 struct Shared {
@@ -133,25 +143,49 @@ impl Scheduler {
         let shared = &self.shared;
         self.reap();
         let workers = shared.config.workers as usize;
-        let queue = if full {
+        if full {
             let recovered = recovery::recover_runs(&*shared.store, &shared.home, &shared.config)?;
             for id in &recovered.interrupted {
                 tracing::warn!(
                     "run {id} was interrupted (its driver stopped); `sop resume {id}` decides"
                 );
             }
-            shared.store.active_runs()?
-        } else if self.active_count() >= workers {
+            self.start_from(shared.store.active_runs()?, &mut HashSet::new())?;
             return Ok(());
-        } else {
-            shared.store.queue_head(QUICK_HEAD)?
-        };
+        }
+        // A quick pass reads only as deep into the queue as it must: usually the first rows
+        // decide (a run starts, or the next waits behind one). Deeper only while every row
+        // read was blocked by its own SOP's limits.
+        let mut depth = QUICK_FIRST;
+        let mut full_sops = HashSet::new();
+        while self.active_count() < workers {
+            let rows = shared.store.queue_head(depth)?;
+            let read_all = rows.len() < depth as usize;
+            let pass = self.start_from(rows, &mut full_sops)?;
+            if pass == Pass::Decided || read_all || depth >= QUICK_HEAD {
+                break;
+            }
+            depth = (depth * 4).min(QUICK_HEAD);
+        }
+        Ok(())
+    }
+
+    /// Starts drivers for the runs of `queue` (in queue order) that may start now.
+    /// `full_sops`: SOPs whose `max_concurrent` slots were found held in this pass; their
+    /// later runs are not asked about again (the answer would be the same).
+    fn start_from(
+        &self,
+        queue: Vec<sop_store::RunRow>,
+        full_sops: &mut HashSet<String>,
+    ) -> Result<Pass, sop_store::StoreError> {
+        let shared = &self.shared;
+        let workers = shared.config.workers as usize;
         for row in queue {
             if row.status != RunStatus::Queued {
                 continue;
             }
             if self.active_count() >= workers {
-                break;
+                return Ok(Pass::Decided);
             }
             if row
                 .owner
@@ -159,7 +193,7 @@ impl Scheduler {
             {
                 continue; // a foreground `sop run` drives it
             }
-            if self.is_active(&row.id) {
+            if self.is_active(&row.id) || full_sops.contains(&row.sop) {
                 continue;
             }
             match shared
@@ -169,12 +203,18 @@ impl Scheduler {
                 None => self.start_driver(row.id),
                 // A run ahead (just handed to a driver) starts first: so would everything
                 // behind it; the next pass goes on once it has claimed its slot.
-                Some(Blocked::Behind { .. }) => break,
+                Some(Blocked::Behind { .. } | Blocked::WorkersBusy { .. }) => {
+                    return Ok(Pass::Decided)
+                }
                 // Blocked by its own SOP's limits: runs of other SOPs may still start.
-                Some(_) => {}
+                Some(Blocked::SlotsHeld { .. }) => {
+                    full_sops.insert(row.sop);
+                }
+                // `hold` and `max_pending_approvals` do not apply to resumed runs.
+                Some(Blocked::Held { .. } | Blocked::PendingApprovals { .. }) => {}
             }
         }
-        Ok(())
+        Ok(Pass::Open)
     }
 
     fn active_count(&self) -> usize {

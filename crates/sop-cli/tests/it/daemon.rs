@@ -316,3 +316,28 @@ fn a_detached_cli_run_on_a_served_home_is_driven_by_the_daemon() {
         "the daemon spawned the step, not a background `sop __drive`"
     );
 }
+
+#[test]
+fn runs_of_a_sop_at_its_limit_do_not_hold_up_other_sops_queued_behind_them() {
+    let home = Home::new();
+    home.simple("busy", "max_concurrent = 1", "## Steps\n\n1. **Busy**\n   ```bash\n   while [ ! -f ../../release ]; do sleep 0.02; done\n   ```\n");
+    home.simple(
+        "quick",
+        "",
+        "## Steps\n\n1. **Go**\n   ```bash\n   echo quick\n   ```\n",
+    );
+    let d = Daemon::start(&home);
+    let first = d.execute("busy", &json!({}));
+    d.wait_run(&first, |v| v["steps"][0]["status"] == "running");
+    let held: Vec<String> = (0..3).map(|_| d.execute("busy", &json!({}))).collect();
+    let quick = d.execute("quick", &json!({}));
+    // The runs of `busy` ahead of it wait for the one slot; `quick` goes past them.
+    d.wait_run(&quick, |v| v["status"] == "success");
+    for id in &held {
+        assert_eq!(d.run(id)["status"], "queued", "{id} waits for the slot");
+    }
+    std::fs::write(home.file("release"), "").unwrap();
+    for id in held.iter().chain(std::iter::once(&first)) {
+        d.wait_run(id, |v| v["status"] == "success");
+    }
+}
