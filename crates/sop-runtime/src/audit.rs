@@ -88,14 +88,29 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
     };
     let body = render::file(&run)?;
     let spare = spare_of(&path);
+    let kept = dir.join(KEPT_SPARE);
     {
         // Overwritten in place, then cut to length: truncating first would free the
         // spare's blocks only for the write to allocate them again.
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&spare)?;
+        let open = |create: bool| {
+            OpenOptions::new()
+                .write(true)
+                .create(create)
+                .truncate(false)
+                .open(&spare)
+        };
+        let mut f = match open(false) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // The run's first rewrites: take the spare an ended run left, if any.
+                match fs::rename(&kept, &spare) {
+                    Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+                open(true)?
+            }
+            Err(e) => return Err(e),
+        };
         f.write_all(&body)?;
         f.set_len(body.len() as u64)?;
         if sync == Sync::Durable {
@@ -104,11 +119,9 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
     }
     swap_in(&spare, &path)?;
     if run.status.is_terminal() {
-        // The run is over: no next rewrite needs the spare.
-        match fs::remove_file(&spare) {
-            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
+        // The run is over: its spare is kept for the next run of the SOP (freeing it would
+        // slow down later inode allocations, see `swap_in`); one is enough.
+        keep_spare(&spare, &kept)?;
     }
     if sync == Sync::Durable {
         // The rename is durable once the directory entry is.
@@ -116,6 +129,28 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
     }
     drop(lock);
     Ok(())
+}
+
+/// The spare an ended run leaves in its audit directory for the next run (under the
+/// directory's lock, like every rewrite).
+const KEPT_SPARE: &str = ".spare";
+
+/// Moves `spare` to `kept` unless a spare is kept already (then `spare` is removed).
+fn keep_spare(spare: &Path, kept: &Path) -> std::io::Result<()> {
+    use nix::errno::Errno;
+    use nix::fcntl::{renameat2, RenameFlags};
+    match renameat2(None, spare, None, kept, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        // A spare is kept already, or the file system has no `RENAME_NOREPLACE`: this one
+        // goes.
+        Err(Errno::EEXIST | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+            match fs::remove_file(spare) {
+                Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        }
+        Err(e) => Err(std::io::Error::from(e)),
+    }
 }
 
 /// The file a rewrite is prepared in: `.<name>.next` beside the audit file.
@@ -272,6 +307,18 @@ mod tests {
             .expect("not refused");
         write(&store, &home, "audit-swap").expect("written");
         assert!(read()["status"] != "running");
-        assert!(!spare.exists(), "an ended run leaves no spare");
+        assert!(!spare.exists(), "an ended run leaves no spare of its own");
+        let kept = home.root().join("logs/sop/deploy/.spare");
+        let kept_inode = inode(&kept);
+        // The next run in the directory starts from the kept spare: no inode allocated.
+        store
+            .create_run(moving("audit-next", 3), "logs/sop/deploy/z.json", None, T0)
+            .expect("created");
+        write(&store, &home, "audit-next").expect("written");
+        assert_eq!(
+            inode(&home.root().join("logs/sop/deploy/z.json")),
+            kept_inode
+        );
+        assert!(!kept.exists(), "taken");
     }
 }
