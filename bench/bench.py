@@ -257,7 +257,8 @@ def bench_drain(tmp, n, reps):
         d.wait_count("status IN ('success')", n)
         drains.append(time.perf_counter() - t)
         d.stop()
-        shutil.rmtree(home, ignore_errors=True)
+        # kept until the end: removing thousands of files frees inodes, and on ext4 without a
+        # journal that slows inode allocation (the next repetition's) for ~30 s
     return drains
 
 
@@ -309,7 +310,6 @@ def bench_daemon(tmp, n_drain, n_mem, reps, pueue_jobs, full):
     single(f"daemon_rss_{n_mem}_waiting", busy / 1024, "MiB", 1)
     single(f"daemon_rss_added_{n_mem}_waiting", (busy - idle) / 1024, "MiB", 1)
     d.stop()
-    shutil.rmtree(home, ignore_errors=True)
 
     # approval -> next step started, over 200 runs, API and CLI
     for via in ("api", "cli"):
@@ -337,7 +337,6 @@ def bench_daemon(tmp, n_drain, n_mem, reps, pueue_jobs, full):
         single(f"approve_to_next_step_p50_{via}", pct(lat, 50) * 1000, "ms", 2)
         single(f"approve_to_next_step_p99_{via}", pct(lat, 99) * 1000, "ms", 2)
         d.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def bench_pueue(tmp, jobs):
