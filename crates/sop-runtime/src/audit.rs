@@ -30,23 +30,12 @@ pub fn document(run: &Run) -> Value {
         .expect("strings, numbers and maps with string keys always serialize")
 }
 
-/// A unique audit file path for a run created at `created_at`.
+/// The audit file path of a run created at `created_at`: `<timestamp>-<run id>.json`.
+/// The run id makes it unique without looking at the directory: two runs created in the same
+/// millisecond (concurrent execute requests, or two processes) never share a file.
 pub fn new_path(home: &Home, sop: &str, created_at: i64, run_id: &str) -> PathBuf {
-    let dir = home.logs_dir(sop);
-    let stamp = file_stamp(created_at);
-    let plain = dir.join(format!("{stamp}.json"));
-    if !plain.exists() {
-        return plain;
-    }
-    let short: String = run_id
-        .chars()
-        .rev()
-        .take(8)
-        .collect::<String>()
-        .chars()
-        .rev()
-        .collect();
-    dir.join(format!("{stamp}-{short}.json"))
+    home.logs_dir(sop)
+        .join(format!("{}-{run_id}.json", file_stamp(created_at)))
 }
 
 /// How far an audit rewrite goes to disk.
@@ -64,9 +53,9 @@ pub enum Sync {
 /// Rewrites the audit file of `run_id` with the newest committed state, durably.
 ///
 /// Several processes may commit transitions of one run (the owner, an approver); each
-/// rewrites the file after its commit. Under an exclusive lock, each writer re-reads the
-/// run from the store, so the file always ends at the newest committed state whatever the
-/// order of writers.
+/// rewrites the file after its commit. Under the run's lock (see `lock_run`), each writer
+/// re-reads the run from the store, so the file always ends at the newest committed state
+/// whatever the order of writers.
 pub fn write(store: &dyn Store, home: &Home, run_id: &str) -> std::io::Result<()> {
     write_with(store, home, run_id, Sync::Durable)
 }
@@ -82,7 +71,7 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
         .parent()
         .map_or_else(|| home.root().to_path_buf(), Path::to_path_buf);
     let lock = open_lock(&dir)?;
-    lock.lock()?;
+    lock_run(&lock, run_id)?;
     let Some(run) = store.load_run(run_id).map_err(to_io)? else {
         return Ok(());
     };
@@ -207,6 +196,33 @@ fn audit_path(store: &dyn Store, run_id: &str) -> Result<Option<String>, sop_sto
     Ok(Some(path))
 }
 
+/// Locks run `run_id`'s rewrites against every other writer of the same run, in any
+/// process: an open-file-description lock on one byte of the directory's lock file, chosen
+/// by the run id. Writers of different runs (the daemon's execute requests, its drivers)
+/// so rarely wait for each other; a whole-file lock made every rewrite of a SOP's runs,
+/// fsyncs included, take turns. Released when `lock` is closed.
+fn lock_run(lock: &File, run_id: &str) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // FNV-1a: the same byte for a run in every sop process, whatever its build.
+    let hash = run_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let range = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: (hash % 65_536) as libc::off_t,
+        l_len: 1,
+        l_pid: 0,
+    };
+    loop {
+        match nix::fcntl::fcntl(lock.as_raw_fd(), nix::fcntl::FcntlArg::F_OFD_SETLKW(&range)) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(std::io::Error::from(e)),
+        }
+    }
+}
+
 /// The lock file of the audit directory `dir`, made with the directory when either is
 /// missing (the first run of a SOP, or someone removed `logs/`).
 fn open_lock(dir: &Path) -> std::io::Result<File> {
@@ -257,6 +273,36 @@ mod tests {
         write_with(&store, &home, "audit-write", Sync::Deferred).expect("written again");
         assert_eq!(read(), document(&stored()));
         assert!(!file.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn writers_of_one_run_take_turns_and_writers_of_two_runs_do_not() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let (held, other) = (
+            open_lock(tmp.path()).expect("lock"),
+            open_lock(tmp.path()).expect("lock"),
+        );
+        lock_run(&held, "run-a").expect("locked");
+        // Another run: not held up (its byte differs).
+        lock_run(&other, "run-b").expect("locked at once");
+        drop(other);
+        // The same run: waits until the holder lets go.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = tmp.path().to_path_buf();
+        let waiter = std::thread::spawn(move || {
+            let mine = open_lock(&dir).expect("lock");
+            lock_run(&mine, "run-a").expect("locked");
+            tx.send(()).expect("sent");
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(200))
+                .is_err(),
+            "a second writer of run-a got in while the first held it"
+        );
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the second writer gets in once the first lets go");
+        waiter.join().expect("thread");
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub enum StoreError {
     MissingSnapshot { id: String, hash: String },
     #[error("stored run `{id}` has a step record in an unknown place: {slot}")]
     BadSlot { id: String, slot: String },
+    #[error("committing new runs failed: {0}")]
+    Commit(String),
     #[error("the store was written by a newer sop (schema {found}, this sop knows {known})")]
     TooNew { found: i64, known: i64 },
 }

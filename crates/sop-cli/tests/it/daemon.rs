@@ -341,3 +341,48 @@ fn runs_of_a_sop_at_its_limit_do_not_hold_up_other_sops_queued_behind_them() {
         d.wait_run(id, |v| v["status"] == "success");
     }
 }
+
+#[test]
+fn concurrent_execute_requests_each_get_their_own_audit_file() {
+    let home = Home::new();
+    home.simple(
+        "hold",
+        "execution_mode = \"supervised\"\nmax_concurrent = 50",
+        "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
+    );
+    let d = Daemon::start(&home);
+    let barrier = std::sync::Barrier::new(24);
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..24)
+            .map(|_| {
+                let (d, barrier) = (&d, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    d.execute("hold", &json!({}))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for id in &ids {
+        d.wait_run(id, |v| v["status"] == "waiting_approval");
+    }
+    // Runs created in the same millisecond used to share a file name.
+    let dir = home.file("logs/sop/hold");
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(files.len(), ids.len(), "{files:?}");
+    for file in files {
+        let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let id = doc["run_id"].as_str().unwrap();
+        assert!(ids.iter().any(|i| i == id));
+        assert!(
+            file.to_string_lossy().ends_with(&format!("-{id}.json")),
+            "{file:?}"
+        );
+        assert_eq!(doc["status"], "waiting_approval");
+    }
+}

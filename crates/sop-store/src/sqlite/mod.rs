@@ -1,6 +1,7 @@
 //! The `SQLite` store: one file, WAL, `synchronous=FULL` by default. Each decision is a
 //! `BEGIN IMMEDIATE` transaction, so several `sop` processes on one home agree.
 
+mod batch;
 mod migrate;
 mod records;
 mod runs;
@@ -40,6 +41,8 @@ pub struct SqliteStore {
     pub(crate) cache: Mutex<runs::RunCache>,
     /// SOP snapshots by content hash (see [`records`]).
     pub(crate) snapshots: Mutex<records::Snapshots>,
+    /// New runs waiting to be committed together (see [`batch`]).
+    pub(crate) creating: Mutex<Vec<std::sync::Arc<batch::Slot>>>,
 }
 
 impl SqliteStore {
@@ -80,6 +83,7 @@ impl SqliteStore {
             sync,
             cache: Mutex::new(runs::RunCache::default()),
             snapshots: Mutex::new(records::Snapshots::default()),
+            creating: Mutex::new(Vec::new()),
         };
         store.migrate()?;
         Ok(store)

@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
-use sop_core::policy::{self, Admission, LastExecuted, Limits, Queued, SopLoad};
+use sop_core::policy::{self, LastExecuted, Limits, Queued, SopLoad};
 use sop_core::run::{Happened, Millis, Refusal, Run, RunStatus};
 use sop_core::{AdmissionPolicy, Priority};
 
@@ -19,7 +19,7 @@ use crate::{
 
 /// The SOP limits kept beside each run so the scheduler need not parse whole runs.
 #[derive(Serialize, Deserialize)]
-struct StoredLimits {
+pub(super) struct StoredLimits {
     cooldown_secs: u64,
     max_concurrent: u32,
     admission: AdmissionPolicy,
@@ -37,7 +37,7 @@ impl From<&StoredLimits> for Limits {
     }
 }
 
-fn limits_of(run: &Run) -> StoredLimits {
+pub(super) fn limits_of(run: &Run) -> StoredLimits {
     StoredLimits {
         cooldown_secs: run.sop.cooldown_secs,
         max_concurrent: run.sop.max_concurrent,
@@ -79,7 +79,7 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
-fn bump(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+pub(super) fn bump(tx: &Connection) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE meta SET value = value + 1 WHERE key = 'changes'",
         [],
@@ -147,15 +147,15 @@ fn read_whole(conn: &Connection, store: &SqliteStore, id: &str) -> Result<Run, S
         .ok_or_else(|| StoreError::NoSuchRun(id.to_string()))
 }
 
-fn remember(cache: &Mutex<RunCache>, version: i64, run: Run) {
+pub(super) fn remember(cache: &Mutex<RunCache>, version: i64, run: Run) {
     cache
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .put(version, run);
 }
 
-fn insert_events(
-    tx: &Transaction<'_>,
+pub(super) fn insert_events(
+    tx: &Connection,
     run_id: &str,
     now: Millis,
     events: &[Happened],
@@ -177,7 +177,7 @@ fn insert_events(
 /// Of the queued runs only the first (in queue order) is read: the policy looks at no
 /// more (`admit` coalesces onto it; `may_start` ignores queued runs), and reading every
 /// queued id made each decision O(queue length).
-fn sop_load(tx: &Transaction<'_>, sop: &str, except: &str) -> Result<SopLoad, StoreError> {
+pub(super) fn sop_load(tx: &Connection, sop: &str, except: &str) -> Result<SopLoad, StoreError> {
     let mut load = SopLoad::default();
     let mut stmt = tx.prepare_cached(
         "SELECT id, status FROM runs WHERE sop = ?1 AND status IN ('running', 'waiting_approval', 'waiting_confirmation', 'interrupted')
@@ -207,7 +207,10 @@ fn sop_load(tx: &Transaction<'_>, sop: &str, except: &str) -> Result<SopLoad, St
     Ok(load)
 }
 
-fn last_executed(tx: &Transaction<'_>, sop: &str) -> Result<Option<LastExecuted>, StoreError> {
+pub(super) fn last_executed(
+    tx: &Connection,
+    sop: &str,
+) -> Result<Option<LastExecuted>, StoreError> {
     Ok(tx
         .query_row(
             "SELECT id, started_at FROM runs WHERE sop = ?1 AND executed_step = 1 AND started_at IS NOT NULL
@@ -368,47 +371,7 @@ impl Store for SqliteStore {
         owner: Option<Owner>,
         now: Millis,
     ) -> Result<Created, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let stored_limits = limits_of(&run);
-        let load = sop_load(&tx, &run.sop.name, &run.id)?;
-        let last = last_executed(&tx, &run.sop.name)?;
-        match policy::admit(
-            &Limits::from(&stored_limits),
-            &load,
-            last.as_ref(),
-            run.forced,
-            now,
-        ) {
-            Admission::Accept => {}
-            other => return Ok(Created::NotCreated(other)),
-        }
-        let limits =
-            serde_json::to_string(&stored_limits).map_err(|source| StoreError::Corrupt {
-                id: run.id.clone(),
-                source,
-            })?;
-        records::insert_run(
-            &tx,
-            &self.snapshots,
-            &run,
-            &records::Columns {
-                limits: &limits,
-                audit_path,
-                owner,
-            },
-        )?;
-        insert_events(
-            &tx,
-            &run.id,
-            now,
-            &[Happened::Requeued {
-                reason: "created".to_string(),
-            }],
-        )?;
-        bump(&tx)?;
-        tx.commit()?;
-        Ok(Created::New(Box::new(run)))
+        self.create_batched(run, audit_path, owner, now)
     }
 
     fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError> {

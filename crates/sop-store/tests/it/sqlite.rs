@@ -387,3 +387,54 @@ fn runs_of_one_sop_share_one_stored_snapshot() {
         "other"
     );
 }
+
+#[test]
+fn concurrent_creates_on_one_handle_are_committed_together_and_admitted_in_order() {
+    let (_dir, path) = db();
+    let store = open(&path);
+    let coalescing =
+        sop("deploy").with(|s| s.admission_policy = sop_core::AdmissionPolicy::Coalesce);
+    let barrier = Barrier::new(16);
+    let answers: Vec<sop_store::Created> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let (barrier, store, coalescing) = (&barrier, &store, &coalescing);
+                s.spawn(move || {
+                    let run =
+                        crate::fixture::new_run(&format!("r{i}"), coalescing.clone(), None, T0);
+                    barrier.wait();
+                    store
+                        .create_run(run, &format!("logs/r{i}.json"), None, T0 + 1)
+                        .expect("create")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    // One run is created; every other request, in whatever batch it was, coalesces onto it.
+    let created: Vec<String> = answers
+        .iter()
+        .filter_map(|a| match a {
+            sop_store::Created::New(run) => Some(run.id.clone()),
+            sop_store::Created::NotCreated(_) => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    for a in &answers {
+        if let sop_store::Created::NotCreated(why) = a {
+            assert_eq!(
+                *why,
+                sop_core::policy::Admission::Coalesce {
+                    run_id: created[0].clone()
+                }
+            );
+        }
+    }
+    // Committed: a fresh handle sees exactly that run.
+    let fresh = open(&path);
+    assert!(fresh.load_run(&created[0]).expect("load").is_some());
+    assert_eq!(fresh.active_runs().expect("active").len(), 1);
+}
