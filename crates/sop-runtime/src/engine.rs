@@ -106,14 +106,17 @@ pub fn drive(
     run_id: &str,
     obs: &mut dyn Observer,
 ) -> Result<RunStatus, EngineError> {
-    let owner = ctx.store.acquire(run_id, ctx.owner, &owner_alive)?;
+    let owner = match ctx.store.acquire(run_id, ctx.owner, &owner_alive) {
+        Err(StoreError::NoSuchRun(id)) => return Err(EngineError::NoSuchRun(id)),
+        other => other?,
+    };
     if owner != ctx.owner {
         return Err(EngineError::Busy {
             run: run_id.to_string(),
             pid: owner.pid,
         });
     }
-    let result = Driver::new(ctx, run_id).and_then(|mut d| d.run(obs));
+    let result = Driver::new(ctx, run_id).run(obs);
     if let Err(EngineError::Audit { source, .. }) = &result {
         // SPEC §8: without an audit trail no new step starts; the run ends as errored.
         let reason = format!("cannot write the audit file: {source}");
@@ -134,14 +137,12 @@ struct Driver<'a, 'c> {
 }
 
 impl<'a, 'c> Driver<'a, 'c> {
-    fn new(ctx: &'a Context<'c>, run_id: &str) -> Result<Self, EngineError> {
-        if ctx.store.run_row(run_id)?.is_none() {
-            return Err(EngineError::NoSuchRun(run_id.to_string()));
-        }
-        Ok(Driver {
+    /// For a run that exists (`acquire` just found it).
+    fn new(ctx: &'a Context<'c>, run_id: &str) -> Self {
+        Driver {
             ctx,
             run_id: run_id.to_string(),
-        })
+        }
     }
 
     /// Commits `change` and rewrites the audit file (durably); reports the events.

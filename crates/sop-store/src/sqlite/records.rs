@@ -258,9 +258,12 @@ pub(crate) fn update_run(
         conn.prepare_cached("UPDATE runs SET version = version + 1, doc = ?2 WHERE id = ?1")?
             .execute(params![after.id, to_json(&after.id, after)?])?;
     } else {
+        // A run that ends has no driver any more: its owner goes in the same write.
         conn.prepare_cached(
             "UPDATE runs SET status = ?2, priority = ?3, started_at = ?4, completed_at = ?5, executed_step = ?6,
-                             version = version + 1, doc = ?7, deadline = ?8
+                             version = version + 1, doc = ?7, deadline = ?8,
+                             owner_pid = CASE WHEN ?9 THEN NULL ELSE owner_pid END,
+                             owner_start = CASE WHEN ?9 THEN NULL ELSE owner_start END
              WHERE id = ?1",
         )?
         .execute(params![
@@ -271,7 +274,8 @@ pub(crate) fn update_run(
             after.completed_at,
             after.executed_step,
             to_json(&after.id, after)?,
-            deadline(after)
+            deadline(after),
+            after.status.is_terminal()
         ])?;
     }
     if before.sop != after.sop {

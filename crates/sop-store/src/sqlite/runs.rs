@@ -354,12 +354,14 @@ fn acquire_in(
 /// `Store::release` inside one transaction.
 fn release_in(conn: &mut rusqlite::Connection, id: &str, me: Owner) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute(
+    let released = tx.execute(
         "UPDATE runs SET owner_pid = NULL, owner_start = NULL WHERE id = ?1 AND owner_pid = ?2 AND owner_start = ?3",
         params![id, me.pid, me.start_time as i64],
     )?;
-    bump(&tx)?;
-    tx.commit()?;
+    if released > 0 {
+        bump(&tx)?;
+        tx.commit()?;
+    } // else: not ours (or released when it ended): nothing to write
     Ok(())
 }
 

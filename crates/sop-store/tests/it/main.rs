@@ -103,3 +103,8 @@ fn waiting_runs_hold_no_slot_and_hold_policy_waits_for_them() {
 fn acquire_has_exactly_one_winner_and_a_live_owner_keeps_the_run() {
     each_backend(story_owner::acquire_and_release);
 }
+
+#[test]
+fn an_ended_run_has_no_owner_and_releasing_it_writes_nothing() {
+    each_backend(story_owner::an_ended_run_has_no_owner);
+}

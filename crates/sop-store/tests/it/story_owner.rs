@@ -94,3 +94,27 @@ pub fn acquire_and_release(store: &dyn Store) {
         Err(StoreError::NoSuchRun(_))
     ));
 }
+
+pub fn an_ended_run_has_no_owner(store: &dyn Store) {
+    queued(store, "e", &sop("deploy"), T0);
+    let me = owner(300);
+    assert_eq!(store.acquire("e", me, &|_| true).expect("acquire"), me);
+    crate::fixture::start_step(store, "e", T0 + 1);
+    assert_eq!(
+        current(store, "e"),
+        Some(me),
+        "a running run keeps its driver"
+    );
+    crate::fixture::finish_step(store, "e", 0, T0 + 2);
+    assert!(store
+        .run_row("e")
+        .expect("row")
+        .expect("a row")
+        .status
+        .is_terminal());
+    assert_eq!(current(store, "e"), None, "the last transition let it go");
+    // Releasing it then writes nothing.
+    let counter = store.change_counter().expect("counter");
+    store.release("e", me).expect("release");
+    assert_eq!(store.change_counter().expect("counter"), counter);
+}
