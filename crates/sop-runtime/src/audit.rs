@@ -171,11 +171,12 @@ fn swap_in(spare: &Path, path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Audit paths of runs this process wrote lately, by run id (random, so unique).
+static PATHS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
 /// Where the audit file of `run_id` is, relative to the home. A run's path never changes
 /// once it is created, so it is asked of the store once per run (per process).
 fn audit_path(store: &dyn Store, run_id: &str) -> Result<Option<String>, sop_store::StoreError> {
-    static PATHS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-    const CAP: usize = 256;
     let known = PATHS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -188,12 +189,18 @@ fn audit_path(store: &dyn Store, run_id: &str) -> Result<Option<String>, sop_sto
     let Some(path) = store.run_row(run_id)?.and_then(|row| row.audit_path) else {
         return Ok(None);
     };
+    note_path(run_id, &path);
+    Ok(Some(path))
+}
+
+/// Tells the audit writer where a run just created keeps its file (saves a store read).
+pub fn note_path(run_id: &str, path: &str) {
+    const CAP: usize = 256;
     let mut paths = PATHS.lock().unwrap_or_else(PoisonError::into_inner);
     if paths.len() >= CAP {
         paths.drain(..CAP / 2);
     }
-    paths.push((run_id.to_string(), path.clone()));
-    Ok(Some(path))
+    paths.push((run_id.to_string(), path.to_string()));
 }
 
 /// Locks run `run_id`'s rewrites against every other writer of the same run, in any

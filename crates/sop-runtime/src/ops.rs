@@ -151,6 +151,7 @@ impl Ops<'_> {
         let audit_rel = self.home.display(&audit_path);
         match self.store.create_run(new, &audit_rel, req.owner, t)? {
             Created::New(run) => {
+                audit::note_path(&run.id, &audit_rel);
                 audit::write(self.store, self.home, &run.id).map_err(OpError::Audit)?;
                 Ok(Executed::Created(run))
             }
