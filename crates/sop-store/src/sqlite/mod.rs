@@ -72,6 +72,9 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(open_err)?;
+        // Every statement on a hot path is cached; rusqlite keeps 16 by default, fewer than
+        // this store uses, and an evicted statement is parsed again.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", sync.pragma())

@@ -80,10 +80,8 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
 }
 
 pub(super) fn bump(tx: &Connection) -> rusqlite::Result<()> {
-    tx.execute(
-        "UPDATE meta SET value = value + 1 WHERE key = 'changes'",
-        [],
-    )?;
+    tx.prepare_cached("UPDATE meta SET value = value + 1 WHERE key = 'changes'")?
+        .execute([])?;
     Ok(())
 }
 
@@ -212,9 +210,11 @@ pub(super) fn last_executed(
     sop: &str,
 ) -> Result<Option<LastExecuted>, StoreError> {
     Ok(tx
-        .query_row(
+        .prepare_cached(
             "SELECT id, started_at FROM runs WHERE sop = ?1 AND executed_step = 1 AND started_at IS NOT NULL
              ORDER BY started_at DESC LIMIT 1",
+        )?
+        .query_row(
             [sop],
             |r| Ok(LastExecuted { run_id: r.get(0)?, started_at: r.get(1)? }),
         )
@@ -228,11 +228,9 @@ pub(super) fn last_executed(
 /// is found, the rest of the walk only counts. A decision so costs O(runs ahead of `id`),
 /// not O(queue): the scheduler asks about the head of the queue.
 fn queue_verdict(tx: &Transaction<'_>, id: &str, workers: u32) -> Result<ClaimResult, StoreError> {
-    let running_total: u32 = tx.query_row(
-        "SELECT count(*) FROM runs WHERE status = 'running'",
-        [],
-        |r| r.get(0),
-    )?;
+    let running_total: u32 = tx
+        .prepare_cached("SELECT count(*) FROM runs WHERE status = 'running'")?
+        .query_row([], |r| r.get(0))?;
     let mut stmt = tx.prepare_cached(
         "SELECT id, sop, priority, created_at, started_at IS NOT NULL, limits FROM runs WHERE status = 'queued'
          ORDER BY priority DESC, created_at, id",
@@ -325,11 +323,8 @@ fn acquire_in(
 ) -> Result<Owner, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: Option<(Option<u32>, Option<i64>)> = tx
-        .query_row(
-            "SELECT owner_pid, owner_start FROM runs WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT owner_pid, owner_start FROM runs WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((pid, start)) = current else {
         return Err(StoreError::NoSuchRun(id.to_string()));
@@ -342,10 +337,8 @@ fn acquire_in(
             return Ok(owner);
         }
     }
-    tx.execute(
-        "UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1",
-        params![id, me.pid, me.start_time as i64],
-    )?;
+    tx.prepare_cached("UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1")?
+        .execute(params![id, me.pid, me.start_time as i64])?;
     bump(&tx)?;
     tx.commit()?;
     Ok(me)
@@ -354,10 +347,11 @@ fn acquire_in(
 /// `Store::release` inside one transaction.
 fn release_in(conn: &mut rusqlite::Connection, id: &str, me: Owner) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let released = tx.execute(
-        "UPDATE runs SET owner_pid = NULL, owner_start = NULL WHERE id = ?1 AND owner_pid = ?2 AND owner_start = ?3",
-        params![id, me.pid, me.start_time as i64],
-    )?;
+    let released = tx
+        .prepare_cached(
+            "UPDATE runs SET owner_pid = NULL, owner_start = NULL WHERE id = ?1 AND owner_pid = ?2 AND owner_start = ?3",
+        )?
+        .execute(params![id, me.pid, me.start_time as i64])?;
     if released > 0 {
         bump(&tx)?;
         tx.commit()?;
@@ -438,13 +432,10 @@ impl Store for SqliteStore {
 
     fn run_row(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
         let conn = self.lock();
-        Ok(conn
-            .query_row(
-                &format!("SELECT {ROW_COLUMNS} FROM runs WHERE id = ?1"),
-                [id],
-                run_row,
-            )
-            .optional()?)
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM runs WHERE id = ?1"))?;
+        let row = stmt.query_row([id], run_row).optional()?;
+        Ok(row)
     }
 
     fn update_run(
@@ -648,11 +639,9 @@ impl Store for SqliteStore {
 
     fn change_counter(&self) -> Result<i64, StoreError> {
         let conn = self.lock();
-        Ok(
-            conn.query_row("SELECT value FROM meta WHERE key = 'changes'", [], |r| {
-                r.get(0)
-            })?,
-        )
+        let mut stmt = conn.prepare_cached("SELECT value FROM meta WHERE key = 'changes'")?;
+        let counter = stmt.query_row([], |r| r.get(0))?;
+        Ok(counter)
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {
