@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,9 @@ impl Shared {
 /// The scheduler. Clone-free: share it through an `Arc`.
 pub struct Scheduler {
     shared: Arc<Shared>,
+    /// Runs handed to the driver threads (`workers` of them, started by [`Scheduler::run`];
+    /// a thread per run cost a thread start and stop per run).
+    jobs: Mutex<Option<mpsc::Sender<String>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -78,6 +81,7 @@ impl Scheduler {
                 bell: Condvar::new(),
                 active: Mutex::new(HashSet::new()),
             }),
+            jobs: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
         }
     }
@@ -97,6 +101,7 @@ impl Scheduler {
 
     /// Runs until [`Scheduler::stop`], then waits for the driver threads to finish.
     pub fn run(&self) {
+        self.start_drivers();
         let mut last_change = None;
         let mut last_sweep = Instant::now()
             .checked_sub(Duration::from_secs(1))
@@ -131,6 +136,13 @@ impl Scheduler {
                 let _ = self.shared.bell.wait_timeout(guard, IDLE_TICK);
             }
         }
+        // No more runs for the drivers: each finishes its run (stopping its step) and ends.
+        drop(
+            self.jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
         let threads =
             std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         for t in threads {
@@ -138,10 +150,36 @@ impl Scheduler {
         }
     }
 
+    /// Starts the `workers` driver threads, each driving the runs it is handed in turn.
+    fn start_drivers(&self) {
+        let (send, receive) = mpsc::channel::<String>();
+        let receive = Arc::new(Mutex::new(receive));
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        for n in 0..self.shared.config.workers.max(1) {
+            let (shared, receive) = (Arc::clone(&self.shared), Arc::clone(&receive));
+            let started = std::thread::Builder::new()
+                .name(format!("sop-driver-{n}"))
+                .spawn(move || loop {
+                    let next = receive
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .recv();
+                    match next {
+                        Ok(id) => drive_one(&shared, &id),
+                        Err(_) => return, // the scheduler stopped
+                    }
+                });
+            match started {
+                Ok(t) => threads.push(t),
+                Err(e) => tracing::error!("cannot start a driver thread: {e}"),
+            }
+        }
+        *self.jobs.lock().unwrap_or_else(PoisonError::into_inner) = Some(send);
+    }
+
     /// One pass: recovery, deadlines, then start what may start.
     fn tick(&self, full: bool) -> Result<(), sop_store::StoreError> {
         let shared = &self.shared;
-        self.reap();
         let workers = shared.config.workers as usize;
         if full {
             let recovered = recovery::recover_runs(&*shared.store, &shared.home, &shared.config)?;
@@ -234,74 +272,63 @@ impl Scheduler {
     }
 
     /// Forgets finished driver threads.
-    fn reap(&self) {
-        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
-        let (done, running): (Vec<_>, Vec<_>) =
-            threads.drain(..).partition(JoinHandle::is_finished);
-        *threads = running;
-        for t in done {
-            let _ = t.join();
-        }
-    }
-
+    /// Hands run `id` to a driver thread.
     fn start_driver(&self, id: String) {
-        let shared = Arc::clone(&self.shared);
-        shared
+        self.shared
             .active
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id.clone());
-        let run_id = id.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("run-{id}"))
-            .spawn(move || {
-                let ring = || shared.ring();
-                let ctx = Context {
-                    store: &*shared.store,
-                    home: &shared.home,
-                    config: &shared.config,
-                    owner: shared.owner,
-                    release_when_idle: true,
-                    stop: Some(&shared.stop),
-                    on_claim: Some(&ring),
-                };
-                // A panic (a bug) must not hold a worker forever: it is logged, the run is
-                // released, and recovery treats it as an orphan (its step `interrupted`).
-                let driven = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    engine::drive(&ctx, &id, &mut Quiet)
-                }));
-                match driven {
-                    Ok(Ok(status)) => tracing::debug!("run {id}: {}", status.as_str()),
-                    Ok(Err(engine::EngineError::Busy { .. })) => {}
-                    Ok(Err(e)) => tracing::error!("run {id}: {e}"),
-                    Err(_) => {
-                        tracing::error!(
-                            "run {id}: the driver panicked (a bug in sop); the run is released"
-                        );
-                        let _ = shared.store.release(&id, shared.owner);
-                    }
-                }
-                shared
-                    .active
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&id);
-                shared.ring();
-            });
-        match handle {
-            Ok(h) => self
-                .threads
+        let unsent = match self
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            Some(jobs) => jobs.send(id).err().map(|e| e.0),
+            None => Some(id),
+        };
+        if let Some(id) = unsent {
+            tracing::error!("no driver thread takes run {id}");
+            self.shared
+                .active
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(h),
-            Err(e) => {
-                tracing::error!("cannot start a driver thread for run {run_id}: {e}");
-                self.shared
-                    .active
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&run_id);
-            }
+                .remove(&id);
         }
     }
+}
+
+/// Drives run `id` on this driver thread until it finishes, waits or is stopped.
+fn drive_one(shared: &Shared, id: &str) {
+    let ring = || shared.ring();
+    let ctx = Context {
+        store: &*shared.store,
+        home: &shared.home,
+        config: &shared.config,
+        owner: shared.owner,
+        release_when_idle: true,
+        stop: Some(&shared.stop),
+        on_claim: Some(&ring),
+    };
+    // A panic (a bug) must not hold a worker forever: it is logged, the run is released,
+    // and recovery treats it as an orphan (its step `interrupted`).
+    let driven = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        engine::drive(&ctx, id, &mut Quiet)
+    }));
+    match driven {
+        Ok(Ok(status)) => tracing::debug!("run {id}: {}", status.as_str()),
+        Ok(Err(engine::EngineError::Busy { .. })) => {}
+        Ok(Err(e)) => tracing::error!("run {id}: {e}"),
+        Err(_) => {
+            tracing::error!("run {id}: the driver panicked (a bug in sop); the run is released");
+            let _ = shared.store.release(id, shared.owner);
+        }
+    }
+    shared
+        .active
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(id);
+    shared.ring();
 }
