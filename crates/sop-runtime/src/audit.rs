@@ -41,12 +41,13 @@ pub fn new_path(home: &Home, sop: &str, created_at: i64, run_id: &str) -> PathBu
 /// How far an audit rewrite goes to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sync {
-    /// write, fsync, rename, fsync of the directory: survives a power loss.
+    /// write, fsync, exchange, fsync of the directory: survives a power loss. (Before
+    /// overwriting a spare that an unsynced exchange left, the directory is synced first.)
     Durable,
-    /// write, rename: every reader sees a whole, current document, but a power loss may
-    /// leave an older one. Only while the run moves on at once (its next step is starting):
-    /// the store holds the truth, and a run that was moving when power was lost has its
-    /// step `interrupted` by recovery, which rewrites its file durably.
+    /// write, exchange: every reader sees a whole, current document, but a power loss may
+    /// leave an older or a torn one. Only while the run moves on at once (its next step is
+    /// starting): the store holds the truth, and a run that was moving when power was lost
+    /// has its step `interrupted` by recovery, which rewrites its file durably.
     Deferred,
 }
 
@@ -89,7 +90,17 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
                 .open(&spare)
         };
         let mut f = match open(false) {
-            Ok(f) => f,
+            Ok(f) => {
+                // This spare may be the inode the directory still names on disk: after an
+                // exchange not followed by a directory sync (a `Deferred` rewrite, here or
+                // in another process), a power loss could bring the old entry back. A
+                // durable rewrite must not overwrite that inode before the directory is
+                // synced, or the file could come back torn.
+                if sync == Sync::Durable && !synced_since_exchange(run_id) {
+                    File::open(&dir)?.sync_all()?;
+                }
+                f
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 // The run's first rewrites: take the spare an ended run left, if any.
                 match fs::rename(&kept, &spare) {
@@ -116,8 +127,34 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
         // The rename is durable once the directory entry is.
         File::open(&dir)?.sync_all()?;
     }
+    note_exchange(run_id, sync == Sync::Durable && !run.status.is_terminal());
     drop(lock);
     Ok(())
+}
+
+/// Runs whose last exchange, by this process, was followed by a directory sync.
+static SYNCED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn synced_since_exchange(run_id: &str) -> bool {
+    SYNCED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .any(|id| id == run_id)
+}
+
+/// Records whether the exchange just made for `run_id` is on disk (`synced`); an ended
+/// run is forgotten.
+fn note_exchange(run_id: &str, synced: bool) {
+    const CAP: usize = 256;
+    let mut ids = SYNCED.lock().unwrap_or_else(PoisonError::into_inner);
+    ids.retain(|id| id != run_id);
+    if synced {
+        if ids.len() >= CAP {
+            ids.drain(..CAP / 2);
+        }
+        ids.push(run_id.to_string());
+    }
 }
 
 /// The spare an ended run leaves in its audit directory for the next run (under the

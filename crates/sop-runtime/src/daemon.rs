@@ -188,7 +188,10 @@ impl Scheduler {
                     "run {id} was interrupted (its driver stopped); `sop resume {id}` decides"
                 );
             }
-            self.start_from(shared.store.active_runs()?, &mut HashSet::new())?;
+            // Every queued run is asked about: limits are the run's own (taken from its SOP
+            // when it was created), so a newer run may start where an older one of the
+            // same SOP may not.
+            self.start_from(shared.store.active_runs()?, None)?;
             return Ok(());
         }
         // A quick pass reads only as deep into the queue as it must: usually the first rows
@@ -199,7 +202,7 @@ impl Scheduler {
         while self.active_count() < workers {
             let rows = shared.store.queue_head(depth)?;
             let read_all = rows.len() < depth as usize;
-            let pass = self.start_from(rows, &mut full_sops)?;
+            let pass = self.start_from(rows, Some(&mut full_sops))?;
             if pass == Pass::Decided || read_all || depth >= QUICK_HEAD {
                 break;
             }
@@ -209,12 +212,13 @@ impl Scheduler {
     }
 
     /// Starts drivers for the runs of `queue` (in queue order) that may start now.
-    /// `full_sops`: SOPs whose `max_concurrent` slots were found held in this pass; their
-    /// later runs are not asked about again (the answer would be the same).
+    /// `full_sops` (quick passes): SOPs whose `max_concurrent` slots were found held; their
+    /// later runs are not asked about again in this pass (each ask walks the queue). A run
+    /// whose own limits differ (its SOP was edited) is then left to the next full sweep.
     fn start_from(
         &self,
         queue: Vec<sop_store::RunRow>,
-        full_sops: &mut HashSet<String>,
+        mut full_sops: Option<&mut HashSet<String>>,
     ) -> Result<Pass, sop_store::StoreError> {
         let shared = &self.shared;
         let workers = shared.config.workers as usize;
@@ -231,7 +235,7 @@ impl Scheduler {
             {
                 continue; // a foreground `sop run` drives it
             }
-            if self.is_active(&row.id) || full_sops.contains(&row.sop) {
+            if self.is_active(&row.id) || full_sops.as_ref().is_some_and(|f| f.contains(&row.sop)) {
                 continue;
             }
             match shared
@@ -246,7 +250,9 @@ impl Scheduler {
                 }
                 // Blocked by its own SOP's limits: runs of other SOPs may still start.
                 Some(Blocked::SlotsHeld { .. }) => {
-                    full_sops.insert(row.sop);
+                    if let Some(full) = full_sops.as_deref_mut() {
+                        full.insert(row.sop);
+                    }
                 }
                 // `hold` and `max_pending_approvals` do not apply to resumed runs.
                 Some(Blocked::Held { .. } | Blocked::PendingApprovals { .. }) => {}

@@ -127,8 +127,16 @@ pub fn drive(
         })?;
         let _ = audit::write(ctx.store, ctx.home, run_id);
     }
+    if matches!(result, Ok(status) if status.is_terminal()) {
+        let _ = std::fs::remove_file(output_file_of(ctx.home, run_id));
+    }
     ctx.store.release(run_id, ctx.owner)?;
     result
+}
+
+/// The run's `$SOP_OUTPUT` file.
+fn output_file_of(home: &Home, run_id: &str) -> PathBuf {
+    home.scratch_dir().join(format!("{run_id}.out"))
 }
 
 struct Driver<'a, 'c> {
@@ -404,18 +412,26 @@ impl<'a, 'c> Driver<'a, 'c> {
         // step's `$SOP_OUTPUT`, or `--set` at a gate) are redacted too.
         let redactor = redactor_for(run, ctx.config);
         let scratch = ctx.home.scratch_dir();
-        let output_file = scratch.join(format!(
-            "{}-{}-{}.out",
-            run.id,
-            gate.replace(' ', "-"),
-            exec.attempt
-        ));
-        // The file itself is made by the step when it appends to it (most steps never do):
-        // no file to create and remove per step.
-        if let Err(e) = std::fs::create_dir_all(&scratch) {
-            return not_started(&format!("cannot prepare `{}`: {e}", scratch.display()));
+        // One `$SOP_OUTPUT` file per run, emptied before each step (steps of a run never
+        // overlap): it exists when the step starts, and no file is created and removed per
+        // step (a freed inode slows later allocations, see `audit`). Removed at the end.
+        let output_file = output_file_of(ctx.home, &run.id);
+        let empty = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&output_file)
+                .map(drop)
+        };
+        if let Err(e) = empty().or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&scratch).and_then(|()| empty())
+            }
+            _ => Err(e),
+        }) {
+            return not_started(&format!("cannot prepare `{}`: {e}", output_file.display()));
         }
-        let _ = std::fs::remove_file(&output_file); // a leftover of a crashed attempt
         let env = step_env(run, exec, &output_file, &ctx.config.pass_env);
         let workdir: PathBuf = ctx.home.sop_dir(&run.sop.name).join(&exec.workdir);
         let started = Instant::now();
@@ -514,7 +530,6 @@ impl<'a, 'c> Driver<'a, 'c> {
                     // The step could not start (missing interpreter or workdir, ...): it
                     // failed; it was not interrupted.
                     Err(e) => {
-                        let _ = std::fs::remove_file(&output_file);
                         let mut failed =
                             not_started(&format!("cannot start `{}`: {e}", script.interpreter));
                         failed.duration_ms = started.elapsed().as_millis() as i64;
@@ -538,18 +553,21 @@ impl<'a, 'c> Driver<'a, 'c> {
         }
         report.duration_ms = started.elapsed().as_millis() as i64;
         report.output = redactor.redact(&captured.finish());
-        let (outputs, problems) = match std::fs::read_to_string(&output_file) {
-            Ok(text) => {
-                let _ = std::fs::remove_file(&output_file);
-                read_outputs(&text)
-            }
-            // Nothing appended (no file), or unreadable: no variables.
-            Err(e) => {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    let _ = std::fs::remove_file(&output_file);
-                }
-                (BTreeMap::new(), Vec::new())
-            }
+        let (outputs, problems) = match std::fs::read(&output_file) {
+            Ok(bytes) if bytes.is_empty() => (BTreeMap::new(), Vec::new()),
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => read_outputs(&text),
+                Err(_) => (
+                    BTreeMap::new(),
+                    vec!["the file is not UTF-8: no variable was taken from it".to_string()],
+                ),
+            },
+            // The step removed it: nothing to take.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), Vec::new()),
+            Err(e) => (
+                BTreeMap::new(),
+                vec![format!("the file could not be read: {e}")],
+            ),
         };
         report.outputs = outputs;
         for p in problems {

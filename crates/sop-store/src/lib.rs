@@ -112,8 +112,6 @@ pub trait Store: Send + Sync {
     /// survive a crash of this process, and any later durable commit makes it durable too).
     /// Only for facts that mean nothing after a reboot, such as the pid of a step process:
     /// after a power loss the step is `interrupted` whether or not its pid was kept.
-    /// Unless the change has events, it does not move [`Store::change_counter`] either:
-    /// nobody waits for such a fact.
     fn update_run_unsynced(
         &self,
         id: &str,

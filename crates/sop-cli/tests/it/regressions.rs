@@ -194,3 +194,22 @@ fn show_json_hides_secret_defaults() {
         out.stdout
     );
 }
+
+/// Review of the per-run `$SOP_OUTPUT` file: it exists when each step starts, holds only
+/// that step's lines, and is gone when the run ends.
+#[test]
+fn sop_output_exists_for_each_step_and_is_emptied_between_steps() {
+    let home = Home::new();
+    home.simple(
+        "outputs",
+        "",
+        "## Steps\n\n1. **Set**\n   ```bash\n   test -f \"$SOP_OUTPUT\"\n   echo \"first=1\" >> \"$SOP_OUTPUT\"\n   ```\n\n2. **Again**\n   ```bash\n   test -f \"$SOP_OUTPUT\"\n   test ! -s \"$SOP_OUTPUT\"\n   echo \"second=$first\" >> \"$SOP_OUTPUT\"\n   ```\n\n3. **Show**\n   ```bash\n   echo \"got $first and $second\"\n   ```\n",
+    );
+    let out = home.run(&["run", "outputs"]);
+    out.ok();
+    assert!(out.stdout.contains("got 1 and 1"), "{}", out.stdout);
+    let scratch: Vec<_> = std::fs::read_dir(home.file("state/tmp"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(scratch.is_empty(), "left behind: {scratch:?}");
+}

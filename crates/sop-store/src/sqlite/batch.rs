@@ -1,7 +1,6 @@
 //! Group commit of new runs. Concurrent `create_run` calls (the daemon's execute requests)
 //! queue their request; whichever caller gets the connection next commits every queued
-//! request in one transaction (each in its own savepoint) with one sync, and leaves each
-//! caller its answer. A caller that finds its answer already there returns it. The batch
+//! request in one transaction with one sync, and leaves each caller its answer. A caller that finds its answer already there returns it. The batch
 //! forms by itself while the previous commit syncs; a lone request is a batch of one.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -67,35 +66,32 @@ impl SqliteStore {
     }
 }
 
-/// Commits `batch` in one transaction. A request that fails alone (its savepoint rolled
-/// back) gets its error; the others go on.
+/// Commits `batch` in one transaction, all or nothing: any error fails every request of
+/// the batch. (A savepoint per request would not do: after some errors — a full disk, an
+/// I/O error — `SQLite` rolls the whole transaction back, and the next statements would run
+/// and commit on their own, creating runs whose callers were told they failed.)
 fn commit_batch(
     conn: &mut Connection,
     store: &SqliteStore,
     batch: &[Arc<Slot>],
 ) -> Result<(), StoreError> {
-    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut answers = Vec::with_capacity(batch.len());
     for slot in batch {
-        let Some(request) = lock(&slot.request).take() else {
-            answers.push(None);
-            continue;
-        };
-        let sp = tx.savepoint()?;
-        let answer = create_one(&sp, store, request);
-        if answer.is_ok() {
-            sp.commit()?;
-        } // else: dropped, rolled back
-        answers.push(Some(answer));
+        let request = lock(&slot.request).take();
+        match request {
+            Some(request) => answers.push(Some(create_one(&tx, store, request)?)),
+            None => answers.push(None),
+        }
     }
     bump(&tx)?;
     tx.commit()?;
     for (slot, answer) in batch.iter().zip(answers) {
-        if let Some(Ok(Created::New(run))) = &answer {
+        if let Some(Created::New(run)) = &answer {
             // Its audit file is written next: from the cache, not parsed back.
             remember(&store.cache, 1, (**run).clone());
         }
-        *lock(&slot.answer) = answer;
+        *lock(&slot.answer) = answer.map(Ok);
     }
     Ok(())
 }

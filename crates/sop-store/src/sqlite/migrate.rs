@@ -36,14 +36,22 @@ pub(crate) fn migrate(tx: &Transaction<'_>, cache: &Mutex<Snapshots>) -> Result<
     Ok(())
 }
 
-/// Version 1 kept each run whole in `runs.doc`; version 2 splits it.
+/// Version 1 kept each run whole in `runs.doc`; version 2 splits it. A page of runs at a
+/// time: a long-lived home's documents (SOPs, step output) need not fit in memory at once.
 fn split_runs(tx: &Transaction<'_>, cache: &Mutex<Snapshots>) -> Result<(), StoreError> {
-    let docs: Vec<(String, String)> = tx
-        .prepare("SELECT id, doc FROM runs")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (id, doc) in docs {
-        records::split_v1(tx, cache, &id, &doc)?;
+    const PAGE: i64 = 256;
+    let mut after: i64 = 0;
+    loop {
+        let page: Vec<(i64, String, String)> = tx
+            .prepare("SELECT rowid, id, doc FROM runs WHERE rowid > ?1 ORDER BY rowid LIMIT ?2")?
+            .query_map([after, PAGE], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some(&(last, _, _)) = page.last() else {
+            return Ok(());
+        };
+        for (_, id, doc) in page {
+            records::split_v1(tx, cache, &id, &doc)?;
+        }
+        after = last;
     }
-    Ok(())
 }

@@ -289,7 +289,6 @@ fn update_in(
     id: &str,
     now: Millis,
     change: &mut RunChange<'_>,
-    wake: bool,
 ) -> Result<Result<Run, Refusal>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (mut run, version) = load_doc(&tx, store, id)?;
@@ -306,9 +305,7 @@ fn update_in(
     }
     records::update_run(&tx, &store.snapshots, &before, &run)?;
     insert_events(&tx, id, now, &events)?;
-    if wake || !events.is_empty() {
-        bump(&tx)?;
-    }
+    bump(&tx)?;
     tx.commit()?;
     remember(&store.cache, version + 1, run.clone());
     Ok(Ok(run))
@@ -445,7 +442,7 @@ impl Store for SqliteStore {
         change: &mut RunChange<'_>,
     ) -> Result<Result<Run, Refusal>, StoreError> {
         let mut conn = self.lock();
-        update_in(&mut conn, self, id, now, change, true)
+        update_in(&mut conn, self, id, now, change)
     }
 
     fn update_run_unsynced(
@@ -456,7 +453,7 @@ impl Store for SqliteStore {
     ) -> Result<Result<Run, Refusal>, StoreError> {
         let mut conn = self.lock();
         self.relax(&conn)?;
-        let result = update_in(&mut conn, self, id, now, change, false);
+        let result = update_in(&mut conn, self, id, now, change);
         self.restore(&conn)?;
         result
     }

@@ -341,6 +341,15 @@ fn a_version_1_database_is_migrated_and_its_runs_go_on() {
         )
         .expect("count");
     assert_eq!(records, 3, "one row per step record");
+    // A sop of schema 1 still running on the home cannot add whole runs any more.
+    let refused = conn
+        .execute(
+            "INSERT INTO runs (id, sop, status, priority, created_at, limits, version, doc)
+             VALUES ('old', 'deploy', 'queued', 1, 1, '{}', 1, '{}')",
+            [],
+        )
+        .expect_err("an old writer is refused");
+    assert!(refused.to_string().contains("schema 2"), "{refused}");
     let events = store.events_since("a", 0).expect("events");
     assert_eq!(events.len(), 1, "the ledger is carried over");
     assert!(matches!(events[0].event, Happened::Requeued { .. }));
@@ -437,4 +446,47 @@ fn concurrent_creates_on_one_handle_are_committed_together_and_admitted_in_order
     let fresh = open(&path);
     assert!(fresh.load_run(&created[0]).expect("load").is_some());
     assert_eq!(fresh.active_runs().expect("active").len(), 1);
+}
+
+#[test]
+fn a_create_that_fails_takes_its_batch_down_and_no_caller_is_misinformed() {
+    let (_dir, path) = db();
+    let store = open(&path);
+    // A trigger stands in for a disk that fails while `r3` is written: like a full disk, it
+    // rolls the whole transaction back.
+    rusqlite::Connection::open(&path)
+        .expect("open")
+        .execute_batch(
+            "CREATE TRIGGER boom BEFORE INSERT ON runs WHEN NEW.id = 'r3'
+             BEGIN SELECT RAISE(ROLLBACK, 'disk trouble'); END;",
+        )
+        .expect("trigger");
+    let barrier = Barrier::new(8);
+    let answers: Vec<(String, bool)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (barrier, store) = (&barrier, &store);
+                s.spawn(move || {
+                    let id = format!("r{i}");
+                    let run = crate::fixture::new_run(&id, sop("deploy").with_max(10), None, T0);
+                    barrier.wait();
+                    let created = store.create_run(run, &format!("logs/{id}.json"), None, T0);
+                    (id, created.is_ok())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let fresh = open(&path);
+    for (id, told_created) in &answers {
+        let exists = fresh.load_run(id).expect("load").is_some();
+        assert_eq!(
+            exists, *told_created,
+            "{id}: told {told_created}, stored {exists}"
+        );
+    }
+    assert!(answers.iter().any(|(id, ok)| id == "r3" && !ok));
 }

@@ -52,3 +52,10 @@ INSERT INTO output_v2 (seq, run_id, gate, attempt, text) SELECT seq, run_id, gat
 DROP TABLE output;
 ALTER TABLE output_v2 RENAME TO output;
 CREATE INDEX output_by_run ON output (run_id, seq);
+
+-- A sop built for schema 1, still running on this home during an upgrade, would insert
+-- whole runs without a snapshot: refused, with the reason.
+CREATE TRIGGER runs_need_schema_2 BEFORE INSERT ON runs WHEN NEW.sop_hash = ''
+BEGIN
+    SELECT RAISE(ABORT, 'this home''s store was upgraded to schema 2 by a newer sop: stop this sop and use the newer one');
+END;
