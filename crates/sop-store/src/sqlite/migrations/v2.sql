@@ -5,18 +5,21 @@
 ALTER TABLE runs ADD COLUMN sop_hash TEXT NOT NULL DEFAULT '';
 
 -- SOP snapshots by the SHA-256 of their JSON. Never changed or removed.
+-- Documents are large: they live in rowid tables, with their keys in separate indexes. (In
+-- a WITHOUT ROWID table the whole row is the key, and SQLite reads a large key's overflow
+-- pages to compare it: writing one record then read megabytes of other runs' output.)
 CREATE TABLE sop_snapshots (
-    hash TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
     doc  TEXT NOT NULL
-) WITHOUT ROWID;
+);
 
 -- Step records. `slot`: `main:<index>`, `rollback:<index>` or `gate:<name>`.
 CREATE TABLE run_records (
     run_id TEXT NOT NULL,
     slot   TEXT NOT NULL,
     doc    TEXT NOT NULL,
-    PRIMARY KEY (run_id, slot)
-) WITHOUT ROWID;
+    UNIQUE (run_id, slot)
+);
 
 -- Indexes that cover the queue order whole (with `id`, the last tie-breaker), so walking
 -- the queue or a SOP's queue reads the head of an index instead of sorting every queued
