@@ -1,7 +1,8 @@
 //! Group commit of new runs. Concurrent `create_run` calls (the daemon's execute requests)
 //! queue their request; whichever caller gets the connection next commits every queued
-//! request in one transaction with one sync, and leaves each caller its answer. A caller that finds its answer already there returns it. The batch
-//! forms by itself while the previous commit syncs; a lone request is a batch of one.
+//! request in one transaction with one sync, and leaves each caller its answer. A caller
+//! that finds its answer already there returns it. The batch forms by itself while the
+//! previous commit syncs; a lone request is a batch of one.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -56,9 +57,10 @@ impl SqliteStore {
         if let Err(e) = commit_batch(&mut conn, self, &batch) {
             // Nothing of the batch was committed: every caller learns why.
             let why = e.to_string();
-            for s in &batch {
+            for s in batch.iter().filter(|s| !Arc::ptr_eq(s, &slot)) {
                 *lock(&s.answer) = Some(Err(StoreError::Commit(why.clone())));
             }
+            return Err(e);
         }
         drop(conn);
         let answer = lock(&slot.answer).take();
