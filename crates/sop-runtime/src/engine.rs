@@ -128,9 +128,11 @@ pub fn drive(
         let _ = audit::write(ctx.store, ctx.home, run_id);
     }
     if matches!(result, Ok(status) if status.is_terminal()) {
+        // The run's last transition already let go of it (the store clears the owner).
         let _ = std::fs::remove_file(output_file_of(ctx.home, run_id));
+    } else {
+        ctx.store.release(run_id, ctx.owner)?;
     }
-    ctx.store.release(run_id, ctx.owner)?;
     result
 }
 

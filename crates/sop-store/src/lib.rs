@@ -146,7 +146,8 @@ pub trait Store: Send + Sync {
 
     /// Makes `me` the process that drives run `id`, unless another live process already
     /// does (`is_alive` tells, by pid and start time). One transaction, so of several
-    /// processes racing for an orphaned run exactly one wins. Returns the owner after.
+    /// processes racing for an orphaned run exactly one wins. Returns the owner after. An
+    /// ended run is nobody's: `me` is returned and nothing is written.
     fn acquire(
         &self,
         id: &str,

@@ -319,13 +319,17 @@ fn acquire_in(
     is_alive: &dyn Fn(Owner) -> bool,
 ) -> Result<Owner, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current: Option<(Option<u32>, Option<i64>)> = tx
-        .prepare_cached("SELECT owner_pid, owner_start FROM runs WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+    let current: Option<(Option<u32>, Option<i64>, String)> = tx
+        .prepare_cached("SELECT owner_pid, owner_start, status FROM runs WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((pid, start)) = current else {
+    let Some((pid, start, status)) = current else {
         return Err(StoreError::NoSuchRun(id.to_string()));
     };
+    if status_from(&status).is_terminal() {
+        // Nothing left to drive: the caller may look, but the run is nobody's.
+        return Ok(me);
+    }
     if let Some(owner) = pid.zip(start).map(|(pid, start)| Owner {
         pid,
         start_time: start as u64,

@@ -113,8 +113,13 @@ pub fn an_ended_run_has_no_owner(store: &dyn Store) {
         .status
         .is_terminal());
     assert_eq!(current(store, "e"), None, "the last transition let it go");
-    // Releasing it then writes nothing.
+    // Releasing it then writes nothing, and nobody takes an ended run over.
     let counter = store.change_counter().expect("counter");
     store.release("e", me).expect("release");
+    assert_eq!(
+        store.acquire("e", owner(301), &|_| true).expect("acquire"),
+        owner(301)
+    );
     assert_eq!(store.change_counter().expect("counter"), counter);
+    assert_eq!(current(store, "e"), None);
 }
