@@ -127,34 +127,9 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
         // The rename is durable once the directory entry is.
         File::open(&dir)?.sync_all()?;
     }
-    note_exchange(run_id, sync == Sync::Durable && !run.status.is_terminal());
+    note_exchange(run_id, sync == Sync::Durable, run.status.is_terminal());
     drop(lock);
     Ok(())
-}
-
-/// Runs whose last exchange, by this process, was followed by a directory sync.
-static SYNCED: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-fn synced_since_exchange(run_id: &str) -> bool {
-    SYNCED
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .any(|id| id == run_id)
-}
-
-/// Records whether the exchange just made for `run_id` is on disk (`synced`); an ended
-/// run is forgotten.
-fn note_exchange(run_id: &str, synced: bool) {
-    const CAP: usize = 256;
-    let mut ids = SYNCED.lock().unwrap_or_else(PoisonError::into_inner);
-    ids.retain(|id| id != run_id);
-    if synced {
-        if ids.len() >= CAP {
-            ids.drain(..CAP / 2);
-        }
-        ids.push(run_id.to_string());
-    }
 }
 
 /// The spare an ended run leaves in its audit directory for the next run (under the
@@ -208,20 +183,34 @@ fn swap_in(spare: &Path, path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Audit paths of runs this process wrote lately, by run id (random, so unique).
-static PATHS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+/// What this process knows of a run it wrote lately.
+struct Known {
+    /// Random, so unique.
+    run_id: String,
+    /// The audit file, relative to the home: it never changes once the run is created.
+    path: String,
+    /// The last exchange of the run's file was followed by a directory sync.
+    synced: bool,
+}
 
-/// Where the audit file of `run_id` is, relative to the home. A run's path never changes
-/// once it is created, so it is asked of the store once per run (per process).
+/// At most [`KNOWN_CAP`] runs, oldest first; ended runs are forgotten.
+static KNOWN: Mutex<Vec<Known>> = Mutex::new(Vec::new());
+const KNOWN_CAP: usize = 256;
+
+fn known<R>(f: impl FnOnce(&mut Vec<Known>) -> R) -> R {
+    f(&mut KNOWN.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// Where the audit file of `run_id` is, relative to the home: asked of the store once per
+/// run (per process).
 fn audit_path(store: &dyn Store, run_id: &str) -> Result<Option<String>, sop_store::StoreError> {
-    let known = PATHS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .find(|(id, _)| id == run_id)
-        .map(|(_, p)| p.clone());
-    if known.is_some() {
-        return Ok(known);
+    let path = known(|k| {
+        k.iter()
+            .find(|r| r.run_id == run_id)
+            .map(|r| r.path.clone())
+    });
+    if path.is_some() {
+        return Ok(path);
     }
     let Some(path) = store.run_row(run_id)?.and_then(|row| row.audit_path) else {
         return Ok(None);
@@ -232,12 +221,35 @@ fn audit_path(store: &dyn Store, run_id: &str) -> Result<Option<String>, sop_sto
 
 /// Tells the audit writer where a run just created keeps its file (saves a store read).
 pub fn note_path(run_id: &str, path: &str) {
-    const CAP: usize = 256;
-    let mut paths = PATHS.lock().unwrap_or_else(PoisonError::into_inner);
-    if paths.len() >= CAP {
-        paths.drain(..CAP / 2);
-    }
-    paths.push((run_id.to_string(), path.to_string()));
+    known(|k| {
+        if k.iter().any(|r| r.run_id == run_id) {
+            return;
+        }
+        if k.len() >= KNOWN_CAP {
+            k.drain(..KNOWN_CAP / 2);
+        }
+        k.push(Known {
+            run_id: run_id.to_string(),
+            path: path.to_string(),
+            synced: false,
+        });
+    });
+}
+
+fn synced_since_exchange(run_id: &str) -> bool {
+    known(|k| k.iter().any(|r| r.run_id == run_id && r.synced))
+}
+
+/// Records whether the exchange just made for `run_id` is on disk (`synced`); an ended
+/// run is forgotten.
+fn note_exchange(run_id: &str, synced: bool, ended: bool) {
+    known(|k| {
+        if ended {
+            k.retain(|r| r.run_id != run_id);
+        } else if let Some(r) = k.iter_mut().find(|r| r.run_id == run_id) {
+            r.synced = synced;
+        }
+    });
 }
 
 /// Locks run `run_id`'s rewrites against every other writer of the same run, in any
