@@ -68,17 +68,17 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
     let local = listener
         .local_addr()
         .map_err(|e| Fail::failed(e.to_string()))?;
-    let state = Arc::new(ServerState {
-        store: Arc::clone(&dyn_store),
-        home: home.clone(),
+    let state = Arc::new(ServerState::new(
+        Arc::clone(&dyn_store),
+        home.clone(),
         // The Host allow-list includes the address really listened on.
-        config: RunnerConfig {
+        RunnerConfig {
             bind: local.to_string(),
             ..config.clone()
         },
-        local_user: identity::current_user(),
-        wake: scheduler.waker(),
-    });
+        identity::current_user(),
+        scheduler.waker(),
+    ));
     eprintln!(
         "sop serve: listening on http://{local} for home `{}`",
         home.root().display()

@@ -109,15 +109,15 @@ impl Server {
             Arc::new(SqliteStore::open(&home.db_path(), Synchronous::Normal).expect("store"));
         let wakes = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&wakes);
-        let state = ServerState {
-            store: Arc::clone(&store) as Arc<dyn Store>,
-            home: home.clone(),
-            config: config.clone(),
-            local_user: "local".to_string(),
-            wake: Arc::new(move || {
+        let state = ServerState::new(
+            Arc::clone(&store) as Arc<dyn Store>,
+            home.clone(),
+            config.clone(),
+            "local".to_string(),
+            Arc::new(move || {
                 counter.fetch_add(1, Ordering::SeqCst);
             }),
-        };
+        );
         let router = sop_server::router(Arc::new(state));
         Server {
             _dir: dir,
