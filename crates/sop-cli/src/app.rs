@@ -54,6 +54,7 @@ impl App {
             release_when_idle: false,
             stop: None,
             on_claim: None,
+            on_end: None,
         }
     }
 

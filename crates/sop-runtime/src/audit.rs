@@ -45,9 +45,11 @@ pub enum Sync {
     /// overwriting a spare that an unsynced exchange left, the directory is synced first.)
     Durable,
     /// write, exchange: every reader sees a whole, current document, but a power loss may
-    /// leave an older or a torn one. Only while the run moves on at once (its next step is
-    /// starting): the store holds the truth, and a run that was moving when power was lost
-    /// has its step `interrupted` by recovery, which rewrites its file durably.
+    /// leave an older, a torn or no file. Only where the store holds the truth and the file
+    /// is rewritten durably after a power loss: while the run moves on at once (its next
+    /// step is starting; recovery marks that step `interrupted` and rewrites the file), and
+    /// for a new, queued run (`sop serve` rewrites queued runs' files it finds lost or torn
+    /// as it starts: `recovery::repair_queued_audit`).
     Deferred,
 }
 

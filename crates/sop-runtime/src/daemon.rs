@@ -62,8 +62,8 @@ impl Shared {
 /// The scheduler. Clone-free: share it through an `Arc`.
 pub struct Scheduler {
     shared: Arc<Shared>,
-    /// Runs handed to the driver threads (`workers` of them, started by [`Scheduler::run`];
-    /// a thread per run cost a thread start and stop per run).
+    /// Runs handed to the driver threads (started by [`Scheduler::run`]; a thread per run
+    /// cost a thread start and stop per run).
     jobs: Mutex<Option<mpsc::Sender<String>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -101,6 +101,11 @@ impl Scheduler {
 
     /// Runs until [`Scheduler::stop`], then waits for the driver threads to finish.
     pub fn run(&self) {
+        match recovery::repair_queued_audit(&*self.shared.store, &self.shared.home) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!("rewrote the audit files of {n} queued runs (lost or torn)"),
+            Err(e) => tracing::warn!("scheduler: checking queued runs' audit files: {e}"),
+        }
         self.start_drivers();
         let mut last_change = None;
         let mut last_sweep = Instant::now()
@@ -150,12 +155,14 @@ impl Scheduler {
         }
     }
 
-    /// Starts the `workers` driver threads, each driving the runs it is handed in turn.
+    /// Starts the driver threads, each driving the runs it is handed in turn: twice
+    /// `workers`, as a driver gives its slot back when its run ends (`on_end`) and then
+    /// finishes the run's audit file (three syncs) while another thread starts the next run.
     fn start_drivers(&self) {
         let (send, receive) = mpsc::channel::<String>();
         let receive = Arc::new(Mutex::new(receive));
         let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
-        for n in 0..self.shared.config.workers.max(1) {
+        for n in 0..self.shared.config.workers.max(1).saturating_mul(2) {
             let (shared, receive) = (Arc::clone(&self.shared), Arc::clone(&receive));
             let started = std::thread::Builder::new()
                 .name(format!("sop-driver-{n}"))
@@ -308,6 +315,14 @@ impl Scheduler {
 /// Drives run `id` on this driver thread until it finishes, waits or is stopped.
 fn drive_one(shared: &Shared, id: &str) {
     let ring = || shared.ring();
+    let free = || {
+        shared
+            .active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        shared.ring();
+    };
     let ctx = Context {
         store: &*shared.store,
         home: &shared.home,
@@ -316,6 +331,7 @@ fn drive_one(shared: &Shared, id: &str) {
         release_when_idle: true,
         stop: Some(&shared.stop),
         on_claim: Some(&ring),
+        on_end: Some(&free),
     };
     // A panic (a bug) must not hold a worker forever: it is logged, the run is released,
     // and recovery treats it as an orphan (its step `interrupted`).

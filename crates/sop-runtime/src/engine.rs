@@ -58,6 +58,11 @@ pub struct Context<'a> {
     /// Called when this driver took a slot (its run left the queue), so a scheduler can
     /// look at the rest of the queue at once instead of at its next tick.
     pub on_claim: Option<&'a (dyn Fn() + Sync)>,
+    /// Called when this driver committed its run's last transition, before the audit file
+    /// is rewritten: the run holds no worker slot any more, so a scheduler can start the
+    /// next run while this driver finishes the file. (An ended run is nobody's: nothing
+    /// else can drive it.)
+    pub on_end: Option<&'a (dyn Fn() + Sync)>,
 }
 
 impl Context<'_> {
@@ -186,6 +191,11 @@ impl<'a, 'c> Driver<'a, 'c> {
                 Ok(())
             })?;
         if let Ok(run) = &result {
+            if changed && run.status.is_terminal() {
+                if let Some(on_end) = self.ctx.on_end {
+                    on_end();
+                }
+            }
             // Nothing changed, nothing written: the audit file is current as it is.
             if changed {
                 self.write_audit(sync(run))?;

@@ -100,6 +100,28 @@ pub fn recover_runs(
     Ok(out)
 }
 
+/// Rewrites, durably, the audit file of every queued run whose file is missing, is not
+/// JSON, or does not say `queued`. A new run's first file is written without syncs (see
+/// [`audit::Sync::Deferred`]; the run itself is committed before its id is returned), so a
+/// power loss may leave it so; `sop serve` calls this once as it starts. Returns how many
+/// files were rewritten.
+pub fn repair_queued_audit(store: &dyn Store, home: &Home) -> Result<usize, StoreError> {
+    let mut repaired = 0;
+    for row in store.active_runs()? {
+        let Some(rel) = row.audit_path.filter(|_| row.status == RunStatus::Queued) else {
+            continue;
+        };
+        let current = std::fs::read(home.root().join(rel))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .is_some_and(|doc| doc["status"] == "queued");
+        if !current && audit::write(store, home, &row.id).is_ok() {
+            repaired += 1;
+        }
+    }
+    Ok(repaired)
+}
+
 /// Recovery for CLI commands: as [`recover_runs`], then a background driver for each
 /// ready run — unless a `sop serve` holds this home, whose scheduler drives them.
 pub fn recover(

@@ -386,3 +386,48 @@ fn concurrent_execute_requests_each_get_their_own_audit_file() {
         assert_eq!(doc["status"], "waiting_approval");
     }
 }
+
+#[test]
+fn queued_runs_audit_files_lost_or_torn_are_rewritten_when_the_daemon_starts() {
+    let home = Home::new();
+    // The first run waits at its gate; `hold` keeps the next ones queued behind it.
+    home.simple(
+        "held",
+        "execution_mode = \"supervised\"\nadmission_policy = \"hold\"",
+        "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
+    );
+    let mut d = Daemon::start(&home);
+    let first = d.execute("held", &json!({}));
+    d.wait_run(&first, |v| v["status"] == "waiting_approval");
+    let torn = d.execute("held", &json!({}));
+    let lost = d.execute("held", &json!({}));
+    let file_of = |id: &str| {
+        home.audit_files("held")
+            .into_iter()
+            .find(|p| p.to_string_lossy().ends_with(&format!("-{id}.json")))
+            .unwrap_or_else(|| panic!("no audit file for {id}"))
+    };
+    let (torn_file, lost_file) = (file_of(&torn), file_of(&lost));
+    assert_eq!(d.run(&torn)["status"], "queued");
+    // A power loss: the daemon dies, and the unsynced files of new runs are torn or gone.
+    std::process::Command::new("kill")
+        .args(["-9", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = d.child.wait();
+    drop(d);
+    std::fs::write(&torn_file, "{\n  \"sop\": \"hel").unwrap();
+    std::fs::remove_file(&lost_file).unwrap();
+
+    let d = Daemon::start(&home);
+    for (id, file) in [(&torn, &torn_file), (&lost, &lost_file)] {
+        let doc = wait_for(Duration::from_secs(20), || {
+            let bytes = std::fs::read(file).ok()?;
+            serde_json::from_slice::<Value>(&bytes).ok()
+        })
+        .unwrap_or_else(|| panic!("{file:?} was not rewritten"));
+        assert_eq!(doc["run_id"], id.as_str());
+        assert_eq!(doc["status"], "queued");
+        assert_eq!(d.run(id)["status"], "queued", "still held behind {first}");
+    }
+}
