@@ -134,6 +134,44 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
     Ok(())
 }
 
+/// Writes the first audit file of `run`, just created and committed, from the run in hand
+/// (no store read: concurrent execute requests do not queue for the store's connection
+/// here), without syncs (see [`Sync::Deferred`]). If the file exists already, a driver
+/// that claimed the run wrote a newer state first, and it stays.
+pub fn write_new(home: &Home, run: &Run, rel: &str) -> std::io::Result<()> {
+    use nix::errno::Errno;
+    use nix::fcntl::{renameat2, RenameFlags};
+    note_path(&run.id, rel);
+    let path = home.root().join(rel);
+    let dir = path
+        .parent()
+        .map_or_else(|| home.root().to_path_buf(), Path::to_path_buf);
+    let lock = open_lock(&dir)?;
+    lock_run(&lock, &run.id)?;
+    let body = render::file(run)?;
+    let spare = spare_of(&path);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&spare)?;
+    f.write_all(&body)?;
+    drop(f);
+    match renameat2(None, &spare, None, &path, RenameFlags::RENAME_NOREPLACE) {
+        // The file exists: it is newer. The spare stays, for the run's next rewrite.
+        Ok(()) | Err(Errno::EEXIST) => {}
+        // A file system without `RENAME_NOREPLACE`: look, then rename (under the run's lock).
+        Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+            if !path.exists() {
+                fs::rename(&spare, &path)?;
+            }
+        }
+        Err(e) => return Err(std::io::Error::from(e)),
+    }
+    drop(lock);
+    Ok(())
+}
+
 /// The spare an ended run leaves in its audit directory for the next run (under the
 /// directory's lock, like every rewrite).
 const KEPT_SPARE: &str = ".spare";
@@ -331,6 +369,37 @@ mod tests {
         write_with(&store, &home, "audit-write", Sync::Deferred).expect("written again");
         assert_eq!(read(), document(&stored()));
         assert!(!file.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn a_new_runs_first_file_never_replaces_a_newer_one() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let home = Home::new(tmp.path());
+        fs::create_dir_all(home.state_dir()).expect("state dir");
+        let store = SqliteStore::open(&home.db_path(), Synchronous::Normal).expect("store");
+        let rel = "logs/sop/deploy/n.json";
+        let file = home.root().join(rel);
+        let read = || -> Value {
+            serde_json::from_slice(&fs::read(&file).expect("audit file")).expect("json")
+        };
+        let created = moving("audit-new", 2);
+        store.create_run(created.clone(), rel, None, T0).expect("created");
+        // Nobody wrote yet: the creator's state is the file.
+        write_new(&home, &created, rel).expect("written");
+        assert_eq!(read(), document(&created));
+        // A driver moved the run on and wrote its file before the creator got to it.
+        store
+            .update_run("audit-new", T0 + 5, &mut |r, _| {
+                r.status = RunStatus::Failure;
+                Ok(())
+            })
+            .expect("updated")
+            .expect("accepted");
+        write(&store, &home, "audit-new").expect("written");
+        let newer = read();
+        assert_eq!(newer["status"], "failure");
+        write_new(&home, &created, rel).expect("written");
+        assert_eq!(read(), newer, "the older state must not come back");
     }
 
     #[test]

@@ -151,13 +151,11 @@ impl Ops<'_> {
         let audit_rel = self.home.display(&audit_path);
         match self.store.create_run(new, &audit_rel, req.owner, t)? {
             Created::New(run) => {
-                audit::note_path(&run.id, &audit_rel);
                 // Unsynced (two syncs fewer per new run): the run is committed (SPEC §8), and
                 // its file is rewritten durably when the run comes to rest (waits or ends),
                 // by recovery if it was moving, or by `sop serve` as it starts if it is
                 // still queued (`recovery::repair_queued_audit`).
-                audit::write_with(self.store, self.home, &run.id, audit::Sync::Deferred)
-                    .map_err(OpError::Audit)?;
+                audit::write_new(self.home, &run, &audit_rel).map_err(OpError::Audit)?;
                 Ok(Executed::Created(run))
             }
             Created::NotCreated(Admission::Coalesce { run_id }) => Ok(Executed::Coalesced(run_id)),
