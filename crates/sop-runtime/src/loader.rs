@@ -105,8 +105,8 @@ pub fn load_all(home: &Home) -> std::io::Result<Vec<Loaded>> {
 }
 
 /// What tells a file's bytes apart without reading them. A file rewritten within one
-/// timestamp tick to the same length is not told apart: [`load_shared`] trusts a stamp only
-/// once the file is older than [`SETTLED`].
+/// timestamp tick to the same length is not told apart: [`load_shared`] trusts a stamp
+/// alone only once the file is older than [`SETTLED`], and compares bytes before that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     len: u64,
@@ -142,6 +142,9 @@ fn settled(stamps: &[Option<Stamp>; 2], now: SystemTime) -> bool {
 
 struct Cached {
     stamps: [Option<Stamp>; 2],
+    /// The files' bytes, kept while the stamps are not settled: then a hit needs the same
+    /// bytes too (reading two small files still costs far less than parsing them).
+    contents: Option<Contents>,
     sop: Arc<Sop>,
     diagnostics: Vec<Diagnostic>,
 }
@@ -167,9 +170,14 @@ fn load_shared_at(
     let dir = home.sop_dir(dir_name);
     let paths = [dir.join("SOP.toml"), dir.join("SOP.md")];
     let before = [stamp(&paths[0]), stamp(&paths[1])];
+    // Files changed within the last [`SETTLED`] are told apart by their bytes as well.
+    let contents = (!settled(&before, now)).then(|| read_both(&paths));
     {
         let cached = cache().lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = cached.get(&dir).filter(|c| c.stamps == before) {
+        let hit = cached
+            .get(&dir)
+            .filter(|c| c.stamps == before && (contents.is_none() || c.contents == contents));
+        if let Some(c) = hit {
             return (Some(Arc::clone(&c.sop)), c.diagnostics.clone());
         }
     }
@@ -179,11 +187,18 @@ fn load_shared_at(
     };
     let after = [stamp(&paths[0]), stamp(&paths[1])];
     let mut cached = cache().lock().unwrap_or_else(PoisonError::into_inner);
-    if after == before && settled(&after, now) {
+    let unchanged = after == before
+        && match &contents {
+            None => true,
+            // What was parsed lies between two identical reads.
+            Some(c) => *c == read_both(&paths),
+        };
+    if unchanged {
         cached.insert(
             dir,
             Cached {
                 stamps: after,
+                contents,
                 sop: Arc::clone(&sop),
                 diagnostics: loaded.diagnostics.clone(),
             },
@@ -192,6 +207,13 @@ fn load_shared_at(
         cached.remove(&dir);
     }
     (Some(sop), loaded.diagnostics)
+}
+
+/// The bytes of `SOP.toml` and `SOP.md` (`None`: unreadable).
+type Contents = [Option<Vec<u8>>; 2];
+
+fn read_both(paths: &[PathBuf; 2]) -> Contents {
+    [fs::read(&paths[0]).ok(), fs::read(&paths[1]).ok()]
 }
 
 #[cfg(test)]
@@ -233,11 +255,22 @@ mod tests {
     }
 
     #[test]
-    fn files_written_just_now_are_read_every_time() {
+    fn files_written_just_now_are_shared_only_while_their_bytes_are_the_same() {
         let (_dir, home) = home_with(ONE);
         let (a, _) = load_shared(&home, "hello");
         let (b, _) = load_shared(&home, "hello");
-        assert!(!Arc::ptr_eq(&a.expect("valid"), &b.expect("valid")));
+        let (a, b) = (a.expect("valid"), b.expect("valid"));
+        assert!(Arc::ptr_eq(&a, &b), "the same bytes: shared, although just written");
+        // A rewrite within one timestamp tick keeps the stamps; only the bytes differ
+        // (made so here by changing the bytes the cache remembers).
+        cache()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&home.sop_dir("hello"))
+            .and_then(|c| c.contents.as_mut())
+            .expect("unsettled entries keep their bytes")[1] = Some(TWO.as_bytes().to_vec());
+        let (c, _) = load_shared(&home, "hello");
+        assert!(!Arc::ptr_eq(&a, &c.expect("valid")), "other bytes: parsed again");
     }
 
     #[test]
