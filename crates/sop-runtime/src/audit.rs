@@ -80,54 +80,64 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
     };
     let body = render::file(&run)?;
     let spare = spare_of(&path);
-    let kept = dir.join(KEPT_SPARE);
-    {
-        // Overwritten in place, then cut to length: truncating first would free the
-        // spare's blocks only for the write to allocate them again.
-        let open = |create: bool| {
-            OpenOptions::new()
-                .write(true)
-                .create(create)
-                .truncate(false)
-                .open(&spare)
-        };
-        let mut f = match open(false) {
-            Ok(f) => {
-                // This spare may be the inode the directory still names on disk: after an
-                // exchange not followed by a directory sync (a `Deferred` rewrite, here or
-                // in another process), a power loss could bring the old entry back. A
-                // durable rewrite must not overwrite that inode before the directory is
-                // synced, or the file could come back torn.
-                if sync == Sync::Durable && !synced_since_exchange(run_id) {
-                    File::open(&dir)?.sync_all()?;
-                }
-                f
+    let durable = sync == Sync::Durable;
+    // The file the rewrite is prepared in: the run's spare, overwritten in place (then cut
+    // to length: truncating first would free its blocks only for the write to allocate
+    // them again) ...
+    let open = |at: &Path, create: bool| {
+        OpenOptions::new()
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(at)
+    };
+    let (target, mut f) = match open(&spare, false) {
+        // ... except where that spare may be the inode the directory still names on disk:
+        // after an exchange not followed by a directory sync (a `Deferred` rewrite, here or
+        // in another process), a power loss could bring the old entry back, and a file
+        // overwritten in place would come back torn. A durable rewrite then fills another
+        // file, and the spare stays as it is until the directory is synced.
+        Ok(_) if durable && !synced_since_exchange(run_id) => {
+            let other = other_of(&path);
+            if other.exists() {
+                // Left by a rewrite that stopped halfway (a crash): it too may be what the
+                // directory names on disk, so the directory is synced before it is reused.
+                File::open(&dir)?.sync_all()?;
+            } else {
+                take_pooled(&dir, &other)?;
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                // The run's first rewrites: take the spare an ended run left, if any.
-                match fs::rename(&kept, &spare) {
-                    Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                }
-                open(true)?
-            }
-            Err(e) => return Err(e),
-        };
-        f.write_all(&body)?;
-        f.set_len(body.len() as u64)?;
-        if sync == Sync::Durable {
-            f.sync_all()?;
+            let f = open(&other, true)?;
+            (other, f)
         }
+        Ok(f) => (spare.clone(), f),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            // The run's first rewrites: a spare from the pool (ended runs leave theirs).
+            take_pooled(&dir, &spare)?;
+            (spare.clone(), open(&spare, true)?)
+        }
+        Err(e) => return Err(e),
+    };
+    f.write_all(&body)?;
+    f.set_len(body.len() as u64)?;
+    if durable {
+        // The length is data: `fdatasync` writes it; the file's times are left.
+        f.sync_data()?;
     }
-    swap_in(&spare, &path)?;
-    if run.status.is_terminal() {
-        // The run is over: its spare is kept for the next run of the SOP (freeing it would
-        // slow down later inode allocations, see `swap_in`); one is enough.
-        keep_spare(&spare, &kept)?;
-    }
-    if sync == Sync::Durable {
-        // The rename is durable once the directory entry is.
+    drop(f);
+    swap_in(&target, &path)?;
+    if durable {
+        // The exchange is durable once the directory entry is.
         File::open(&dir)?.sync_all()?;
+    }
+    // Only now (the directory names the new file on disk) may the previous file be
+    // overwritten, by this run or, from the pool, by another.
+    if target != spare {
+        give_back(&target, &dir)?;
+    }
+    if run.status.is_terminal() && durable {
+        // The run is over: its spare goes to the pool for the next runs of the SOP
+        // (freeing it would slow down later inode allocations, see `swap_in`).
+        give_back(&spare, &dir)?;
     }
     note_exchange(run_id, sync == Sync::Durable, run.status.is_terminal());
     drop(lock);
@@ -172,34 +182,66 @@ pub fn write_new(home: &Home, run: &Run, rel: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The spare an ended run leaves in its audit directory for the next run (under the
-/// directory's lock, like every rewrite).
-const KEPT_SPARE: &str = ".spare";
+/// Spares left by ended runs in an audit directory, for the next runs (`.spare`,
+/// `.spare-1`, ...): a rewrite takes one instead of creating a file, so runs allocate and
+/// free no inodes beyond their own files. Slots are claimed by renaming, which is atomic:
+/// no lock is needed between the writers of different runs.
+const POOL: usize = 4;
 
-/// Moves `spare` to `kept` unless a spare is kept already (then `spare` is removed).
-fn keep_spare(spare: &Path, kept: &Path) -> std::io::Result<()> {
+fn pool_slot(dir: &Path, k: usize) -> PathBuf {
+    if k == 0 {
+        dir.join(".spare")
+    } else {
+        dir.join(format!(".spare-{k}"))
+    }
+}
+
+/// Moves a pooled spare to `to` (which does not exist); `false` if the pool is empty.
+fn take_pooled(dir: &Path, to: &Path) -> std::io::Result<bool> {
+    for k in 0..POOL {
+        match fs::rename(pool_slot(dir, k), to) {
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+/// Moves `from` into a free pool slot, or removes it when the pool is full.
+fn give_back(from: &Path, dir: &Path) -> std::io::Result<()> {
     use nix::errno::Errno;
     use nix::fcntl::{renameat2, RenameFlags};
-    match renameat2(None, spare, None, kept, RenameFlags::RENAME_NOREPLACE) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        // A spare is kept already, or the file system has no `RENAME_NOREPLACE`: this one
-        // goes.
-        Err(Errno::EEXIST | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
-            match fs::remove_file(spare) {
-                Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            }
+    for k in 0..POOL {
+        match renameat2(None, from, None, &pool_slot(dir, k), RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+            Err(Errno::EEXIST) => {}
+            // No `RENAME_NOREPLACE` here: no pool.
+            Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => break,
+            Err(e) => return Err(std::io::Error::from(e)),
         }
-        Err(e) => Err(std::io::Error::from(e)),
+    }
+    match fs::remove_file(from) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
 /// The file a rewrite is prepared in: `.<name>.next` beside the audit file.
 fn spare_of(path: &Path) -> PathBuf {
+    beside(path, "next")
+}
+
+/// Where a durable rewrite is prepared when the spare must stay as it is (see `write_with`).
+fn other_of(path: &Path) -> PathBuf {
+    beside(path, "other")
+}
+
+fn beside(path: &Path, what: &str) -> PathBuf {
     let name = path
         .file_name()
         .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.next"))
+    path.with_file_name(format!(".{name}.{what}"))
 }
 
 /// Puts the finished `spare` in place of `path` atomically. Where `path` exists the two are
@@ -400,6 +442,51 @@ mod tests {
         assert_eq!(newer["status"], "failure");
         write_new(&home, &created, rel).expect("written");
         assert_eq!(read(), newer, "the older state must not come back");
+    }
+
+    #[test]
+    fn a_durable_rewrite_never_overwrites_a_file_an_unsynced_exchange_left() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let home = Home::new(tmp.path());
+        fs::create_dir_all(home.state_dir()).expect("state dir");
+        let store = SqliteStore::open(&home.db_path(), Synchronous::Normal).expect("store");
+        store
+            .create_run(moving("audit-unsynced", 3), "logs/sop/deploy/u.json", None, T0)
+            .expect("created");
+        let dir = home.root().join("logs/sop/deploy");
+        let (file, spare) = (dir.join("u.json"), dir.join(".u.json.next"));
+        let inode = |p: &Path| fs::metadata(p).expect("exists").ino();
+        let change = |n: i64| {
+            store
+                .update_run("audit-unsynced", T0 + n, &mut |r, _| {
+                    r.error = Some(format!("change {n}"));
+                    Ok(())
+                })
+                .expect("update")
+                .expect("not refused");
+        };
+        write(&store, &home, "audit-unsynced").expect("written");
+        let first = inode(&file);
+        change(1);
+        write_with(&store, &home, "audit-unsynced", Sync::Deferred).expect("written");
+        let second = inode(&file);
+        // Unsynced: the directory may still name `first` on disk as the audit file.
+        assert_eq!(inode(&spare), first);
+        let before = fs::read(&spare).expect("spare");
+        change(2);
+        write(&store, &home, "audit-unsynced").expect("written");
+        assert!(
+            ![first, second].contains(&inode(&file)),
+            "written into a third file"
+        );
+        assert_eq!(inode(&spare), first, "the spare stays");
+        assert_eq!(fs::read(&spare).expect("spare"), before, "untouched");
+        assert_eq!(inode(&dir.join(".spare")), second, "pooled after the sync");
+        // Synced now: the next durable rewrite overwrites the spare as usual.
+        change(3);
+        write(&store, &home, "audit-unsynced").expect("written");
+        assert_eq!(inode(&file), first);
     }
 
     #[test]
