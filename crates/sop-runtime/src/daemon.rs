@@ -314,7 +314,18 @@ impl Scheduler {
 
 /// Drives run `id` on this driver thread until it finishes, waits or is stopped.
 fn drive_one(shared: &Shared, id: &str) {
-    let ring = || shared.ring();
+    // A claim lets the queue behind this run move; with every worker busy nothing could
+    // start, so the loop is not woken for nothing.
+    let ring = || {
+        let busy = shared
+            .active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        if busy < shared.config.workers as usize {
+            shared.ring();
+        }
+    };
     let free = || {
         shared
             .active

@@ -269,7 +269,13 @@ impl<'a, 'c> Driver<'a, 'c> {
                 Action::Finished(status) => return Ok(Some(status)),
                 Action::Interrupted => return Ok(Some(RunStatus::Interrupted)),
                 Action::Claim => {
-                    let seen = self.ctx.store.change_counter()?;
+                    // Read before the claim, so a change right after it is not missed; a
+                    // daemon driver does not wait here (it hands a blocked run back).
+                    let seen = if self.ctx.release_when_idle {
+                        None
+                    } else {
+                        Some(self.ctx.store.change_counter()?)
+                    };
                     // The claim and the walk to the first step are one transaction.
                     let next: RefCell<Option<Action>> = RefCell::new(None);
                     let mut events = Vec::new();
@@ -305,10 +311,10 @@ impl<'a, 'c> Driver<'a, 'c> {
                                 obs.blocked(run, &why);
                                 *last_block = Some(why);
                             }
-                            if self.ctx.release_when_idle {
-                                return Ok(Some(RunStatus::Queued));
+                            match seen {
+                                Some(seen) => self.wait_for_change(seen, None),
+                                None => return Ok(Some(RunStatus::Queued)),
                             }
-                            self.wait_for_change(seen, None);
                         }
                     }
                 }
