@@ -81,6 +81,15 @@ impl SqliteStore {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // The write-ahead log is kept when this handle closes (no checkpoint then; SQLite's
+        // automatic checkpoints still bound it). A `sop` process used to checkpoint and
+        // delete it at exit, so the next one wrote a new, growing log, and each commit that
+        // grows the file makes its `fdatasync` write the inode too (~0.09 ms per step).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(open_err)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
             sync,

@@ -189,6 +189,13 @@ fn reopening_the_file_keeps_everything() {
             store.change_counter().expect("counter"),
         )
     };
+    // The write-ahead log outlives the handle (no checkpoint on close): the next process
+    // writes over it instead of growing a new file.
+    let wal = path.with_extension("db-wal");
+    assert!(
+        std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 0,
+        "the log is kept at close"
+    );
     let store = open(&path);
     assert_eq!(store.load_run("a").expect("load"), Some(run));
     assert_eq!(event_count(&store, "a"), events);
