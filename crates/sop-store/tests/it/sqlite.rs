@@ -193,7 +193,7 @@ fn reopening_the_file_keeps_everything() {
     // writes over it instead of growing a new file.
     let wal = path.with_extension("db-wal");
     assert!(
-        std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 0,
+        std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0),
         "the log is kept at close"
     );
     let store = open(&path);
