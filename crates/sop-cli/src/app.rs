@@ -63,6 +63,7 @@ impl App {
             store: &self.store,
             home: &self.home,
             config: &self.config,
+            served: false,
         }
     }
 }

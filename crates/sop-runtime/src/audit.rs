@@ -1,7 +1,8 @@
 //! The per-run audit file (SPEC §7): one JSON document, rewritten atomically (written
-//! beside it, then exchanged into place; see [`swap_in`]) after every committed transition; fsynced (file and directory) whenever the run
-//! comes to rest (waits, queues, ends), not between two steps of a moving run (see
-//! [`Sync`]). `sop status --json` prints the same document.
+//! beside it, then exchanged into place; see [`swap_in`]) after every committed transition;
+//! fsynced (file and directory) whenever the run comes to rest (waits, ends), not between
+//! two steps of a moving run, nor for a new queued run in a served home (see [`Sync`]).
+//! `sop status --json` prints the same document.
 //!
 //! `doc.rs` says what the document holds (typed structs borrowing from the run);
 //! `render.rs` renders the file from kept per-record fragments, so a rewrite costs about a
@@ -41,8 +42,8 @@ pub fn new_path(home: &Home, sop: &str, created_at: i64, run_id: &str) -> PathBu
 /// How far an audit rewrite goes to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sync {
-    /// write, fsync, exchange, fsync of the directory: survives a power loss. (Before
-    /// overwriting a spare that an unsynced exchange left, the directory is synced first.)
+    /// write, fsync, exchange, fsync of the directory: survives a power loss. (A spare that
+    /// an unsynced exchange left is not overwritten: another file is filled instead.)
     Durable,
     /// write, exchange: every reader sees a whole, current document, but a power loss may
     /// leave an older, a torn or no file. Only where the store holds the truth and the file
@@ -132,12 +133,12 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
     // Only now (the directory names the new file on disk) may the previous file be
     // overwritten, by this run or, from the pool, by another.
     if target != spare {
-        give_back(&target, &dir)?;
+        give_back(&target, &dir);
     }
     if run.status.is_terminal() && durable {
         // The run is over: its spare goes to the pool for the next runs of the SOP
         // (freeing it would slow down later inode allocations, see `swap_in`).
-        give_back(&spare, &dir)?;
+        give_back(&spare, &dir);
     }
     note_exchange(run_id, sync == Sync::Durable, run.status.is_terminal());
     drop(lock);
@@ -151,7 +152,6 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
 pub fn write_new(home: &Home, run: &Run, rel: &str) -> std::io::Result<()> {
     use nix::errno::Errno;
     use nix::fcntl::{renameat2, RenameFlags};
-    note_path(&run.id, rel);
     let path = home.root().join(rel);
     let dir = path
         .parent()
@@ -159,24 +159,35 @@ pub fn write_new(home: &Home, run: &Run, rel: &str) -> std::io::Result<()> {
     let lock = open_lock(&dir)?;
     lock_run(&lock, &run.id)?;
     let body = render::file(run)?;
-    let spare = spare_of(&path);
+    // Prepared under its own name: `.next` may be a spare an unsynced exchange left.
+    let new = beside(&path, "new");
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&spare)?;
+        .open(&new)?;
     f.write_all(&body)?;
     drop(f);
-    match renameat2(None, &spare, None, &path, RenameFlags::RENAME_NOREPLACE) {
-        // The file exists: it is newer. The spare stays, for the run's next rewrite.
-        Ok(()) | Err(Errno::EEXIST) => {}
+    let placed = match renameat2(None, &new, None, &path, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => true,
+        Err(Errno::EEXIST) => false,
         // A file system without `RENAME_NOREPLACE`: look, then rename (under the run's lock).
         Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
-            if !path.exists() {
-                fs::rename(&spare, &path)?;
+            if path.exists() {
+                false
+            } else {
+                fs::rename(&new, &path)?;
+                true
             }
         }
         Err(e) => return Err(std::io::Error::from(e)),
+    };
+    if placed {
+        note_path(&run.id, rel);
+    } else {
+        // The file exists: it is newer (the run may even be over). This one was never the
+        // audit file: it goes to the pool.
+        give_back(&new, &dir);
     }
     drop(lock);
     Ok(())
@@ -208,22 +219,29 @@ fn take_pooled(dir: &Path, to: &Path) -> std::io::Result<bool> {
     Ok(false)
 }
 
-/// Moves `from` into a free pool slot, or removes it when the pool is full.
-fn give_back(from: &Path, dir: &Path) -> std::io::Result<()> {
+/// Moves `from` into a free pool slot, or removes it when the pool is full. Bookkeeping
+/// after a finished rewrite: a failure is logged, never the rewrite's error (a leftover
+/// spare costs an inode, nothing else).
+fn give_back(from: &Path, dir: &Path) {
     use nix::errno::Errno;
     use nix::fcntl::{renameat2, RenameFlags};
     for k in 0..POOL {
         match renameat2(None, from, None, &pool_slot(dir, k), RenameFlags::RENAME_NOREPLACE) {
-            Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+            Ok(()) | Err(Errno::ENOENT) => return,
             Err(Errno::EEXIST) => {}
             // No `RENAME_NOREPLACE` here: no pool.
             Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => break,
-            Err(e) => return Err(std::io::Error::from(e)),
+            Err(e) => {
+                tracing::warn!("audit: cannot pool the spare `{}`: {e}", from.display());
+                return;
+            }
         }
     }
     match fs::remove_file(from) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            tracing::warn!("audit: cannot remove the spare `{}`: {e}", from.display());
+        }
+        _ => {}
     }
 }
 
@@ -442,6 +460,9 @@ mod tests {
         assert_eq!(newer["status"], "failure");
         write_new(&home, &created, rel).expect("written");
         assert_eq!(read(), newer, "the older state must not come back");
+        let dir = home.root().join("logs/sop/deploy");
+        assert!(!dir.join(".n.json.new").exists(), "nothing left behind");
+        assert!(dir.join(".spare").exists(), "the unused file is pooled");
     }
 
     #[test]

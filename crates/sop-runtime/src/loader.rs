@@ -170,17 +170,27 @@ fn load_shared_at(
     let dir = home.sop_dir(dir_name);
     let paths = [dir.join("SOP.toml"), dir.join("SOP.md")];
     let before = [stamp(&paths[0]), stamp(&paths[1])];
-    // Files changed within the last [`SETTLED`] are told apart by their bytes as well.
-    let contents = (!settled(&before, now)).then(|| read_both(&paths));
+    let young = !settled(&before, now);
     {
-        let cached = cache().lock().unwrap_or_else(PoisonError::into_inner);
-        let hit = cached
-            .get(&dir)
-            .filter(|c| c.stamps == before && (contents.is_none() || c.contents == contents));
-        if let Some(c) = hit {
-            return (Some(Arc::clone(&c.sop)), c.diagnostics.clone());
+        let mut cached = cache().lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cached.get_mut(&dir).filter(|c| c.stamps == before) {
+            // Stamps taken within [`SETTLED`] of a change may hide a same-tick rewrite: such
+            // an entry is a hit only with the same bytes, until the bytes are found the same
+            // once the stamps have settled (any later change then shows in the stamps).
+            let same = match &c.contents {
+                None => true,
+                Some(kept) => *kept == read_both(&paths),
+            };
+            if same {
+                if !young {
+                    c.contents = None;
+                }
+                return (Some(Arc::clone(&c.sop)), c.diagnostics.clone());
+            }
         }
     }
+    // Files changed within the last [`SETTLED`] are told apart by their bytes as well.
+    let contents = young.then(|| read_both(&paths));
     let loaded = load_one(home, dir_name);
     let Some(sop) = loaded.sop.map(Arc::new) else {
         return (None, loaded.diagnostics);
@@ -271,6 +281,39 @@ mod tests {
             .expect("unsettled entries keep their bytes")[1] = Some(TWO.as_bytes().to_vec());
         let (c, _) = load_shared(&home, "hello");
         assert!(!Arc::ptr_eq(&a, &c.expect("valid")), "other bytes: parsed again");
+    }
+
+    #[test]
+    fn an_entry_cached_young_is_checked_byte_for_byte_once_its_stamps_settle() {
+        let (_dir, home) = home_with(ONE);
+        let (young, _) = load_shared(&home, "hello");
+        let young = young.expect("valid");
+        // A same-tick rewrite, hidden behind the stamps taken while young (simulated by
+        // changing the bytes the cache remembers).
+        let forge = |bytes: &str| {
+            cache()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_mut(&home.sop_dir("hello"))
+                .and_then(|c| c.contents.as_mut())
+                .expect("kept bytes")[1] = Some(bytes.as_bytes().to_vec());
+        };
+        forge(TWO);
+        let later = SystemTime::now() + Duration::from_secs(10);
+        let (settled, _) = load_shared_at(&home, "hello", later);
+        let settled = settled.expect("valid");
+        assert!(!Arc::ptr_eq(&young, &settled), "other bytes: parsed again");
+        // Cached young, with the same bytes once settled: a hit, and from then on the stamps
+        // alone decide.
+        let (_other_dir, other) = home_with(ONE);
+        let (young, _) = load_shared(&other, "hello");
+        let (settled, _) = load_shared_at(&other, "hello", later);
+        assert!(Arc::ptr_eq(&young.expect("valid"), &settled.expect("valid")));
+        assert!(cache()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&other.sop_dir("hello"))
+            .is_some_and(|c| c.contents.is_none()));
     }
 
     #[test]

@@ -116,6 +116,9 @@ pub struct Ops<'a> {
     pub store: &'a dyn Store,
     pub home: &'a Home,
     pub config: &'a RunnerConfig,
+    /// This process is the home's `sop serve`, which repairs queued runs' audit files as it
+    /// starts: a new run's first file needs no sync (see [`Ops::execute`]).
+    pub served: bool,
 }
 
 /// A new run id: 12 random hex digits (operators type prefixes of it).
@@ -150,12 +153,18 @@ impl Ops<'_> {
         let audit_path = audit::new_path(self.home, &new.sop.name, t, &id);
         let audit_rel = self.home.display(&audit_path);
         match self.store.create_run(new, &audit_rel, req.owner, t)? {
-            Created::New(run) => {
+            Created::New(run) if self.served => {
                 // Unsynced (two syncs fewer per new run): the run is committed (SPEC §8), and
                 // its file is rewritten durably when the run comes to rest (waits or ends),
-                // by recovery if it was moving, or by `sop serve` as it starts if it is
-                // still queued (`recovery::repair_queued_audit`).
+                // by recovery if it was moving, or by this `sop serve` as it starts again
+                // if it is still queued (`recovery::repair_queued_audit`).
                 audit::write_new(self.home, &run, &audit_rel).map_err(OpError::Audit)?;
+                Ok(Executed::Created(run))
+            }
+            Created::New(run) => {
+                // No daemon repairs this home's files after a power loss: durable.
+                audit::note_path(&run.id, &audit_rel);
+                audit::write(self.store, self.home, &run.id).map_err(OpError::Audit)?;
                 Ok(Executed::Created(run))
             }
             Created::NotCreated(Admission::Coalesce { run_id }) => Ok(Executed::Coalesced(run_id)),

@@ -115,8 +115,11 @@ pub fn repair_queued_audit(store: &dyn Store, home: &Home) -> Result<usize, Stor
             .ok()
             .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
             .is_some_and(|doc| doc["status"] == "queued");
-        if !current && audit::write(store, home, &row.id).is_ok() {
-            repaired += 1;
+        if !current {
+            match audit::write(store, home, &row.id) {
+                Ok(()) => repaired += 1,
+                Err(e) => tracing::error!("run {}: cannot rewrite its audit file: {e}", row.id),
+            }
         }
     }
     Ok(repaired)

@@ -113,6 +113,7 @@ where
             store: &*state.store,
             home: &state.home,
             config: &state.config,
+            served: true,
         })
     })
     .await

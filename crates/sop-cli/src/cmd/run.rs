@@ -202,6 +202,7 @@ fn drive_here(app: &App, id: &str) -> CmdResult {
                             store: &store,
                             home: &home,
                             config: &config,
+                            served: false,
                         };
                         if let Err(e) = ops.cancel(&run_id, &identity::current_user()) {
                             eprintln!("error: {e}");

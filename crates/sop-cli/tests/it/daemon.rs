@@ -401,13 +401,14 @@ fn queued_runs_audit_files_lost_or_torn_are_rewritten_when_the_daemon_starts() {
     d.wait_run(&first, |v| v["status"] == "waiting_approval");
     let torn = d.execute("held", &json!({}));
     let lost = d.execute("held", &json!({}));
+    let stale = d.execute("held", &json!({}));
     let file_of = |id: &str| {
         home.audit_files("held")
             .into_iter()
             .find(|p| p.to_string_lossy().ends_with(&format!("-{id}.json")))
             .unwrap_or_else(|| panic!("no audit file for {id}"))
     };
-    let (torn_file, lost_file) = (file_of(&torn), file_of(&lost));
+    let (torn_file, lost_file, stale_file) = (file_of(&torn), file_of(&lost), file_of(&stale));
     assert_eq!(d.run(&torn)["status"], "queued");
     // A power loss: the daemon dies, and the unsynced files of new runs are torn or gone.
     std::process::Command::new("kill")
@@ -418,12 +419,15 @@ fn queued_runs_audit_files_lost_or_torn_are_rewritten_when_the_daemon_starts() {
     drop(d);
     std::fs::write(&torn_file, "{\n  \"sop\": \"hel").unwrap();
     std::fs::remove_file(&lost_file).unwrap();
+    std::fs::write(&stale_file, "{\"status\": \"running\"}").unwrap();
 
     let d = Daemon::start(&home);
-    for (id, file) in [(&torn, &torn_file), (&lost, &lost_file)] {
+    for (id, file) in [(&torn, &torn_file), (&lost, &lost_file), (&stale, &stale_file)] {
         let doc = wait_for(Duration::from_secs(20), || {
             let bytes = std::fs::read(file).ok()?;
-            serde_json::from_slice::<Value>(&bytes).ok()
+            serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .filter(|doc| doc["status"] == "queued")
         })
         .unwrap_or_else(|| panic!("{file:?} was not rewritten"));
         assert_eq!(doc["run_id"], id.as_str());

@@ -153,6 +153,7 @@ impl Server {
             store: &*self.store,
             home: &self.home,
             config: &self.config,
+            served: true,
         }
     }
 
