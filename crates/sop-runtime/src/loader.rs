@@ -144,7 +144,7 @@ struct Cached {
     stamps: [Option<Stamp>; 2],
     /// The files' bytes, kept while the stamps are not settled: then a hit needs the same
     /// bytes too (reading two small files still costs far less than parsing them).
-    contents: Option<Contents>,
+    contents: Option<Arc<Contents>>,
     sop: Arc<Sop>,
     diagnostics: Vec<Diagnostic>,
 }
@@ -171,44 +171,57 @@ fn load_shared_at(
     let paths = [dir.join("SOP.toml"), dir.join("SOP.md")];
     let before = [stamp(&paths[0]), stamp(&paths[1])];
     let young = !settled(&before, now);
-    {
-        let mut cached = cache().lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = cached.get_mut(&dir).filter(|c| c.stamps == before) {
-            // Stamps taken within [`SETTLED`] of a change may hide a same-tick rewrite: such
-            // an entry is a hit only with the same bytes, until the bytes are found the same
-            // once the stamps have settled (any later change then shows in the stamps).
-            let same = match &c.contents {
-                None => true,
-                Some(kept) => *kept == read_both(&paths),
-            };
-            if same {
+    // Stamps taken within [`SETTLED`] of a change may hide a same-tick rewrite: an entry
+    // cached then is a hit only with the same bytes, until the bytes are found the same once
+    // the stamps have settled (any later change then shows in the stamps). Files are read
+    // outside the lock.
+    let kept = {
+        let cached = cache().lock().unwrap_or_else(PoisonError::into_inner);
+        match cached.get(&dir).filter(|c| c.stamps == before) {
+            Some(c) => match &c.contents {
+                None => return (Some(Arc::clone(&c.sop)), c.diagnostics.clone()),
+                Some(kept) => Some(Arc::clone(kept)),
+            },
+            None => None,
+        }
+    };
+    let mut read = None;
+    if let Some(kept) = kept {
+        let now_bytes = read_both(&paths);
+        if *kept == now_bytes {
+            let mut cached = cache().lock().unwrap_or_else(PoisonError::into_inner);
+            let same_entry = cached.get_mut(&dir).filter(|c| {
+                c.contents.as_ref().is_some_and(|k| Arc::ptr_eq(k, &kept))
+            });
+            if let Some(c) = same_entry {
                 if !young {
                     c.contents = None;
                 }
                 return (Some(Arc::clone(&c.sop)), c.diagnostics.clone());
             }
         }
+        read = Some(now_bytes);
     }
     // Files changed within the last [`SETTLED`] are told apart by their bytes as well.
-    let contents = young.then(|| read_both(&paths));
+    let contents = young.then(|| read.unwrap_or_else(|| read_both(&paths)));
     let loaded = load_one(home, dir_name);
     let Some(sop) = loaded.sop.map(Arc::new) else {
         return (None, loaded.diagnostics);
     };
     let after = [stamp(&paths[0]), stamp(&paths[1])];
-    let mut cached = cache().lock().unwrap_or_else(PoisonError::into_inner);
     let unchanged = after == before
         && match &contents {
             None => true,
             // What was parsed lies between two identical reads.
             Some(c) => *c == read_both(&paths),
         };
+    let mut cached = cache().lock().unwrap_or_else(PoisonError::into_inner);
     if unchanged {
         cached.insert(
             dir,
             Cached {
                 stamps: after,
-                contents,
+                contents: contents.map(Arc::new),
                 sop: Arc::clone(&sop),
                 diagnostics: loaded.diagnostics.clone(),
             },
@@ -277,7 +290,7 @@ mod tests {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_mut(&home.sop_dir("hello"))
-            .and_then(|c| c.contents.as_mut())
+            .and_then(|c| c.contents.as_mut().map(Arc::make_mut))
             .expect("unsettled entries keep their bytes")[1] = Some(TWO.as_bytes().to_vec());
         let (c, _) = load_shared(&home, "hello");
         assert!(!Arc::ptr_eq(&a, &c.expect("valid")), "other bytes: parsed again");
@@ -295,7 +308,7 @@ mod tests {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .get_mut(&home.sop_dir("hello"))
-                .and_then(|c| c.contents.as_mut())
+                .and_then(|c| c.contents.as_mut().map(Arc::make_mut))
                 .expect("kept bytes")[1] = Some(bytes.as_bytes().to_vec());
         };
         forge(TWO);
