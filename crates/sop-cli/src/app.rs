@@ -55,6 +55,7 @@ impl App {
             stop: None,
             on_claim: None,
             on_end: None,
+            handover: None,
         }
     }
 

@@ -19,7 +19,9 @@ use sop_core::run::RunStatus;
 use sop_store::{Owner, Store};
 
 use crate::clock::now;
-use crate::engine::{self, owner_alive, Context, Quiet};
+use sop_core::run::{Action, Run};
+
+use crate::engine::{self, owner_alive, Context, Handover, Quiet};
 use crate::home::Home;
 use crate::recovery;
 
@@ -49,7 +51,20 @@ struct Shared {
     stop: AtomicBool,
     woken: Mutex<bool>,
     bell: Condvar,
+    /// Runs handed to a driver (or reserved by one, see [`Handover`]): at most `workers`
+    /// of them hold a slot.
     active: Mutex<HashSet<String>>,
+    /// Work for the driver threads (started by [`Scheduler::run`]; a thread per run cost a
+    /// thread start and stop per run). `None` once the scheduler stops.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+/// What a driver thread is handed.
+enum Job {
+    /// A queued run (or one released at a gate) to acquire and drive.
+    Drive(String),
+    /// A run another driver's last commit claimed for this process, and its next action.
+    Claimed(Box<(Run, Action)>),
 }
 
 impl Shared {
@@ -57,14 +72,61 @@ impl Shared {
         *self.woken.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.bell.notify_all();
     }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands `job` (for run `id`, already in `active`) to a driver thread; `false` if the
+    /// scheduler has stopped.
+    fn send(&self, job: Job) -> bool {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok())
+    }
+}
+
+/// A driver whose run ends claims the head of the queue in the same commit.
+impl Handover for Shared {
+    fn reserve(&self) -> Option<String> {
+        if self.stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        let rows = self.store.queue_head(QUICK_FIRST).ok()?;
+        let mut active = self.active();
+        let row = rows.into_iter().find(|row| {
+            row.status == RunStatus::Queued
+                && !active.contains(&row.id)
+                && !row
+                    .owner
+                    .is_some_and(|o| o != self.owner && owner_alive(o))
+        })?;
+        active.insert(row.id.clone());
+        Some(row.id)
+    }
+
+    fn claimed(&self, run: Run, action: Action) {
+        let id = run.id.clone();
+        if !self.send(Job::Claimed(Box::new((run, action)))) {
+            // Stopping: nobody drives it now. Released, its step (not started) is recorded
+            // `interrupted` by recovery, like any step whose driver stopped.
+            tracing::warn!("run {id}: claimed while the scheduler stops; released");
+            let _ = self.store.release(&id, self.owner);
+            self.active().remove(&id);
+        }
+    }
+
+    fn unreserve(&self, id: &str) {
+        self.active().remove(id);
+        self.ring();
+    }
 }
 
 /// The scheduler. Clone-free: share it through an `Arc`.
 pub struct Scheduler {
     shared: Arc<Shared>,
-    /// Runs handed to the driver threads (started by [`Scheduler::run`]; a thread per run
-    /// cost a thread start and stop per run).
-    jobs: Mutex<Option<mpsc::Sender<String>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -80,8 +142,8 @@ impl Scheduler {
                 woken: Mutex::new(false),
                 bell: Condvar::new(),
                 active: Mutex::new(HashSet::new()),
+                jobs: Mutex::new(None),
             }),
-            jobs: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
         }
     }
@@ -143,7 +205,8 @@ impl Scheduler {
         }
         // No more runs for the drivers: each finishes its run (stopping its step) and ends.
         drop(
-            self.jobs
+            self.shared
+                .jobs
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
@@ -159,7 +222,7 @@ impl Scheduler {
     /// `workers`, as a driver gives its slot back when its run ends (`on_end`) and then
     /// finishes the run's audit file (three syncs) while another thread starts the next run.
     fn start_drivers(&self) {
-        let (send, receive) = mpsc::channel::<String>();
+        let (send, receive) = mpsc::channel::<Job>();
         let receive = Arc::new(Mutex::new(receive));
         let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
         for n in 0..self.shared.config.workers.max(1).saturating_mul(2) {
@@ -172,7 +235,16 @@ impl Scheduler {
                         .unwrap_or_else(PoisonError::into_inner)
                         .recv();
                     match next {
-                        Ok(id) => drive_one(&shared, &id),
+                        Ok(Job::Drive(id)) => drive_one(&shared, &id, |ctx| {
+                            engine::drive(ctx, &id, &mut Quiet)
+                        }),
+                        Ok(Job::Claimed(claimed)) => {
+                            let (run, action) = *claimed;
+                            let id = run.id.clone();
+                            drive_one(&shared, &id, move |ctx| {
+                                engine::drive_claimed(ctx, run, action, &mut Quiet)
+                            });
+                        }
                         Err(_) => return, // the scheduler stopped
                     }
                 });
@@ -181,7 +253,11 @@ impl Scheduler {
                 Err(e) => tracing::error!("cannot start a driver thread: {e}"),
             }
         }
-        *self.jobs.lock().unwrap_or_else(PoisonError::into_inner) = Some(send);
+        *self
+            .shared
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(send);
     }
 
     /// One pass: recovery, deadlines, then start what may start.
@@ -249,7 +325,7 @@ impl Scheduler {
                 .store
                 .claim_preview(&row.id, shared.config.workers, now())?
             {
-                None => self.start_driver(row.id),
+                None => self.start_driver(&row.id),
                 // A run ahead (just handed to a driver) starts first: so would everything
                 // behind it; the next pass goes on once it has claimed its slot.
                 Some(Blocked::Behind { .. } | Blocked::WorkersBusy { .. }) => {
@@ -286,34 +362,25 @@ impl Scheduler {
 
     /// Forgets finished driver threads.
     /// Hands run `id` to a driver thread.
-    fn start_driver(&self, id: String) {
-        self.shared
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.clone());
-        let unsent = match self
-            .jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
-            Some(jobs) => jobs.send(id).err().map(|e| e.0),
-            None => Some(id),
-        };
-        if let Some(id) = unsent {
+    fn start_driver(&self, id: &str) {
+        // Not if a driver reserved it meanwhile (see `Handover`).
+        if !self.shared.active().insert(id.to_string()) {
+            return;
+        }
+        if !self.shared.send(Job::Drive(id.to_string())) {
             tracing::error!("no driver thread takes run {id}");
-            self.shared
-                .active
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&id);
+            self.shared.active().remove(id);
         }
     }
 }
 
-/// Drives run `id` on this driver thread until it finishes, waits or is stopped.
-fn drive_one(shared: &Shared, id: &str) {
+/// Drives run `id` on this driver thread (with `drive`: acquiring it, or going on from a
+/// claim made for it) until it finishes, waits or is stopped.
+fn drive_one(
+    shared: &Shared,
+    id: &str,
+    drive: impl FnOnce(&Context<'_>) -> Result<RunStatus, engine::EngineError>,
+) {
     // A claim lets the queue behind this run move; with every worker busy nothing could
     // start, so the loop is not woken for nothing.
     let ring = || {
@@ -343,12 +410,11 @@ fn drive_one(shared: &Shared, id: &str) {
         stop: Some(&shared.stop),
         on_claim: Some(&ring),
         on_end: Some(&free),
+        handover: Some(shared),
     };
     // A panic (a bug) must not hold a worker forever: it is logged, the run is released,
     // and recovery treats it as an orphan (its step `interrupted`).
-    let driven = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        engine::drive(&ctx, id, &mut Quiet)
-    }));
+    let driven = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(&ctx)));
     match driven {
         Ok(Ok(status)) => tracing::debug!("run {id}: {}", status.as_str()),
         Ok(Err(engine::EngineError::Busy { .. })) => {}

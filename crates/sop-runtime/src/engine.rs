@@ -63,6 +63,21 @@ pub struct Context<'a> {
     /// next run while this driver finishes the file. (An ended run is nobody's: nothing
     /// else can drive it.)
     pub on_end: Option<&'a (dyn Fn() + Sync)>,
+    /// Daemon: hands this driver's worker slot straight to the next queued run when its own
+    /// run ends (see [`Handover`]).
+    pub handover: Option<&'a dyn Handover>,
+}
+
+/// A daemon's hand-over of worker slots. When a driver's run ends with a step's exit, the
+/// same commit claims a queued run reserved for it (`Store::update_run_then_claim`: one
+/// sync, and no trip through the scheduler), which another driver thread then drives.
+pub trait Handover: Sync {
+    /// A queued run reserved for this driver to claim with the commit that may end its run.
+    fn reserve(&self) -> Option<String>;
+    /// The commit claimed `run`, owned by this process now, whose next action is `action`.
+    fn claimed(&self, run: Run, action: Action);
+    /// The reserved run `id` was not claimed: it is free again.
+    fn unreserve(&self, id: &str);
 }
 
 impl Context<'_> {
@@ -121,7 +136,48 @@ pub fn drive(
             pid: owner.pid,
         });
     }
-    let result = Driver::new(ctx, run_id).run(obs);
+    let result = Driver::new(ctx, run_id).run(obs, None);
+    finish(ctx, run_id, result)
+}
+
+/// Drives a run another driver's commit claimed for this process ([`Handover::claimed`]):
+/// from its first audit rewrite on, as [`drive`] would after its own claim.
+pub fn drive_claimed(
+    ctx: &Context<'_>,
+    run: Run,
+    action: Action,
+    obs: &mut dyn Observer,
+) -> Result<RunStatus, EngineError> {
+    let run_id = run.id.clone();
+    let mut driver = Driver::new(ctx, &run_id);
+    let result = driver
+        .write_audit(sync_for(&action))
+        .and_then(|()| driver.run(obs, Some((run, action))));
+    finish(ctx, &run_id, result)
+}
+
+/// A run a [`Handover`] reserved for a driver; given back when dropped unless claimed (so
+/// also on an error or a panic in between).
+struct Reserved<'h> {
+    handover: &'h dyn Handover,
+    id: Option<String>,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.handover.unreserve(&id);
+        }
+    }
+}
+
+/// What every drive ends with: a run whose audit file cannot be written is halted; an ended
+/// run's scratch file goes; a run that waits is handed back.
+fn finish(
+    ctx: &Context<'_>,
+    run_id: &str,
+    result: Result<RunStatus, EngineError>,
+) -> Result<RunStatus, EngineError> {
     if let Err(EngineError::Audit { source, .. }) = &result {
         // SPEC §8: without an audit trail no new step starts; the run ends as errored.
         let reason = format!("cannot write the audit file: {source}");
@@ -176,25 +232,74 @@ impl<'a, 'c> Driver<'a, 'c> {
         change: &mut sop_store::RunChange<'_>,
         sync: &dyn Fn(&Run) -> audit::Sync,
     ) -> Result<Result<Run, Refusal>, EngineError> {
+        self.commit_handing(obs, change, sync, None)
+    }
+
+    /// [`Self::commit_with`]; with `next` (a run the [`Handover`] reserved), a commit that
+    /// ends this run also claims `next`, which is handed over before this run's audit file
+    /// is rewritten, so it starts meanwhile. A reservation not claimed is given back.
+    fn commit_handing(
+        &self,
+        obs: &mut dyn Observer,
+        change: &mut sop_store::RunChange<'_>,
+        sync: &dyn Fn(&Run) -> audit::Sync,
+        next: Option<Reserved<'_>>,
+    ) -> Result<Result<Run, Refusal>, EngineError> {
         let mut events = Vec::new();
         let mut changed = false;
-        let result = self
-            .ctx
-            .store
-            .update_run(&self.run_id, now(), &mut |run, ev| {
-                // Cheap: the SOP and the step records are shared between the copies.
-                let before = run.clone();
-                change(run, ev)?;
-                events.clone_from(ev);
-                // The store's own rule: it writes when there are events or the run differs.
-                changed = !ev.is_empty() || *run != before;
-                Ok(())
-            })?;
+        let mut record = |run: &mut Run, ev: &mut Vec<Happened>| {
+            // Cheap: the SOP and the step records are shared between the copies.
+            let before = run.clone();
+            change(run, ev)?;
+            events.clone_from(ev);
+            // The store's own rule: it writes when there are events or the run differs.
+            changed = !ev.is_empty() || *run != before;
+            Ok(())
+        };
+        let (result, claimed) = match next {
+            Some(mut reserved) => {
+                let handover = reserved.handover;
+                let id = reserved.id.clone().unwrap_or_default();
+                let walked: RefCell<Option<Action>> = RefCell::new(None);
+                let successor = sop_store::Successor {
+                    id: &id,
+                    me: self.ctx.owner,
+                    is_alive: &owner_alive,
+                    workers: self.ctx.config.workers,
+                };
+                let committed = self.ctx.store.update_run_then_claim(
+                    &self.run_id,
+                    now(),
+                    &mut record,
+                    &successor,
+                    &mut |run, ev| {
+                        *walked.borrow_mut() = Some(run::advance(run, now(), ev));
+                        Ok(())
+                    },
+                );
+                let (result, claimed) = committed?;
+                let claimed = claimed.map(|run| {
+                    reserved.id = None; // claimed: no longer a reservation to give back
+                    let action = walked.into_inner().unwrap_or(Action::Claim);
+                    (handover, run, action)
+                });
+                (result, claimed)
+            }
+            None => (
+                self.ctx
+                    .store
+                    .update_run(&self.run_id, now(), &mut record)?,
+                None,
+            ),
+        };
         if let Ok(run) = &result {
             if changed && run.status.is_terminal() {
                 if let Some(on_end) = self.ctx.on_end {
                     on_end();
                 }
+            }
+            if let Some((handover, next_run, action)) = claimed {
+                handover.claimed(next_run, action);
             }
             // Nothing changed, nothing written: the audit file is current as it is.
             if changed {
@@ -216,11 +321,16 @@ impl<'a, 'c> Driver<'a, 'c> {
         })
     }
 
-    fn run(&mut self, obs: &mut dyn Observer) -> Result<RunStatus, EngineError> {
+    /// Drives the run; `advanced`: its next action, already committed (a claim made
+    /// elsewhere).
+    fn run(
+        &mut self,
+        obs: &mut dyn Observer,
+        mut advanced: Option<(Run, Action)>,
+    ) -> Result<RunStatus, EngineError> {
         let mut last_block: Option<Blocked> = None;
-        // The next action when the previous commit already advanced the run (a step's exit
-        // and the walk to the next step are one transaction).
-        let mut advanced: Option<(Run, Action)> = None;
+        // `advanced`: the next action when the previous commit already advanced the run (a
+        // step's exit and the walk to the next step are one transaction).
         loop {
             if let Some((run, action)) = advanced.take() {
                 if let Some(status) = self.act(&run, action, obs, &mut last_block, &mut advanced)? {
@@ -331,8 +441,21 @@ impl<'a, 'c> Driver<'a, 'c> {
                     // The exit and the walk to what comes next are one transaction: both are
                     // committed before the next side effect, with one fsync instead of two.
                     let next: RefCell<Option<Action>> = RefCell::new(None);
+                    // The last step's exit usually ends the run: its worker slot can go to the
+                    // next queued run in the same commit.
+                    let last = matches!(&target, Target::Step { phase: run::Phase::Main, index }
+                        if index + 1 == run.sop.steps.len());
+                    let reserved = match self.ctx.handover {
+                        Some(handover) if last && !self.ctx.stopping() => {
+                            handover.reserve().map(|id| Reserved {
+                                handover,
+                                id: Some(id),
+                            })
+                        }
+                        _ => None,
+                    };
                     let run = self
-                        .commit_with(
+                        .commit_handing(
                             obs,
                             &mut |run, ev| {
                                 *next.borrow_mut() = None;
@@ -351,6 +474,7 @@ impl<'a, 'c> Driver<'a, 'c> {
                                     .as_ref()
                                     .map_or(audit::Sync::Durable, sync_for)
                             },
+                            reserved,
                         )?
                         .map_err(|r| {
                             EngineError::Internal(format!("step exit was refused: {r}"))

@@ -15,6 +15,15 @@ use serde::Serialize;
 use sop_core::policy::{Admission, Blocked};
 use sop_core::run::{Happened, Millis, Refusal, Run, RunStatus};
 
+/// The run a driver claims with the commit that ends its own ([`Store::update_run_then_claim`]).
+pub struct Successor<'a> {
+    pub id: &'a str,
+    /// The claiming process: the run becomes its.
+    pub me: Owner,
+    pub is_alive: &'a dyn Fn(Owner) -> bool,
+    pub workers: u32,
+}
+
 /// The process that drives a run (runs its steps, waits at its gates).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Owner {
@@ -124,6 +133,21 @@ pub trait Store: Send + Sync {
     /// Takes a queued run out of the queue if the scheduling policy lets it start now.
     /// One transaction. A run that is not queued is left as it is.
     fn claim(&self, id: &str, workers: u32, now: Millis) -> Result<ClaimResult, StoreError>;
+
+    /// [`Store::update_run`] of `id`; if that ends the run, in the same transaction (one
+    /// commit, one sync) the run `next` is claimed for `me` as by [`Store::claim_and`] —
+    /// when it is queued, owned by no other live process (`is_alive`), and the policy lets
+    /// it start — and becomes `me`'s. Returns the update's result and `next` as claimed
+    /// and walked (`None`: not claimed, left as it was). A driver whose run ends so hands its
+    /// worker slot straight to the next run.
+    fn update_run_then_claim(
+        &self,
+        id: &str,
+        now: Millis,
+        change: &mut RunChange<'_>,
+        next: &Successor<'_>,
+        then: &mut RunChange<'_>,
+    ) -> Result<(Result<Run, Refusal>, Option<Run>), StoreError>;
 
     /// [`Store::claim`], then `then` (the engine's walk to the first step) in the same
     /// transaction, so a run starts with one commit instead of two. The run after both

@@ -12,7 +12,7 @@ use sop_core::run::{Happened, Millis, Refusal, Run, RunStatus};
 use sop_core::{AdmissionPolicy, Priority};
 
 use super::{records, SqliteStore};
-use crate::{
+use crate::{Successor, 
     ClaimResult, Created, EventRow, OutputChunk, Owner, RunChange, RunFilter, RunRow, Store,
     StoreError,
 };
@@ -311,6 +311,86 @@ fn update_in(
     Ok(Ok(run))
 }
 
+/// What [`claim_in`] did.
+enum Claim {
+    Claimed(Box<Run>, i64),
+    NotQueued,
+    Blocked(policy::Blocked),
+}
+
+/// `Store::claim_and` inside the transaction `tx` (not committed here): the run claimed and
+/// walked, with the version it had.
+fn claim_in(
+    tx: &Transaction<'_>,
+    store: &SqliteStore,
+    id: &str,
+    workers: u32,
+    now: Millis,
+    then: &mut RunChange<'_>,
+) -> Result<Claim, StoreError> {
+    let (mut run, version) = load_doc(tx, store, id)?;
+    if run.status != RunStatus::Queued {
+        remember(&store.cache, version, run);
+        return Ok(Claim::NotQueued);
+    }
+    if let Err(why) = queue_verdict(tx, id, workers)? {
+        remember(&store.cache, version, run);
+        return Ok(Claim::Blocked(why));
+    }
+    let before = run.clone();
+    let mut events = Vec::new();
+    sop_core::run::claimed(&mut run, now, &mut events);
+    let (claimed, claim_events) = (run.clone(), events.len());
+    if then(&mut run, &mut events).is_err() {
+        // `then` refused: the claim alone is committed.
+        run = claimed;
+        events.truncate(claim_events);
+    }
+    records::update_run(tx, &store.snapshots, &before, &run)?;
+    insert_events(tx, id, now, &events)?;
+    Ok(Claim::Claimed(Box::new(run), version))
+}
+
+/// Claims `next` for `next.me` inside `tx` if it is queued, not another live process's, and
+/// may start.
+fn claim_successor(
+    tx: &Transaction<'_>,
+    store: &SqliteStore,
+    now: Millis,
+    next: &Successor<'_>,
+    then: &mut RunChange<'_>,
+) -> Result<Option<(Run, i64)>, StoreError> {
+    if !owned_by_none_but(tx, next)? {
+        return Ok(None);
+    }
+    let Claim::Claimed(run, version) = claim_in(tx, store, next.id, next.workers, now, then)?
+    else {
+        return Ok(None);
+    };
+    tx.prepare_cached("UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1")?
+        .execute(params![next.id, next.me.pid, next.me.start_time as i64])?;
+    Ok(Some((*run, version)))
+}
+
+/// Whether `next.id` exists and is owned by nobody, by `next.me`, or by a process that is
+/// gone.
+fn owned_by_none_but(tx: &Transaction<'_>, next: &Successor<'_>) -> Result<bool, StoreError> {
+    let owner: Option<(Option<u32>, Option<i64>)> = tx
+        .prepare_cached("SELECT owner_pid, owner_start FROM runs WHERE id = ?1")?
+        .query_row([next.id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match owner {
+        None => false,
+        Some((pid, start)) => pid
+            .zip(start)
+            .map(|(pid, start)| Owner {
+                pid,
+                start_time: start as u64,
+            })
+            .is_none_or(|o| o == next.me || !(next.is_alive)(o)),
+    })
+}
+
 /// `Store::acquire` inside one transaction.
 fn acquire_in(
     conn: &mut rusqlite::Connection,
@@ -477,30 +557,64 @@ impl Store for SqliteStore {
     ) -> Result<Result<Option<Run>, policy::Blocked>, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (mut run, version) = load_doc(&tx, self, id)?;
-        if run.status != RunStatus::Queued {
-            remember(&self.cache, version, run);
-            return Ok(Ok(None));
-        }
-        if let Err(why) = queue_verdict(&tx, id, workers)? {
-            remember(&self.cache, version, run);
-            return Ok(Err(why));
-        }
-        let before = run.clone();
-        let mut events = Vec::new();
-        sop_core::run::claimed(&mut run, now, &mut events);
-        let (claimed, claim_events) = (run.clone(), events.len());
-        if then(&mut run, &mut events).is_err() {
-            // `then` refused: the claim alone is committed.
-            run = claimed;
-            events.truncate(claim_events);
-        }
-        records::update_run(&tx, &self.snapshots, &before, &run)?;
-        insert_events(&tx, id, now, &events)?;
+        let (run, version) = match claim_in(&tx, self, id, workers, now, then)? {
+            Claim::Claimed(run, version) => (*run, version),
+            Claim::NotQueued => return Ok(Ok(None)),
+            Claim::Blocked(why) => return Ok(Err(why)),
+        };
         bump(&tx)?;
         tx.commit()?;
         remember(&self.cache, version + 1, run.clone());
         Ok(Ok(Some(run)))
+    }
+
+    fn update_run_then_claim(
+        &self,
+        id: &str,
+        now: Millis,
+        change: &mut RunChange<'_>,
+        next: &Successor<'_>,
+        then: &mut RunChange<'_>,
+    ) -> Result<(Result<Run, Refusal>, Option<Run>), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (mut run, version) = load_doc(&tx, self, id)?;
+        let before = run.clone();
+        let mut events = Vec::new();
+        if let Err(refusal) = change(&mut run, &mut events) {
+            remember(&self.cache, version, before);
+            return Ok((Err(refusal), None));
+        }
+        let changed = !events.is_empty() || records::differs(&before, &run);
+        if changed {
+            records::update_run(&tx, &self.snapshots, &before, &run)?;
+            insert_events(&tx, id, now, &events)?;
+        }
+        // The next run, if this one ended (its slot is free now, in this transaction). Under
+        // a savepoint: whatever goes wrong with it, this run's change is committed.
+        let mut claimed = None;
+        if run.status.is_terminal() {
+            tx.execute_batch("SAVEPOINT successor")?;
+            let attempt = claim_successor(&tx, self, now, next, then);
+            match attempt {
+                Ok(next_claimed) => {
+                    tx.execute_batch("RELEASE successor")?;
+                    claimed = next_claimed;
+                }
+                Err(e) if tx.is_autocommit() => return Err(e), // the whole transaction is gone
+                Err(_) => tx.execute_batch("ROLLBACK TO successor; RELEASE successor")?,
+            }
+        }
+        if changed || claimed.is_some() {
+            bump(&tx)?;
+            tx.commit()?;
+        }
+        remember(&self.cache, version + i64::from(changed), run.clone());
+        let claimed = claimed.map(|(next_run, next_version)| {
+            remember(&self.cache, next_version + 1, next_run.clone());
+            next_run
+        });
+        Ok((Ok(run), claimed))
     }
 
     fn claim_preview(

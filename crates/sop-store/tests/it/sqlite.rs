@@ -497,3 +497,94 @@ fn a_create_that_fails_takes_its_batch_down_and_no_caller_is_misinformed() {
     }
     assert!(answers.iter().any(|(id, ok)| id == "r3" && !ok));
 }
+
+#[test]
+fn a_run_that_ends_hands_its_slot_to_the_next_run_in_the_same_commit() {
+    use sop_core::run::{self, Action};
+    use sop_store::Successor;
+    let (_dir, path) = db();
+    let store = open(&path);
+    let s = sop("single"); // max_concurrent = 1
+    queued(&store, "a", &s, T0);
+    queued(&store, "b", &s, T0 + 1);
+    queued(&store, "c", &s, T0 + 2);
+    start_step(&store, "a", T0 + 3);
+    let me = Owner {
+        pid: 7,
+        start_time: 70,
+    };
+    let other = Owner {
+        pid: 8,
+        start_time: 80,
+    };
+    let alive = |o: Owner| o == other;
+    let next = |id| Successor {
+        id,
+        me,
+        is_alive: &alive,
+        workers: 4,
+    };
+    let status = |id| store.run_row(id).expect("row").expect("a row").status;
+    let walked = std::cell::RefCell::new(Action::Claim);
+    let mut walk = |r: &mut run::Run, ev: &mut Vec<Happened>| {
+        *walked.borrow_mut() = run::advance(r, T0 + 9, ev);
+        Ok(())
+    };
+
+    // A change that does not end `a`: `b` is not touched.
+    let (a, b) = store
+        .update_run_then_claim(
+            "a",
+            T0 + 4,
+            &mut |r, _| {
+                r.error = Some("noted".into());
+                Ok(())
+            },
+            &next("b"),
+            &mut walk,
+        )
+        .expect("commit");
+    assert_eq!(a.expect("accepted").status, RunStatus::Running);
+    assert!(b.is_none());
+    assert_eq!(status("b"), RunStatus::Queued);
+
+    // `a` ends: `b` takes its slot in the same commit (one change), walked, and `me`'s.
+    let counter = store.change_counter().expect("counter");
+    let (a, b) = store
+        .update_run_then_claim(
+            "a",
+            T0 + 5,
+            &mut |r, ev| {
+                run::halt(r, "done", T0 + 5, ev);
+                Ok(())
+            },
+            &next("b"),
+            &mut walk,
+        )
+        .expect("commit");
+    assert!(a.expect("accepted").status.is_terminal());
+    let b = b.expect("b claimed");
+    assert_eq!(b.status, RunStatus::Running);
+    assert!(matches!(*walked.borrow(), Action::Spawn(_)), "{walked:?}");
+    assert_eq!(store.change_counter().expect("counter"), counter + 1);
+    assert_eq!(store.run_row("b").expect("row").expect("b").owner, Some(me));
+    assert_eq!(store.load_run("b").expect("load"), Some(b));
+
+    // `c` belongs to another live process: `b` ends, `c` is left as it was.
+    store.acquire("c", other, &alive).expect("acquire");
+    let (_, c) = store
+        .update_run_then_claim(
+            "b",
+            T0 + 6,
+            &mut |r, ev| {
+                run::halt(r, "done", T0 + 6, ev);
+                Ok(())
+            },
+            &next("c"),
+            &mut walk,
+        )
+        .expect("commit");
+    assert!(c.is_none());
+    assert_eq!(status("c"), RunStatus::Queued);
+    assert_eq!(store.run_row("c").expect("row").expect("c").owner, Some(other));
+}
