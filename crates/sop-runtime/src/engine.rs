@@ -256,7 +256,7 @@ impl<'a, 'c> Driver<'a, 'c> {
             changed = !ev.is_empty() || *run != before;
             Ok(())
         };
-        let (result, claimed) = match next {
+        let result = match next {
             Some(mut reserved) => {
                 let handover = reserved.handover;
                 let id = reserved.id.clone().unwrap_or_default();
@@ -266,6 +266,7 @@ impl<'a, 'c> Driver<'a, 'c> {
                     me: self.ctx.owner,
                     is_alive: &owner_alive,
                     workers: self.ctx.config.workers,
+                    wanted: &|| !self.ctx.stopping(),
                 };
                 let committed = self.ctx.store.update_run_then_claim(
                     &self.run_id,
@@ -278,28 +279,25 @@ impl<'a, 'c> Driver<'a, 'c> {
                     },
                 );
                 let (result, claimed) = committed?;
-                let claimed = claimed.map(|run| {
-                    reserved.id = None; // claimed: no longer a reservation to give back
+                if let Some(next_run) = claimed {
+                    // Handed over at once, before anything else can go wrong here: the run
+                    // is claimed and this process's, and only a driver makes it go on.
+                    reserved.id = None;
                     let action = walked.into_inner().unwrap_or(Action::Claim);
-                    (handover, run, action)
-                });
-                (result, claimed)
+                    handover.claimed(next_run, action);
+                }
+                result
             }
-            None => (
-                self.ctx
-                    .store
-                    .update_run(&self.run_id, now(), &mut record)?,
-                None,
-            ),
+            None => self
+                .ctx
+                .store
+                .update_run(&self.run_id, now(), &mut record)?,
         };
         if let Ok(run) = &result {
             if changed && run.status.is_terminal() {
                 if let Some(on_end) = self.ctx.on_end {
                     on_end();
                 }
-            }
-            if let Some((handover, next_run, action)) = claimed {
-                handover.claimed(next_run, action);
             }
             // Nothing changed, nothing written: the audit file is current as it is.
             if changed {

@@ -22,6 +22,9 @@ pub struct Successor<'a> {
     pub me: Owner,
     pub is_alive: &'a dyn Fn(Owner) -> bool,
     pub workers: u32,
+    /// Asked inside the transaction, just before the claim: `false` (the claimer is
+    /// stopping) leaves the run queued.
+    pub wanted: &'a dyn Fn() -> bool,
 }
 
 /// The process that drives a run (runs its steps, waits at its gates).

@@ -360,15 +360,17 @@ fn claim_successor(
     next: &Successor<'_>,
     then: &mut RunChange<'_>,
 ) -> Result<Option<(Run, i64)>, StoreError> {
-    if !owned_by_none_but(tx, next)? {
+    if !owned_by_none_but(tx, next)? || !(next.wanted)() {
         return Ok(None);
     }
+    // Owned first: a run that ends in its walk to the first step (a final gate, a skip)
+    // is then let go by that same write, like every ended run (undone if not claimed).
+    tx.prepare_cached("UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1")?
+        .execute(params![next.id, next.me.pid, next.me.start_time as i64])?;
     let Claim::Claimed(run, version) = claim_in(tx, store, next.id, next.workers, now, then)?
     else {
         return Ok(None);
     };
-    tx.prepare_cached("UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1")?
-        .execute(params![next.id, next.me.pid, next.me.start_time as i64])?;
     Ok(Some((*run, version)))
 }
 
@@ -595,14 +597,22 @@ impl Store for SqliteStore {
         let mut claimed = None;
         if run.status.is_terminal() {
             tx.execute_batch("SAVEPOINT successor")?;
-            let attempt = claim_successor(&tx, self, now, next, then);
-            match attempt {
-                Ok(next_claimed) => {
+            match claim_successor(&tx, self, now, next, then) {
+                Ok(Some(next_claimed)) => {
                     tx.execute_batch("RELEASE successor")?;
-                    claimed = next_claimed;
+                    claimed = Some(next_claimed);
                 }
-                Err(e) if tx.is_autocommit() => return Err(e), // the whole transaction is gone
-                Err(_) => tx.execute_batch("ROLLBACK TO successor; RELEASE successor")?,
+                // SQLite rolled the whole transaction back (a full disk, an I/O error): this
+                // run's change is made again, alone.
+                Err(_) if tx.is_autocommit() => {
+                    drop(tx);
+                    return Ok((update_in(&mut conn, self, id, now, change)?, None));
+                }
+                // Not claimed, or it failed: the next run stays queued, as it was, and the
+                // scheduler sees to it.
+                Ok(None) | Err(_) => {
+                    tx.execute_batch("ROLLBACK TO successor; RELEASE successor")?;
+                }
             }
         }
         if changed || claimed.is_some() {

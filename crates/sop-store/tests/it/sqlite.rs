@@ -499,6 +499,7 @@ fn a_create_that_fails_takes_its_batch_down_and_no_caller_is_misinformed() {
 }
 
 #[test]
+#[allow(clippy::many_single_char_names)] // runs a to f, as in the other stories
 fn a_run_that_ends_hands_its_slot_to_the_next_run_in_the_same_commit() {
     use sop_core::run::{self, Action};
     use sop_store::Successor;
@@ -518,11 +519,13 @@ fn a_run_that_ends_hands_its_slot_to_the_next_run_in_the_same_commit() {
         start_time: 80,
     };
     let alive = |o: Owner| o == other;
+    let wanted = || true;
     let next = |id| Successor {
         id,
         me,
         is_alive: &alive,
         workers: 4,
+        wanted: &wanted,
     };
     let status = |id| store.run_row(id).expect("row").expect("a row").status;
     let walked = std::cell::RefCell::new(Action::Claim);
@@ -587,4 +590,39 @@ fn a_run_that_ends_hands_its_slot_to_the_next_run_in_the_same_commit() {
     assert!(c.is_none());
     assert_eq!(status("c"), RunStatus::Queued);
     assert_eq!(store.run_row("c").expect("row").expect("c").owner, Some(other));
+
+    // A claimer that stops takes nothing; a run that ends in its own walk is nobody's.
+    crate::fixture::cancel(&store, "c", T0 + 7);
+    queued(&store, "d", &s, T0 + 7);
+    queued(&store, "e", &s, T0 + 8);
+    start_step(&store, "d", T0 + 9);
+    let stopping = || false;
+    let end = |r: &mut run::Run, ev: &mut Vec<Happened>| {
+        run::halt(r, "done", T0 + 10, ev);
+        Ok(())
+    };
+    let (_, e) = store
+        .update_run_then_claim(
+            "d",
+            T0 + 10,
+            &mut |r, ev| end(r, ev),
+            &Successor {
+                wanted: &stopping,
+                ..next("e")
+            },
+            &mut walk,
+        )
+        .expect("commit");
+    assert!(e.is_none());
+    assert_eq!(status("e"), RunStatus::Queued);
+    assert_eq!(store.run_row("e").expect("row").expect("e").owner, None);
+    queued(&store, "f", &s, T0 + 11);
+    start_step(&store, "e", T0 + 12);
+    let (_, f) = store
+        .update_run_then_claim("e", T0 + 13, &mut |r, ev| end(r, ev), &next("f"), &mut |r, ev| {
+            end(r, ev)
+        })
+        .expect("commit");
+    assert!(f.expect("claimed").status.is_terminal());
+    assert_eq!(store.run_row("f").expect("row").expect("f").owner, None);
 }
