@@ -610,7 +610,9 @@ impl Store for SqliteStore {
                 }
                 // Not claimed, or it failed: the next run stays queued, as it was, and the
                 // scheduler sees to it.
-                Ok(None) | Err(_) => {
+                Ok(None) => tx.execute_batch("ROLLBACK TO successor; RELEASE successor")?,
+                Err(e) => {
+                    tracing::warn!("run {}: not claimed with the end of run {id}: {e}", next.id);
                     tx.execute_batch("ROLLBACK TO successor; RELEASE successor")?;
                 }
             }
