@@ -226,7 +226,13 @@ fn give_back(from: &Path, dir: &Path) {
     use nix::errno::Errno;
     use nix::fcntl::{renameat2, RenameFlags};
     for k in 0..POOL {
-        match renameat2(None, from, None, &pool_slot(dir, k), RenameFlags::RENAME_NOREPLACE) {
+        match renameat2(
+            None,
+            from,
+            None,
+            &pool_slot(dir, k),
+            RenameFlags::RENAME_NOREPLACE,
+        ) {
             Ok(()) | Err(Errno::ENOENT) => return,
             Err(Errno::EEXIST) => {}
             // No `RENAME_NOREPLACE` here: no pool.
@@ -443,7 +449,9 @@ mod tests {
             serde_json::from_slice(&fs::read(&file).expect("audit file")).expect("json")
         };
         let created = moving("audit-new", 2);
-        store.create_run(created.clone(), rel, None, T0).expect("created");
+        store
+            .create_run(created.clone(), rel, None, T0)
+            .expect("created");
         // Nobody wrote yet: the creator's state is the file.
         write_new(&home, &created, rel).expect("written");
         assert_eq!(read(), document(&created));
@@ -473,7 +481,12 @@ mod tests {
         fs::create_dir_all(home.state_dir()).expect("state dir");
         let store = SqliteStore::open(&home.db_path(), Synchronous::Normal).expect("store");
         store
-            .create_run(moving("audit-unsynced", 3), "logs/sop/deploy/u.json", None, T0)
+            .create_run(
+                moving("audit-unsynced", 3),
+                "logs/sop/deploy/u.json",
+                None,
+                T0,
+            )
             .expect("created");
         let dir = home.root().join("logs/sop/deploy");
         let (file, spare) = (dir.join("u.json"), dir.join(".u.json.next"));

@@ -99,9 +99,7 @@ impl Handover for Shared {
         let row = rows.into_iter().find(|row| {
             row.status == RunStatus::Queued
                 && !active.contains(&row.id)
-                && !row
-                    .owner
-                    .is_some_and(|o| o != self.owner && owner_alive(o))
+                && !row.owner.is_some_and(|o| o != self.owner && owner_alive(o))
         })?;
         active.insert(row.id.clone());
         Some(row.id)
@@ -235,9 +233,9 @@ impl Scheduler {
                         .unwrap_or_else(PoisonError::into_inner)
                         .recv();
                     match next {
-                        Ok(Job::Drive(id)) => drive_one(&shared, &id, |ctx| {
-                            engine::drive(ctx, &id, &mut Quiet)
-                        }),
+                        Ok(Job::Drive(id)) => {
+                            drive_one(&shared, &id, |ctx| engine::drive(ctx, &id, &mut Quiet))
+                        }
                         Ok(Job::Claimed(claimed)) => {
                             let (run, action) = *claimed;
                             let id = run.id.clone();

@@ -190,9 +190,9 @@ fn load_shared_at(
         let now_bytes = read_both(&paths);
         if *kept == now_bytes {
             let mut cached = cache().lock().unwrap_or_else(PoisonError::into_inner);
-            let same_entry = cached.get_mut(&dir).filter(|c| {
-                c.contents.as_ref().is_some_and(|k| Arc::ptr_eq(k, &kept))
-            });
+            let same_entry = cached
+                .get_mut(&dir)
+                .filter(|c| c.contents.as_ref().is_some_and(|k| Arc::ptr_eq(k, &kept)));
             if let Some(c) = same_entry {
                 if !young {
                     c.contents = None;
@@ -283,7 +283,10 @@ mod tests {
         let (a, _) = load_shared(&home, "hello");
         let (b, _) = load_shared(&home, "hello");
         let (a, b) = (a.expect("valid"), b.expect("valid"));
-        assert!(Arc::ptr_eq(&a, &b), "the same bytes: shared, although just written");
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "the same bytes: shared, although just written"
+        );
         // A rewrite within one timestamp tick keeps the stamps; only the bytes differ
         // (made so here by changing the bytes the cache remembers).
         cache()
@@ -293,7 +296,10 @@ mod tests {
             .and_then(|c| c.contents.as_mut().map(Arc::make_mut))
             .expect("unsettled entries keep their bytes")[1] = Some(TWO.as_bytes().to_vec());
         let (c, _) = load_shared(&home, "hello");
-        assert!(!Arc::ptr_eq(&a, &c.expect("valid")), "other bytes: parsed again");
+        assert!(
+            !Arc::ptr_eq(&a, &c.expect("valid")),
+            "other bytes: parsed again"
+        );
     }
 
     #[test]
@@ -321,7 +327,10 @@ mod tests {
         let (_other_dir, other) = home_with(ONE);
         let (young, _) = load_shared(&other, "hello");
         let (settled, _) = load_shared_at(&other, "hello", later);
-        assert!(Arc::ptr_eq(&young.expect("valid"), &settled.expect("valid")));
+        assert!(Arc::ptr_eq(
+            &young.expect("valid"),
+            &settled.expect("valid")
+        ));
         assert!(cache()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -422,7 +422,11 @@ fn queued_runs_audit_files_lost_or_torn_are_rewritten_when_the_daemon_starts() {
     std::fs::write(&stale_file, "{\"status\": \"running\"}").unwrap();
 
     let d = Daemon::start(&home);
-    for (id, file) in [(&torn, &torn_file), (&lost, &lost_file), (&stale, &stale_file)] {
+    for (id, file) in [
+        (&torn, &torn_file),
+        (&lost, &lost_file),
+        (&stale, &stale_file),
+    ] {
         let doc = wait_for(Duration::from_secs(20), || {
             let bytes = std::fs::read(file).ok()?;
             serde_json::from_slice::<Value>(&bytes)

@@ -12,9 +12,9 @@ use sop_core::run::{Happened, Millis, Refusal, Run, RunStatus};
 use sop_core::{AdmissionPolicy, Priority};
 
 use super::{records, SqliteStore};
-use crate::{Successor, 
+use crate::{
     ClaimResult, Created, EventRow, OutputChunk, Owner, RunChange, RunFilter, RunRow, Store,
-    StoreError,
+    StoreError, Successor,
 };
 
 /// The SOP limits kept beside each run so the scheduler need not parse whole runs.

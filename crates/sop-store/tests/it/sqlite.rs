@@ -589,7 +589,10 @@ fn a_run_that_ends_hands_its_slot_to_the_next_run_in_the_same_commit() {
         .expect("commit");
     assert!(c.is_none());
     assert_eq!(status("c"), RunStatus::Queued);
-    assert_eq!(store.run_row("c").expect("row").expect("c").owner, Some(other));
+    assert_eq!(
+        store.run_row("c").expect("row").expect("c").owner,
+        Some(other)
+    );
 
     // A claimer that stops takes nothing; a run that ends in its own walk is nobody's.
     crate::fixture::cancel(&store, "c", T0 + 7);
@@ -619,9 +622,13 @@ fn a_run_that_ends_hands_its_slot_to_the_next_run_in_the_same_commit() {
     queued(&store, "f", &s, T0 + 11);
     start_step(&store, "e", T0 + 12);
     let (_, f) = store
-        .update_run_then_claim("e", T0 + 13, &mut |r, ev| end(r, ev), &next("f"), &mut |r, ev| {
-            end(r, ev)
-        })
+        .update_run_then_claim(
+            "e",
+            T0 + 13,
+            &mut |r, ev| end(r, ev),
+            &next("f"),
+            &mut |r, ev| end(r, ev),
+        )
         .expect("commit");
     assert!(f.expect("claimed").status.is_terminal());
     assert_eq!(store.run_row("f").expect("row").expect("f").owner, None);
