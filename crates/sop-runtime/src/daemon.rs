@@ -234,7 +234,7 @@ impl Scheduler {
                         .recv();
                     match next {
                         Ok(Job::Drive(id)) => {
-                            drive_one(&shared, &id, |ctx| engine::drive(ctx, &id, &mut Quiet))
+                            drive_one(&shared, &id, |ctx| engine::drive(ctx, &id, &mut Quiet));
                         }
                         Ok(Job::Claimed(claimed)) => {
                             let (run, action) = *claimed;
