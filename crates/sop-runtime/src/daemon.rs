@@ -343,19 +343,11 @@ impl Scheduler {
     }
 
     fn active_count(&self) -> usize {
-        self.shared
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.shared.active().len()
     }
 
     fn is_active(&self, id: &str) -> bool {
-        self.shared
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(id)
+        self.shared.active().contains(id)
     }
 
     /// Forgets finished driver threads.
@@ -382,21 +374,13 @@ fn drive_one(
     // A claim lets the queue behind this run move; with every worker busy nothing could
     // start, so the loop is not woken for nothing.
     let ring = || {
-        let busy = shared
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
+        let busy = shared.active().len();
         if busy < shared.config.workers as usize {
             shared.ring();
         }
     };
     let free = || {
-        shared
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
+        shared.active().remove(id);
         shared.ring();
     };
     let ctx = Context {
@@ -422,10 +406,6 @@ fn drive_one(
             let _ = shared.store.release(id, shared.owner);
         }
     }
-    shared
-        .active
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(id);
+    shared.active().remove(id);
     shared.ring();
 }
