@@ -71,12 +71,27 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         created_at: r.get(4)?,
         started_at: r.get(5)?,
         completed_at: r.get(6)?,
-        owner: owner_pid.zip(owner_start).map(|(pid, start)| Owner {
-            pid,
-            start_time: start as u64,
-        }),
+        owner: owner_from(owner_pid, owner_start),
         audit_path: r.get(9)?,
     })
+}
+
+/// The owner stored in the `owner_pid` and `owner_start` columns.
+fn owner_from(pid: Option<u32>, start: Option<i64>) -> Option<Owner> {
+    pid.zip(start).map(|(pid, start)| Owner {
+        pid,
+        start_time: start as u64,
+    })
+}
+
+/// `owner` if it is a live process other than `me`: then the run is not `me`'s to take.
+fn other_live(owner: Option<Owner>, me: Owner, is_alive: &dyn Fn(Owner) -> bool) -> Option<Owner> {
+    owner.filter(|&o| o != me && is_alive(o))
+}
+
+fn set_owner(tx: &Connection, id: &str, owner: Owner) -> rusqlite::Result<usize> {
+    tx.prepare_cached("UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1")?
+        .execute(params![id, owner.pid, owner.start_time as i64])
 }
 
 pub(super) fn bump(tx: &Connection) -> rusqlite::Result<()> {
@@ -291,24 +306,51 @@ fn update_in(
     change: &mut RunChange<'_>,
 ) -> Result<Result<Run, Refusal>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let (mut run, version) = load_doc(&tx, store, id)?;
+    match apply_in(&tx, store, id, now, change)? {
+        Applied::Refused(refusal) => Ok(Err(refusal)),
+        Applied::Unchanged(run) => Ok(Ok(run)),
+        Applied::Written(run, version) => {
+            bump(&tx)?;
+            tx.commit()?;
+            remember(&store.cache, version + 1, run.clone());
+            Ok(Ok(run))
+        }
+    }
+}
+
+/// What [`apply_in`] did.
+enum Applied {
+    Refused(Refusal),
+    /// Nothing to write: the run as it was.
+    Unchanged(Run),
+    /// Written (not committed) over `version`.
+    Written(Run, i64),
+}
+
+/// `change` applied to run `id` inside `tx`: the changed records and the events are
+/// written; committing is the caller's.
+fn apply_in(
+    tx: &Transaction<'_>,
+    store: &SqliteStore,
+    id: &str,
+    now: Millis,
+    change: &mut RunChange<'_>,
+) -> Result<Applied, StoreError> {
+    let (mut run, version) = load_doc(tx, store, id)?;
     let before = run.clone();
     let mut events = Vec::new();
     if let Err(refusal) = change(&mut run, &mut events) {
         remember(&store.cache, version, before);
-        return Ok(Err(refusal));
+        return Ok(Applied::Refused(refusal));
     }
     if events.is_empty() && !records::differs(&before, &run) {
         // Nothing changed: no write, so waiters are not woken for nothing.
         remember(&store.cache, version, before);
-        return Ok(Ok(run));
+        return Ok(Applied::Unchanged(run));
     }
-    records::update_run(&tx, &store.snapshots, &before, &run)?;
-    insert_events(&tx, id, now, &events)?;
-    bump(&tx)?;
-    tx.commit()?;
-    remember(&store.cache, version + 1, run.clone());
-    Ok(Ok(run))
+    records::update_run(tx, &store.snapshots, &before, &run)?;
+    insert_events(tx, id, now, &events)?;
+    Ok(Applied::Written(run, version))
 }
 
 /// What [`claim_in`] did.
@@ -365,8 +407,7 @@ fn claim_successor(
     }
     // Owned first: a run that ends in its walk to the first step (a final gate, a skip)
     // is then let go by that same write, like every ended run (undone if not claimed).
-    tx.prepare_cached("UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1")?
-        .execute(params![next.id, next.me.pid, next.me.start_time as i64])?;
+    set_owner(tx, next.id, next.me)?;
     let Claim::Claimed(run, version) = claim_in(tx, store, next.id, next.workers, now, then)?
     else {
         return Ok(None);
@@ -381,16 +422,9 @@ fn owned_by_none_but(tx: &Transaction<'_>, next: &Successor<'_>) -> Result<bool,
         .prepare_cached("SELECT owner_pid, owner_start FROM runs WHERE id = ?1")?
         .query_row([next.id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    Ok(match owner {
-        None => false,
-        Some((pid, start)) => pid
-            .zip(start)
-            .map(|(pid, start)| Owner {
-                pid,
-                start_time: start as u64,
-            })
-            .is_none_or(|o| o == next.me || !(next.is_alive)(o)),
-    })
+    Ok(owner.is_some_and(|(pid, start)| {
+        other_live(owner_from(pid, start), next.me, next.is_alive).is_none()
+    }))
 }
 
 /// `Store::acquire` inside one transaction.
@@ -412,16 +446,10 @@ fn acquire_in(
         // Nothing left to drive: the caller may look, but the run is nobody's.
         return Ok(me);
     }
-    if let Some(owner) = pid.zip(start).map(|(pid, start)| Owner {
-        pid,
-        start_time: start as u64,
-    }) {
-        if owner != me && is_alive(owner) {
-            return Ok(owner);
-        }
+    if let Some(other) = other_live(owner_from(pid, start), me, is_alive) {
+        return Ok(other);
     }
-    tx.prepare_cached("UPDATE runs SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1")?
-        .execute(params![id, me.pid, me.start_time as i64])?;
+    set_owner(&tx, id, me)?;
     bump(&tx)?;
     tx.commit()?;
     Ok(me)
@@ -580,18 +608,11 @@ impl Store for SqliteStore {
     ) -> Result<(Result<Run, Refusal>, Option<Run>), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (mut run, version) = load_doc(&tx, self, id)?;
-        let before = run.clone();
-        let mut events = Vec::new();
-        if let Err(refusal) = change(&mut run, &mut events) {
-            remember(&self.cache, version, before);
-            return Ok((Err(refusal), None));
-        }
-        let changed = !events.is_empty() || records::differs(&before, &run);
-        if changed {
-            records::update_run(&tx, &self.snapshots, &before, &run)?;
-            insert_events(&tx, id, now, &events)?;
-        }
+        let (run, written) = match apply_in(&tx, self, id, now, change)? {
+            Applied::Refused(refusal) => return Ok((Err(refusal), None)),
+            Applied::Unchanged(run) => (run, None),
+            Applied::Written(run, version) => (run, Some(version)),
+        };
         // The next run, if this one ended (its slot is free now, in this transaction). Under
         // a savepoint: whatever goes wrong with it, this run's change is committed.
         let mut claimed = None;
@@ -617,11 +638,13 @@ impl Store for SqliteStore {
                 }
             }
         }
-        if changed || claimed.is_some() {
+        if written.is_some() || claimed.is_some() {
             bump(&tx)?;
             tx.commit()?;
         }
-        remember(&self.cache, version + i64::from(changed), run.clone());
+        if let Some(version) = written {
+            remember(&self.cache, version + 1, run.clone());
+        }
         let claimed = claimed.map(|(next_run, next_version)| {
             remember(&self.cache, next_version + 1, next_run.clone());
             next_run
