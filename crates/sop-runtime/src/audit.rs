@@ -70,12 +70,7 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
     let Some(rel) = audit_path(store, run_id).map_err(to_io)? else {
         return Ok(());
     };
-    let path = home.root().join(rel);
-    let dir = path
-        .parent()
-        .map_or_else(|| home.root().to_path_buf(), Path::to_path_buf);
-    let lock = open_lock(&dir)?;
-    lock_run(&lock, run_id)?;
+    let (path, dir, lock) = locked(home, &rel, run_id)?;
     let Some(run) = store.load_run(run_id).map_err(to_io)? else {
         return Ok(());
     };
@@ -152,12 +147,7 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
 pub fn write_new(home: &Home, run: &Run, rel: &str) -> std::io::Result<()> {
     use nix::errno::Errno;
     use nix::fcntl::{renameat2, RenameFlags};
-    let path = home.root().join(rel);
-    let dir = path
-        .parent()
-        .map_or_else(|| home.root().to_path_buf(), Path::to_path_buf);
-    let lock = open_lock(&dir)?;
-    lock_run(&lock, &run.id)?;
+    let (path, dir, lock) = locked(home, rel, &run.id)?;
     let body = render::file(run)?;
     // Prepared under its own name: `.next` may be a spare an unsynced exchange left.
     let new = beside(&path, "new");
@@ -191,6 +181,18 @@ pub fn write_new(home: &Home, run: &Run, rel: &str) -> std::io::Result<()> {
     }
     drop(lock);
     Ok(())
+}
+
+/// The audit file `rel` of run `run_id`, its directory, and the run's lock on it, held (see
+/// `lock_run`) until the returned file is dropped.
+fn locked(home: &Home, rel: &str, run_id: &str) -> std::io::Result<(PathBuf, PathBuf, File)> {
+    let path = home.root().join(rel);
+    let dir = path
+        .parent()
+        .map_or_else(|| home.root().to_path_buf(), Path::to_path_buf);
+    let lock = open_lock(&dir)?;
+    lock_run(&lock, run_id)?;
+    Ok((path, dir, lock))
 }
 
 /// Spares left by ended runs in an audit directory, for the next runs (`.spare`,
