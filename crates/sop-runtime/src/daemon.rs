@@ -73,6 +73,11 @@ impl Shared {
         self.bell.notify_all();
     }
 
+    /// Whether another live process (a foreground `sop run`) owns the run of `row`.
+    fn driven_elsewhere(&self, row: &sop_store::RunRow) -> bool {
+        row.owner.is_some_and(|o| o != self.owner && owner_alive(o))
+    }
+
     fn active(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -99,7 +104,7 @@ impl Handover for Shared {
         let row = rows.into_iter().find(|row| {
             row.status == RunStatus::Queued
                 && !active.contains(&row.id)
-                && !row.owner.is_some_and(|o| o != self.owner && owner_alive(o))
+                && !self.driven_elsewhere(row)
         })?;
         active.insert(row.id.clone());
         Some(row.id)
@@ -218,7 +223,7 @@ impl Scheduler {
 
     /// Starts the driver threads, each driving the runs it is handed in turn: twice
     /// `workers`, as a driver gives its slot back when its run ends (`on_end`) and then
-    /// finishes the run's audit file (three syncs) while another thread starts the next run.
+    /// finishes the run's audit file (its syncs) while another thread starts the next run.
     fn start_drivers(&self) {
         let (send, receive) = mpsc::channel::<Job>();
         let receive = Arc::new(Mutex::new(receive));
@@ -310,10 +315,7 @@ impl Scheduler {
             if self.active_count() >= workers {
                 return Ok(Pass::Decided);
             }
-            if row
-                .owner
-                .is_some_and(|o| o != shared.owner && owner_alive(o))
-            {
+            if shared.driven_elsewhere(&row) {
                 continue; // a foreground `sop run` drives it
             }
             if self.is_active(&row.id) || full_sops.as_ref().is_some_and(|f| f.contains(&row.sop)) {
