@@ -277,6 +277,17 @@ mod tests {
         );
     }
 
+    /// Simulates a rewrite of `SOP.md` that kept its stamps: the bytes the cache remembers
+    /// for the (young) entry are changed instead.
+    fn forge_md(home: &Home, md: &str) {
+        cache()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&home.sop_dir("hello"))
+            .and_then(|c| c.contents.as_mut().map(Arc::make_mut))
+            .expect("unsettled entries keep their bytes")[1] = Some(md.as_bytes().to_vec());
+    }
+
     #[test]
     fn files_written_just_now_are_shared_only_while_their_bytes_are_the_same() {
         let (_dir, home) = home_with(ONE);
@@ -287,14 +298,8 @@ mod tests {
             Arc::ptr_eq(&a, &b),
             "the same bytes: shared, although just written"
         );
-        // A rewrite within one timestamp tick keeps the stamps; only the bytes differ
-        // (made so here by changing the bytes the cache remembers).
-        cache()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(&home.sop_dir("hello"))
-            .and_then(|c| c.contents.as_mut().map(Arc::make_mut))
-            .expect("unsettled entries keep their bytes")[1] = Some(TWO.as_bytes().to_vec());
+        // A rewrite within one timestamp tick keeps the stamps; only the bytes differ.
+        forge_md(&home, TWO);
         let (c, _) = load_shared(&home, "hello");
         assert!(
             !Arc::ptr_eq(&a, &c.expect("valid")),
@@ -307,17 +312,8 @@ mod tests {
         let (_dir, home) = home_with(ONE);
         let (young, _) = load_shared(&home, "hello");
         let young = young.expect("valid");
-        // A same-tick rewrite, hidden behind the stamps taken while young (simulated by
-        // changing the bytes the cache remembers).
-        let forge = |bytes: &str| {
-            cache()
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_mut(&home.sop_dir("hello"))
-                .and_then(|c| c.contents.as_mut().map(Arc::make_mut))
-                .expect("kept bytes")[1] = Some(bytes.as_bytes().to_vec());
-        };
-        forge(TWO);
+        // A same-tick rewrite, hidden behind the stamps taken while young.
+        forge_md(&home, TWO);
         let later = SystemTime::now() + Duration::from_secs(10);
         let (settled, _) = load_shared_at(&home, "hello", later);
         let settled = settled.expect("valid");
