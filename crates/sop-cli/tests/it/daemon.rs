@@ -23,6 +23,13 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
+    /// Kills the daemon with SIGKILL (as `kill -9`, a crash or a power loss would) and
+    /// reaps it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Starts `sop serve --bind 127.0.0.1:0` and waits for its address.
     pub fn start(home: &Home) -> Daemon {
         let mut child = home
@@ -230,7 +237,7 @@ fn kill_9_of_the_daemon_loses_nothing_and_reruns_nothing() {
         "execution_mode = \"supervised\"\napproval_timeout_secs = 3600",
         "## Steps\n\n1. **Go**\n   ```bash\n   echo gated\n   ```\n",
     );
-    let mut d = Daemon::start(&home);
+    let d = Daemon::start(&home);
     let mid = d.execute("busy", &json!({}));
     d.wait_run(&mid, |v| {
         v["status"] == "running" && v["steps"][0]["status"] == "running"
@@ -243,12 +250,7 @@ fn kill_9_of_the_daemon_loses_nothing_and_reruns_nothing() {
     let waiting = d.execute("gate", &json!({}));
     let before = d.wait_run(&waiting, |v| v["status"] == "waiting_approval");
     assert_eq!(d.run(&queued)["status"], "queued");
-    std::process::Command::new("kill")
-        .args(["-9", &d.child.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = d.child.wait();
-    drop(d);
+    d.kill9();
     std::fs::write(home.file("release"), "").unwrap();
 
     let d = Daemon::start(&home);
@@ -396,7 +398,7 @@ fn queued_runs_audit_files_lost_or_torn_are_rewritten_when_the_daemon_starts() {
         "execution_mode = \"supervised\"\nadmission_policy = \"hold\"",
         "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
     );
-    let mut d = Daemon::start(&home);
+    let d = Daemon::start(&home);
     let first = d.execute("held", &json!({}));
     d.wait_run(&first, |v| v["status"] == "waiting_approval");
     let torn = d.execute("held", &json!({}));
@@ -411,12 +413,7 @@ fn queued_runs_audit_files_lost_or_torn_are_rewritten_when_the_daemon_starts() {
     let (torn_file, lost_file, stale_file) = (file_of(&torn), file_of(&lost), file_of(&stale));
     assert_eq!(d.run(&torn)["status"], "queued");
     // A power loss: the daemon dies, and the unsynced files of new runs are torn or gone.
-    std::process::Command::new("kill")
-        .args(["-9", &d.child.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = d.child.wait();
-    drop(d);
+    d.kill9();
     std::fs::write(&torn_file, "{\n  \"sop\": \"hel").unwrap();
     std::fs::remove_file(&lost_file).unwrap();
     std::fs::write(&stale_file, "{\"status\": \"running\"}").unwrap();
