@@ -56,6 +56,7 @@ impl App {
             on_claim: None,
             on_end: None,
             handover: None,
+            settle: None,
         }
     }
 

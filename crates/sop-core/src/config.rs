@@ -58,6 +58,9 @@ pub struct RunnerConfig {
     pub pass_env: Vec<String>,
     pub step_output_limit: String,
     pub kill_grace_secs: u64,
+    /// `sop serve`: how long ended runs' audit files gather before one file-system sync
+    /// makes them durable together; 0 syncs each as its run ends.
+    pub audit_group_ms: u64,
     pub tokens: Vec<TokenEntry>,
     pub notify: Vec<NotifyEntry>,
 }
@@ -74,6 +77,7 @@ impl Default for RunnerConfig {
             pass_env: Vec::new(),
             step_output_limit: "1MiB".to_string(),
             kill_grace_secs: 10,
+            audit_group_ms: 100,
             tokens: Vec::new(),
             notify: Vec::new(),
         }
@@ -90,6 +94,7 @@ const KEYS: &[&str] = &[
     "pass_env",
     "step_output_limit",
     "kill_grace_secs",
+    "audit_group_ms",
     "tokens",
     "notify",
 ];

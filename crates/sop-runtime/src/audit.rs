@@ -1,7 +1,8 @@
 //! The per-run audit file (SPEC §7): one JSON document, rewritten atomically (written
 //! beside it, then exchanged into place; see [`swap_in`]) after every committed transition;
 //! fsynced (file and directory) whenever the run comes to rest (waits, ends), not between
-//! two steps of a moving run, nor for a new queued run in a served home (see [`Sync`]).
+//! two steps of a moving run, nor for a new queued run in a served home (see [`Sync`]); the
+//! files of runs `sop serve` ends are synced in groups (`settle.rs`).
 //! `sop status --json` prints the same document.
 //!
 //! `doc.rs` says what the document holds (typed structs borrowing from the run);
@@ -24,6 +25,9 @@ mod doc;
 #[cfg(test)]
 mod fixtures;
 mod render;
+mod settle;
+
+pub use settle::Settler;
 
 /// The audit document of a run: the seed's fields plus what an operator needs.
 pub fn document(run: &Run) -> Value {
@@ -66,13 +70,35 @@ pub fn write(store: &dyn Store, home: &Home, run_id: &str) -> std::io::Result<()
 
 /// [`write`], choosing how far the rewrite goes to disk.
 pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> std::io::Result<()> {
+    rewrite(store, home, run_id, sync, false).map(drop)
+}
+
+/// The rewrite that follows the commit ending a run, for a [`Settler`] to make durable: as
+/// [`Sync::Deferred`], and the spare it leaves (`Some` when the run is over) goes to the
+/// pool only once the settler has synced the file system (see `write_with` on spares).
+pub fn write_settling(
+    store: &dyn Store,
+    home: &Home,
+    run_id: &str,
+) -> std::io::Result<Option<PathBuf>> {
+    rewrite(store, home, run_id, Sync::Deferred, true)
+}
+
+/// Rewrites the file; `keep_spare`: an ended run's spare is returned instead of pooled.
+fn rewrite(
+    store: &dyn Store,
+    home: &Home,
+    run_id: &str,
+    sync: Sync,
+    keep_spare: bool,
+) -> std::io::Result<Option<PathBuf>> {
     let to_io = |e: sop_store::StoreError| std::io::Error::other(e.to_string());
     let Some(rel) = audit_path(store, run_id).map_err(to_io)? else {
-        return Ok(());
+        return Ok(None);
     };
     let (path, dir, lock) = locked(home, &rel, run_id)?;
     let Some(run) = store.load_run(run_id).map_err(to_io)? else {
-        return Ok(());
+        return Ok(None);
     };
     let body = render::file(&run)?;
     let spare = spare_of(&path);
@@ -130,14 +156,20 @@ pub fn write_with(store: &dyn Store, home: &Home, run_id: &str, sync: Sync) -> s
     if target != spare {
         give_back(&target, &dir);
     }
-    if run.status.is_terminal() && durable {
+    let mut kept = None;
+    if run.status.is_terminal() {
         // The run is over: its spare goes to the pool for the next runs of the SOP
-        // (freeing it would slow down later inode allocations, see `swap_in`).
-        give_back(&spare, &dir);
+        // (freeing it would slow down later inode allocations, see `swap_in`), once the
+        // directory names the new file on disk.
+        if durable {
+            give_back(&spare, &dir);
+        } else if keep_spare {
+            kept = Some(spare);
+        }
     }
     note_exchange(run_id, sync == Sync::Durable, run.status.is_terminal());
     drop(lock);
-    Ok(())
+    Ok(kept)
 }
 
 /// Writes the first audit file of `run`, just created and committed, from the run in hand

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use sop_store::{Owner, Store};
 use crate::clock::now;
 use sop_core::run::{Action, Run};
 
+use crate::audit::Settler;
 use crate::engine::{self, owner_alive, Context, Handover, Quiet};
 use crate::home::Home;
 use crate::recovery;
@@ -57,6 +58,9 @@ struct Shared {
     /// Work for the driver threads (started by [`Scheduler::run`]; a thread per run cost a
     /// thread start and stop per run). `None` once the scheduler stops.
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Makes ended runs' audit files durable in groups; set by [`Scheduler::run`] once its
+    /// mark is committed (never with `audit_group_ms = 0`).
+    settler: OnceLock<Settler>,
 }
 
 /// What a driver thread is handed.
@@ -146,6 +150,7 @@ impl Scheduler {
                 bell: Condvar::new(),
                 active: Mutex::new(HashSet::new()),
                 jobs: Mutex::new(None),
+                settler: OnceLock::new(),
             }),
             threads: Mutex::new(Vec::new()),
         }
@@ -171,6 +176,7 @@ impl Scheduler {
             Ok(n) => tracing::warn!("rewrote the audit files of {n} queued runs (lost or torn)"),
             Err(e) => tracing::warn!("scheduler: checking queued runs' audit files: {e}"),
         }
+        let settling = self.start_settler();
         self.start_drivers();
         let mut last_change = None;
         let mut last_sweep = Instant::now()
@@ -218,6 +224,56 @@ impl Scheduler {
             std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         for t in threads {
             let _ = t.join();
+        }
+        // No driver can end a run now: the last group is settled.
+        if let Some(settling) = settling {
+            if let Some(settler) = self.shared.settler.get() {
+                settler.stop();
+            }
+            let _ = settling.join();
+        }
+    }
+
+    /// Repairs what a previous `sop serve` left unsettled, then starts this one's
+    /// [`Settler`] thread (unless `audit_group_ms = 0`, or its mark cannot be committed:
+    /// each run's file is then synced as it ends).
+    fn start_settler(&self) -> Option<JoinHandle<()>> {
+        let shared = &self.shared;
+        match recovery::repair_unsettled_audit(&*shared.store, &shared.home, shared.owner) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!("rewrote the audit files of {n} runs that ended just before a stop")
+            }
+            Err(e) => tracing::warn!("scheduler: checking ended runs' audit files: {e}"),
+        }
+        if shared.config.audit_group_ms == 0 {
+            return None;
+        }
+        let settler = Settler::new(
+            Arc::clone(&shared.store),
+            shared.owner,
+            &shared.home,
+            Duration::from_millis(shared.config.audit_group_ms),
+        );
+        if let Err(e) = settler.begin() {
+            tracing::warn!("audit: cannot commit a settle mark ({e}); each audit file is synced as its run ends");
+            return None;
+        }
+        let _ = shared.settler.set(settler);
+        let shared = Arc::clone(shared);
+        let started = std::thread::Builder::new()
+            .name("sop-settle".to_string())
+            .spawn(move || {
+                if let Some(settler) = shared.settler.get() {
+                    settler.run();
+                }
+            });
+        match started {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!("cannot start the audit settle thread: {e}");
+                None
+            }
         }
     }
 
@@ -395,6 +451,7 @@ fn drive_one(
         on_claim: Some(&ring),
         on_end: Some(&free),
         handover: Some(shared),
+        settle: shared.settler.get(),
     };
     // A panic (a bug) must not hold a worker forever: it is logged, the run is released,
     // and recovery treats it as an orphan (its step `interrupted`).

@@ -66,6 +66,9 @@ pub struct Context<'a> {
     /// Daemon: hands this driver's worker slot straight to the next queued run when its own
     /// run ends (see [`Handover`]).
     pub handover: Option<&'a dyn Handover>,
+    /// Daemon: makes the audit file of a run this driver ends durable in a group with other
+    /// runs' (see [`audit::Settler`]); without one, each is synced as its run ends.
+    pub settle: Option<&'a audit::Settler>,
 }
 
 /// A daemon's hand-over of worker slots. When a driver's run ends with a step's exit, the
@@ -154,6 +157,22 @@ pub fn drive_claimed(
         .write_audit(sync_for(&action))
         .and_then(|()| driver.run(obs, Some((run, action))));
     finish(ctx, &run_id, result)
+}
+
+/// A run registered with a [`audit::Settler`] before a commit that may end it; closed when
+/// dropped unless its final audit file was handed to the settler.
+struct Opening<'s> {
+    settler: &'s audit::Settler,
+    id: String,
+    armed: bool,
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.settler.closed(&self.id);
+        }
+    }
 }
 
 /// A run a [`Handover`] reserved for a driver; given back when dropped unless claimed (so
@@ -247,6 +266,14 @@ impl<'a, 'c> Driver<'a, 'c> {
     ) -> Result<Result<Run, Refusal>, EngineError> {
         let mut events = Vec::new();
         let mut changed = false;
+        let mut opening = self.ctx.settle.map(|settler| {
+            settler.opening(&self.run_id);
+            Opening {
+                settler,
+                id: self.run_id.clone(),
+                armed: true,
+            }
+        });
         let mut record = |run: &mut Run, ev: &mut Vec<Happened>| {
             // Cheap: the SOP and the step records are shared between the copies.
             let before = run.clone();
@@ -294,14 +321,26 @@ impl<'a, 'c> Driver<'a, 'c> {
                 .update_run(&self.run_id, now(), &mut record)?,
         };
         if let Ok(run) = &result {
-            if changed && run.status.is_terminal() {
+            let ended = changed && run.status.is_terminal();
+            if ended {
                 if let Some(on_end) = self.ctx.on_end {
                     on_end();
                 }
             }
-            // Nothing changed, nothing written: the audit file is current as it is.
-            if changed {
-                self.write_audit(sync(run))?;
+            match opening.as_mut() {
+                // Written now, made durable with the settler's next group.
+                Some(opening) if ended => {
+                    let spare = audit::write_settling(self.ctx.store, self.ctx.home, &self.run_id)
+                        .map_err(|source| EngineError::Audit {
+                            run: self.run_id.clone(),
+                            source,
+                        })?;
+                    opening.settler.written(&self.run_id, spare);
+                    opening.armed = false;
+                }
+                // Nothing changed, nothing written: the audit file is current as it is.
+                _ if changed => self.write_audit(sync(run))?,
+                _ => {}
             }
             for e in &events {
                 obs.event(run, e);

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use sop_core::config::RunnerConfig;
 use sop_core::run::{self, ResumeHow, RunStatus};
-use sop_store::{Store, StoreError};
+use sop_store::{Owner, Store, StoreError};
 
 use crate::audit;
 use crate::clock::now;
@@ -120,6 +120,43 @@ pub fn repair_queued_audit(store: &dyn Store, home: &Home) -> Result<usize, Stor
                 Ok(()) => repaired += 1,
                 Err(e) => tracing::error!("run {}: cannot rewrite its audit file: {e}", row.id),
             }
+        }
+    }
+    Ok(repaired)
+}
+
+/// Rewrites, durably, the audit file of every run that ended after the settle mark of a
+/// `sop serve` that stopped without settling (a crash, a power loss: see
+/// [`audit::Settler`]), then removes those marks; `sop serve` calls this once as it starts.
+/// A mark stays when a rewrite fails, so the next start tries again. Returns how many files
+/// were rewritten.
+pub fn repair_unsettled_audit(
+    store: &dyn Store,
+    home: &Home,
+    me: Owner,
+) -> Result<usize, StoreError> {
+    let stale: Vec<(Owner, i64)> = store
+        .settle_marks()?
+        .into_iter()
+        .filter(|&(owner, _)| owner != me && !owner_alive(owner))
+        .collect();
+    let Some(from) = stale.iter().map(|&(_, through)| through).min() else {
+        return Ok(0);
+    };
+    let mut repaired = 0;
+    let mut failed = false;
+    for id in store.ended_after(from)? {
+        match audit::write(store, home, &id) {
+            Ok(()) => repaired += 1,
+            Err(e) => {
+                failed = true;
+                tracing::error!("run {id}: cannot rewrite its audit file: {e}");
+            }
+        }
+    }
+    if !failed {
+        for (owner, _) in stale {
+            store.set_settle_mark(owner, None)?;
         }
     }
     Ok(repaired)

@@ -211,4 +211,15 @@ pub trait Store: Send + Sync {
 
     /// Proves the store can be written (for health checks).
     fn check_writable(&self) -> Result<(), StoreError>;
+
+    /// The settle marks of processes that make ended runs' audit files durable in groups
+    /// (`sop serve`): each mark says every run its owner ended at or before that time has
+    /// a durable audit file. A mark outlives a process that stopped without settling.
+    fn settle_marks(&self) -> Result<Vec<(Owner, Millis)>, StoreError>;
+
+    /// Sets `owner`'s settle mark (durably), or removes it (`None`).
+    fn set_settle_mark(&self, owner: Owner, through: Option<Millis>) -> Result<(), StoreError>;
+
+    /// Ids of the runs that ended after `after` (their `completed_at`), oldest first.
+    fn ended_after(&self, after: Millis) -> Result<Vec<String>, StoreError>;
 }

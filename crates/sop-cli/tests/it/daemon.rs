@@ -436,3 +436,102 @@ fn queued_runs_audit_files_lost_or_torn_are_rewritten_when_the_daemon_starts() {
         assert_eq!(d.run(id)["status"], "queued", "still held behind {first}");
     }
 }
+
+/// The settle marks in the store (`sop serve`'s promise that the runs it ended up to then
+/// have durable audit files), read straight from the database.
+fn settle_marks(home: &Home) -> Vec<(String, i64)> {
+    let db = rusqlite::Connection::open_with_flags(
+        home.file("state/sop.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the store");
+    let mut stmt = db
+        .prepare("SELECT key, value FROM meta WHERE key LIKE 'settled:%'")
+        .expect("query");
+    let marks = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("marks")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("rows");
+    marks
+}
+
+#[test]
+fn ended_runs_audit_files_settle_in_groups_and_a_crash_leaves_them_repaired_at_the_next_start() {
+    let home = Home::new();
+    home.simple(
+        "quick",
+        "max_concurrent = 4",
+        "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
+    );
+    let file_of = |id: &str| {
+        home.audit_files("quick")
+            .into_iter()
+            .find(|p| p.to_string_lossy().ends_with(&format!("-{id}.json")))
+            .unwrap_or_else(|| panic!("no audit file for {id}"))
+    };
+    let read = |file: &std::path::Path| -> Option<Value> {
+        serde_json::from_slice(&std::fs::read(file).ok()?).ok()
+    };
+
+    // A clean stop settles every run it ended and removes its mark.
+    let mut d = Daemon::start(&home);
+    let settled: Vec<String> = (0..4).map(|_| d.execute("quick", &json!({}))).collect();
+    for id in &settled {
+        d.wait_run(id, |v| v["status"] == "success");
+    }
+    assert_eq!(
+        settle_marks(&home).len(),
+        1,
+        "a serving daemon keeps its mark"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_for(Duration::from_secs(10), || {
+        d.child.try_wait().ok().flatten()
+    })
+    .expect("daemon exited");
+    assert!(status.success(), "{status:?}");
+    assert!(settle_marks(&home).is_empty(), "{:?}", settle_marks(&home));
+    let untouched = file_of(&settled[0]);
+    let untouched_at = std::fs::metadata(&untouched).unwrap().modified().unwrap();
+
+    // Groups gather for ten minutes here: nothing the next daemon ends settles before it dies.
+    std::fs::write(home.file("sop.toml"), "audit_group_ms = 600000\n").unwrap();
+    let d = Daemon::start(&home);
+    let ended: Vec<String> = (0..3).map(|_| d.execute("quick", &json!({}))).collect();
+    for id in &ended {
+        d.wait_run(id, |v| v["status"] == "success");
+    }
+    let marks = settle_marks(&home);
+    assert_eq!(marks.len(), 1, "{marks:?}");
+    d.kill9();
+    // What a power loss may leave of files written but not synced: torn, lost, stale.
+    let files: Vec<_> = ended.iter().map(|id| file_of(id)).collect();
+    std::fs::write(&files[0], "{\n  \"sop\": \"qui").unwrap();
+    std::fs::remove_file(&files[1]).unwrap();
+    std::fs::write(&files[2], "{\"status\": \"running\"}").unwrap();
+
+    let _d = Daemon::start(&home);
+    for (id, file) in ended.iter().zip(&files) {
+        let doc = wait_for(Duration::from_secs(20), || {
+            read(file).filter(|doc| doc["status"] == "success")
+        })
+        .unwrap_or_else(|| panic!("{file:?} was not rewritten"));
+        assert_eq!(doc["run_id"], id.as_str());
+        assert_eq!(doc["steps"][0]["status"], "success");
+    }
+    // Only runs ended after the dead daemon's mark are rewritten; its mark is gone, and the
+    // new daemon has its own.
+    assert_eq!(
+        std::fs::metadata(&untouched).unwrap().modified().unwrap(),
+        untouched_at
+    );
+    wait_for(Duration::from_secs(20), || {
+        let now = settle_marks(&home);
+        (now.len() == 1 && now[0].0 != marks[0].0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("marks now: {:?}", settle_marks(&home)));
+}

@@ -801,4 +801,56 @@ impl Store for SqliteStore {
         tx.commit()?;
         Ok(())
     }
+
+    fn settle_marks(&self) -> Result<Vec<(Owner, Millis)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare_cached("SELECT key, value FROM meta WHERE key LIKE 'settled:%'")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        // A key this build cannot read is not a mark of any live `sop`: left alone.
+        Ok(rows
+            .into_iter()
+            .filter_map(|(key, through)| Some((mark_owner(&key)?, through)))
+            .collect())
+    }
+
+    fn set_settle_mark(&self, owner: Owner, through: Option<Millis>) -> Result<(), StoreError> {
+        let key = mark_key(owner);
+        let conn = self.lock();
+        match through {
+            Some(t) => conn
+                .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+                .execute(params![key, t])?,
+            None => conn
+                .prepare_cached("DELETE FROM meta WHERE key = ?1")?
+                .execute([key])?,
+        };
+        Ok(())
+    }
+
+    fn ended_after(&self, after: Millis) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM runs WHERE completed_at > ?1 ORDER BY completed_at, id",
+        )?;
+        let ids = stmt
+            .query_map([after], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+}
+
+/// The `meta` key of `owner`'s settle mark: `settled:<pid>:<start time>`.
+fn mark_key(owner: Owner) -> String {
+    format!("settled:{}:{}", owner.pid, owner.start_time)
+}
+
+fn mark_owner(key: &str) -> Option<Owner> {
+    let (pid, start_time) = key.strip_prefix("settled:")?.split_once(':')?;
+    Some(Owner {
+        pid: pid.parse().ok()?,
+        start_time: start_time.parse().ok()?,
+    })
 }
