@@ -241,9 +241,7 @@ impl Scheduler {
         let shared = &self.shared;
         match recovery::repair_unsettled_audit(&*shared.store, &shared.home, shared.owner) {
             Ok(0) => {}
-            Ok(n) => {
-                tracing::warn!("rewrote the audit files of {n} runs that ended just before a stop")
-            }
+            Ok(n) => tracing::warn!("rewrote the audit files of {n} runs ended before a crash"),
             Err(e) => tracing::warn!("scheduler: checking ended runs' audit files: {e}"),
         }
         if shared.config.audit_group_ms == 0 {
