@@ -335,7 +335,9 @@ impl<'a, 'c> Driver<'a, 'c> {
                             run: self.run_id.clone(),
                             source,
                         })?;
-                    opening.settler.written(&self.run_id, spare);
+                    opening
+                        .settler
+                        .written(&self.run_id, run.completed_at, spare);
                     opening.armed = false;
                 }
                 // Nothing changed, nothing written: the audit file is current as it is.

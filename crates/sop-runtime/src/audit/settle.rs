@@ -104,12 +104,16 @@ impl Settler {
         }
     }
 
-    /// Run `id` ended and its final file is written, not synced; `spare`: the spare it
-    /// left, for the pool once synced.
-    pub fn written(&self, id: &str, spare: Option<PathBuf>) {
+    /// Run `id` ended at `ended` and its final file is written, not synced; `spare`: the
+    /// spare it left, for the pool once synced.
+    pub fn written(&self, id: &str, ended: Option<Millis>, spare: Option<PathBuf>) {
         let mut state = self.state();
         let first = state.written.is_empty();
-        state.open.entry(id.to_string()).or_insert((now(), true)).1 = true;
+        let entry = state.open.entry(id.to_string()).or_insert((now(), true));
+        // Held back by when it ended, too: a clock set back since it was registered cannot
+        // let the mark pass it.
+        entry.0 = ended.map_or(entry.0, |e| entry.0.min(e));
+        entry.1 = true;
         state.written.push((id.to_string(), spare));
         drop(state);
         if first {
