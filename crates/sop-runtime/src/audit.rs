@@ -52,9 +52,10 @@ pub enum Sync {
     /// write, exchange: every reader sees a whole, current document, but a power loss may
     /// leave an older, a torn or no file. Only where the store holds the truth and the file
     /// is rewritten durably after a power loss: while the run moves on at once (its next
-    /// step is starting; recovery marks that step `interrupted` and rewrites the file), and
-    /// for a new, queued run (`sop serve` rewrites queued runs' files it finds lost or torn
-    /// as it starts: `recovery::repair_queued_audit`).
+    /// step is starting; recovery marks that step `interrupted` and rewrites the file), for
+    /// a new, queued run (`sop serve` rewrites queued runs' files it finds lost or torn
+    /// as it starts: `recovery::repair_queued_audit`), and for a run a daemon driver ended
+    /// ([`write_settling`]: synced with a group, or rewritten as `sop serve` starts).
     Deferred,
 }
 

@@ -60,7 +60,7 @@ struct Shared {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     /// Makes ended runs' audit files durable in groups; set by [`Scheduler::run`] once its
     /// mark is committed (never with `audit_group_ms = 0`).
-    settler: OnceLock<Settler>,
+    settler: OnceLock<Arc<Settler>>,
 }
 
 /// What a driver thread is handed.
@@ -247,29 +247,29 @@ impl Scheduler {
         if shared.config.audit_group_ms == 0 {
             return None;
         }
-        let settler = Settler::new(
+        let settler = Arc::new(Settler::new(
             Arc::clone(&shared.store),
             shared.owner,
-            &shared.home,
+            shared.home.clone(),
             Duration::from_millis(shared.config.audit_group_ms),
-        );
+        ));
         if let Err(e) = settler.begin() {
             tracing::warn!("audit: cannot commit a settle mark ({e}); each audit file is synced as its run ends");
             return None;
         }
-        let _ = shared.settler.set(settler);
-        let shared = Arc::clone(shared);
+        let running = Arc::clone(&settler);
         let started = std::thread::Builder::new()
             .name("sop-settle".to_string())
-            .spawn(move || {
-                if let Some(settler) = shared.settler.get() {
-                    settler.run();
-                }
-            });
+            .spawn(move || running.run());
         match started {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                // Only now do drivers hand it files.
+                let _ = shared.settler.set(settler);
+                Some(t)
+            }
             Err(e) => {
-                tracing::error!("cannot start the audit settle thread: {e}");
+                tracing::error!("cannot start the audit settle thread ({e}); each audit file is synced as its run ends");
+                settler.abandon();
                 None
             }
         }
@@ -449,7 +449,7 @@ fn drive_one(
         on_claim: Some(&ring),
         on_end: Some(&free),
         handover: Some(shared),
-        settle: shared.settler.get(),
+        settle: shared.settler.get().map(|s| &**s),
     };
     // A panic (a bug) must not hold a worker forever: it is logged, the run is released,
     // and recovery treats it as an orphan (its step `interrupted`).

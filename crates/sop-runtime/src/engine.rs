@@ -153,18 +153,43 @@ pub fn drive_claimed(
 ) -> Result<RunStatus, EngineError> {
     let run_id = run.id.clone();
     let mut driver = Driver::new(ctx, &run_id);
-    let result = driver
-        .write_audit(sync_for(&action))
-        .and_then(|()| driver.run(obs, Some((run, action))));
+    let result = driver.write_audit(sync_for(&action)).and_then(|()| {
+        // A run that ended in the claiming commit's walk stayed registered with the settler
+        // until this (durable) rewrite.
+        if let Some(settler) = ctx.settle {
+            settler.closed(&run_id);
+        }
+        driver.run(obs, Some((run, action)))
+    });
     finish(ctx, &run_id, result)
 }
 
 /// A run registered with a [`audit::Settler`] before a commit that may end it; closed when
-/// dropped unless its final audit file was handed to the settler.
+/// dropped unless kept (its final audit file was handed to the settler, or is not durable
+/// yet).
 struct Opening<'s> {
     settler: &'s audit::Settler,
     id: String,
     armed: bool,
+}
+
+impl Opening<'_> {
+    /// Registers run `id` with the context's settler, if any.
+    fn of<'s>(ctx: &Context<'s>, id: &str) -> Option<Opening<'s>> {
+        ctx.settle.map(|settler| {
+            settler.opening(id);
+            Opening {
+                settler,
+                id: id.to_string(),
+                armed: true,
+            }
+        })
+    }
+
+    /// The run stays registered: the settler's mark holds before it.
+    fn keep(&mut self) {
+        self.armed = false;
+    }
 }
 
 impl Drop for Opening<'_> {
@@ -266,14 +291,7 @@ impl<'a, 'c> Driver<'a, 'c> {
     ) -> Result<Result<Run, Refusal>, EngineError> {
         let mut events = Vec::new();
         let mut changed = false;
-        let mut opening = self.ctx.settle.map(|settler| {
-            settler.opening(&self.run_id);
-            Opening {
-                settler,
-                id: self.run_id.clone(),
-                armed: true,
-            }
-        });
+        let mut opening = Opening::of(self.ctx, &self.run_id);
         let mut record = |run: &mut Run, ev: &mut Vec<Happened>| {
             // Cheap: the SOP and the step records are shared between the copies.
             let before = run.clone();
@@ -287,6 +305,8 @@ impl<'a, 'c> Driver<'a, 'c> {
             Some(mut reserved) => {
                 let handover = reserved.handover;
                 let id = reserved.id.clone().unwrap_or_default();
+                // The claimed run may end in its walk (nothing left to run).
+                let mut next_opening = Opening::of(self.ctx, &id);
                 let walked: RefCell<Option<Action>> = RefCell::new(None);
                 let successor = sop_store::Successor {
                     id: &id,
@@ -311,6 +331,12 @@ impl<'a, 'c> Driver<'a, 'c> {
                     // is claimed and this process's, and only a driver makes it go on.
                     reserved.id = None;
                     let action = walked.into_inner().unwrap_or(Action::Claim);
+                    // Settled before another thread can drive it: kept if it ended (its
+                    // driver closes it after the durable rewrite), else closed now.
+                    match next_opening.as_mut() {
+                        Some(o) if matches!(action, Action::Finished(_)) => o.keep(),
+                        _ => drop(next_opening),
+                    }
                     handover.claimed(next_run, action);
                 }
                 result
@@ -330,15 +356,25 @@ impl<'a, 'c> Driver<'a, 'c> {
             match opening.as_mut() {
                 // Written now, made durable with the settler's next group.
                 Some(opening) if ended => {
-                    let spare = audit::write_settling(self.ctx.store, self.ctx.home, &self.run_id)
-                        .map_err(|source| EngineError::Audit {
-                            run: self.run_id.clone(),
-                            source,
-                        })?;
-                    opening
-                        .settler
-                        .written(&self.run_id, run.completed_at, spare);
-                    opening.armed = false;
+                    match audit::write_settling(self.ctx.store, self.ctx.home, &self.run_id) {
+                        Ok(spare) => {
+                            opening.settler.written(&self.run_id, spare);
+                            opening.keep();
+                        }
+                        Err(e) => {
+                            // The file may be torn, and is not synced: rewritten durably
+                            // instead; failing that, the run stays registered (the mark holds
+                            // before it, and the next start rewrites its file).
+                            tracing::warn!(
+                                "run {}: audit rewrite failed ({e}); retrying durably",
+                                self.run_id
+                            );
+                            if let Err(e) = self.write_audit(audit::Sync::Durable) {
+                                opening.keep();
+                                return Err(e);
+                            }
+                        }
+                    }
                 }
                 // Nothing changed, nothing written: the audit file is current as it is.
                 _ if changed => self.write_audit(sync(run))?,
@@ -428,6 +464,8 @@ impl<'a, 'c> Driver<'a, 'c> {
                     // The claim and the walk to the first step are one transaction.
                     let next: RefCell<Option<Action>> = RefCell::new(None);
                     let mut events = Vec::new();
+                    // The walk may end the run (nothing left to run).
+                    let mut opening = Opening::of(self.ctx, &self.run_id);
                     let claimed = self.ctx.store.claim_and(
                         &self.run_id,
                         self.ctx.config.workers,
@@ -445,7 +483,15 @@ impl<'a, 'c> Driver<'a, 'c> {
                                 on_claim();
                             }
                             let next = next.into_inner();
-                            self.write_audit(next.as_ref().map_or(audit::Sync::Durable, sync_for))?;
+                            let written = self
+                                .write_audit(next.as_ref().map_or(audit::Sync::Durable, sync_for));
+                            if written.is_err() && run.status.is_terminal() {
+                                // Not durable: the settler's mark holds before it.
+                                if let Some(o) = opening.as_mut() {
+                                    o.keep();
+                                }
+                            }
+                            written?;
                             for e in &events {
                                 obs.event(&run, e);
                             }

@@ -125,8 +125,8 @@ pub fn repair_queued_audit(store: &dyn Store, home: &Home) -> Result<usize, Stor
     Ok(repaired)
 }
 
-/// Rewrites, durably, the audit file of every run that ended after the settle mark of a
-/// `sop serve` that stopped without settling (a crash, a power loss: see
+/// Rewrites, durably, the audit file of every ended run with an event after the settle mark
+/// of a `sop serve` that stopped without settling (a crash, a power loss: see
 /// [`audit::Settler`]), then removes those marks; `sop serve` calls this once as it starts.
 /// A mark stays when a rewrite fails, so the next start tries again. Returns how many files
 /// were rewritten.
@@ -145,7 +145,7 @@ pub fn repair_unsettled_audit(
     };
     let mut repaired = 0;
     let mut failed = false;
-    for id in store.ended_after(from)? {
+    for id in store.ended_since(from)? {
         match audit::write(store, home, &id) {
             Ok(()) => repaired += 1,
             Err(e) => {

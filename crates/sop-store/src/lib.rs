@@ -212,14 +212,19 @@ pub trait Store: Send + Sync {
     /// Proves the store can be written (for health checks).
     fn check_writable(&self) -> Result<(), StoreError>;
 
+    /// The newest event's `seq` (0 without events). Events are never removed, so every
+    /// event committed later has a greater `seq`.
+    fn last_event_seq(&self) -> Result<i64, StoreError>;
+
+    /// Ids of the ended runs with an event after `after_seq`, in the order they ended.
+    fn ended_since(&self, after_seq: i64) -> Result<Vec<String>, StoreError>;
+
     /// The settle marks of processes that make ended runs' audit files durable in groups
-    /// (`sop serve`): each mark says every run its owner ended at or before that time has
-    /// a durable audit file. A mark outlives a process that stopped without settling.
-    fn settle_marks(&self) -> Result<Vec<(Owner, Millis)>, StoreError>;
+    /// (`sop serve`), as event `seq`s: a run such a process ended whose events are all at
+    /// or before its mark has a durable audit file. A mark outlives a process that stopped
+    /// without settling.
+    fn settle_marks(&self) -> Result<Vec<(Owner, i64)>, StoreError>;
 
     /// Sets `owner`'s settle mark (durably), or removes it (`None`).
-    fn set_settle_mark(&self, owner: Owner, through: Option<Millis>) -> Result<(), StoreError>;
-
-    /// Ids of the runs that ended after `after` (their `completed_at`), oldest first.
-    fn ended_after(&self, after: Millis) -> Result<Vec<String>, StoreError>;
+    fn set_settle_mark(&self, owner: Owner, through: Option<i64>) -> Result<(), StoreError>;
 }

@@ -495,15 +495,28 @@ fn ended_runs_audit_files_settle_in_groups_and_a_crash_leaves_them_repaired_at_t
     .expect("daemon exited");
     assert!(status.success(), "{status:?}");
     assert!(settle_marks(&home).is_empty(), "{:?}", settle_marks(&home));
+    // Synced: every run's spare went back to the pool, none was left beside its file.
+    let left: Vec<_> = std::fs::read_dir(home.file("logs/sop/quick"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|x| x == "next"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     let untouched = file_of(&settled[0]);
     let untouched_at = std::fs::metadata(&untouched).unwrap().modified().unwrap();
 
-    // Groups gather for ten minutes here: nothing the next daemon ends settles before it dies.
+    // Groups gather for ten minutes here: nothing the next daemon ends is settled (synced,
+    // then passed by its mark) before it dies.
     std::fs::write(home.file("sop.toml"), "audit_group_ms = 600000\n").unwrap();
     let d = Daemon::start(&home);
     let ended: Vec<String> = (0..3).map(|_| d.execute("quick", &json!({}))).collect();
     for id in &ended {
         d.wait_run(id, |v| v["status"] == "success");
+        // Its final file is written (the store's commit comes first).
+        wait_for(Duration::from_secs(20), || {
+            read(&file_of(id)).filter(|doc| doc["status"] == "success")
+        })
+        .expect("final file");
     }
     let marks = settle_marks(&home);
     assert_eq!(marks.len(), 1, "{marks:?}");

@@ -4,39 +4,38 @@
 //! per run; on a virtual disk each flush also costs CPU (~0.1 ms here), which draining a
 //! queue pays for every run. Instead, a run's final rewrite is written and exchanged
 //! without syncs ([`super::write_settling`]), and the [`Settler`] makes a whole group
-//! durable at once with one `syncfs` (every file and directory of the file system), at
-//! most `audit_group_ms` after the first of them.
+//! durable at once with one `syncfs` per file system holding its files, at most
+//! `audit_group_ms` after the first of them.
 //!
 //! Nothing is reported durable that is not: the store, where every transition is
-//! committed durably, stays the truth, and each `sop serve` keeps a *settle mark* in it:
-//! every run it ended at or before the mark has a durable audit file. A process that
-//! stops cleanly settles and removes its mark; the mark of one that died (a crash, a
-//! power loss) stays, and the next `sop serve` rewrites, durably, the audit file of every
-//! run that ended after it (`recovery::repair_unsettled_audit`).
+//! committed durably, stays the truth, and each `sop serve` keeps a *settle mark* in it, an
+//! event `seq`: a run it ended whose events are all at or before the mark has a durable
+//! audit file. A process that stops cleanly settles and removes its mark; the mark of one
+//! that died (a crash, a power loss) stays, and the next `sop serve` rewrites, durably, the
+//! audit file of every ended run with an event after it
+//! (`recovery::repair_unsettled_audit`). Event `seq`s only grow (events are never
+//! removed), whatever the wall clock does.
 //!
-//! The mark is only moved past a run once its file is synced: a driver registers its run
-//! ([`Settler::opening`]) before the commit that may end it, and the run stays open until
-//! a sync that began after its final rewrite has finished.
+//! The mark only passes a run once its file is synced: a driver registers its run
+//! ([`Settler::opening`]) before the commit that may end it, with the newest `seq` known
+//! then (every event of that commit comes after it), and the run stays open, holding the
+//! mark at that floor, until a sync taken after its final rewrite has finished.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use sop_core::run::Millis;
 use sop_store::{Owner, Store, StoreError};
 
-use crate::clock::now;
 use crate::home::Home;
 
 /// Makes ended runs' audit files durable in groups (see the module).
 pub struct Settler {
-    store: Arc<dyn Store>,
+    store: std::sync::Arc<dyn Store>,
     owner: Owner,
-    /// Any directory on the file system of the audit files (the home): `syncfs` syncs that
-    /// whole file system.
-    root: PathBuf,
+    home: Home,
     /// How long a group gathers after its first file.
     window: Duration,
     state: Mutex<State>,
@@ -45,29 +44,37 @@ pub struct Settler {
 
 #[derive(Default)]
 struct State {
-    /// Runs whose last commit may be under way, or whose final file is not synced yet: when
-    /// each was registered, and whether its final file is written.
-    open: HashMap<String, (Millis, bool)>,
+    /// Runs whose last commit may be under way, or whose final file is not synced yet: the
+    /// floor each was registered with (every event of the run's ending is after it), and
+    /// whether its final file is written.
+    open: HashMap<String, (i64, bool)>,
     /// Final rewrites made since the group began: the run and the spare it left.
     written: Vec<(String, Option<PathBuf>)>,
+    /// The newest event `seq` read before the last group was taken.
+    floor: i64,
     /// The mark last committed.
-    mark: Option<Millis>,
+    mark: Option<i64>,
     stop: bool,
 }
 
-/// The settle mark after a sync that began at `synced_from`, given when each run still open
-/// was registered: just before the sync began, and before every open run (a run ends no
-/// earlier than it was registered, and the sync covers only files written before it began).
-pub(crate) fn mark(synced_from: Millis, open: impl Iterator<Item = Millis>) -> Millis {
-    open.fold(synced_from, Millis::min).saturating_sub(1)
+/// The settle mark after a sync of everything written before the newest event was `seq`:
+/// that `seq`, unless a run still open has a lower floor (its ending may have events after
+/// it, and its file is not known to be synced).
+pub(crate) fn mark(seq: i64, open_floors: impl Iterator<Item = i64>) -> i64 {
+    open_floors.fold(seq, i64::min)
 }
 
 impl Settler {
-    pub fn new(store: Arc<dyn Store>, owner: Owner, home: &Home, window: Duration) -> Settler {
+    pub fn new(
+        store: std::sync::Arc<dyn Store>,
+        owner: Owner,
+        home: Home,
+        window: Duration,
+    ) -> Self {
         Settler {
             store,
             owner,
-            root: home.root().to_path_buf(),
+            home,
             window,
             state: Mutex::new(State::default()),
             bell: Condvar::new(),
@@ -80,40 +87,38 @@ impl Settler {
 
     /// Commits this process's first mark: call before any run can end here.
     pub fn begin(&self) -> Result<(), StoreError> {
-        let through = mark(now(), std::iter::empty());
-        self.store.set_settle_mark(self.owner, Some(through))?;
-        self.state().mark = Some(through);
+        let seq = self.store.last_event_seq()?;
+        self.store.set_settle_mark(self.owner, Some(seq))?;
+        let mut state = self.state();
+        state.floor = seq;
+        state.mark = Some(seq);
         Ok(())
     }
 
     /// Before a commit that may end run `id`.
     pub fn opening(&self, id: &str) {
-        let t = now();
-        self.state()
-            .open
-            .entry(id.to_string())
-            .or_insert((t, false));
+        let mut state = self.state();
+        let floor = state.floor;
+        state.open.entry(id.to_string()).or_insert((floor, false));
     }
 
-    /// The commit did not end run `id` (or wrote no final file): nothing to settle. A run
-    /// whose final file is written stays until it is synced.
+    /// The commit did not end run `id`, or its final file is durable by other means: nothing
+    /// to settle. A run whose final file was handed over ([`Settler::written`]) stays until
+    /// it is synced.
     pub fn closed(&self, id: &str) {
         let mut state = self.state();
-        if state.open.get(id).is_some_and(|(_, written)| !written) {
+        if state.open.get(id).is_some_and(|&(_, written)| !written) {
             state.open.remove(id);
         }
     }
 
-    /// Run `id` ended at `ended` and its final file is written, not synced; `spare`: the
+    /// Run `id` (registered) ended, and its final file is written, not synced; `spare`: the
     /// spare it left, for the pool once synced.
-    pub fn written(&self, id: &str, ended: Option<Millis>, spare: Option<PathBuf>) {
+    pub fn written(&self, id: &str, spare: Option<PathBuf>) {
         let mut state = self.state();
         let first = state.written.is_empty();
-        let entry = state.open.entry(id.to_string()).or_insert((now(), true));
-        // Held back by when it ended, too: a clock set back since it was registered cannot
-        // let the mark pass it.
-        entry.0 = ended.map_or(entry.0, |e| entry.0.min(e));
-        entry.1 = true;
+        let floor = state.mark.unwrap_or(0);
+        state.open.entry(id.to_string()).or_insert((floor, true)).1 = true;
         state.written.push((id.to_string(), spare));
         drop(state);
         if first {
@@ -121,20 +126,9 @@ impl Settler {
         }
     }
 
-    /// Settles groups until [`Settler::stop`], then the last one; removes the mark when
+    /// Settles groups until [`Settler::stop`], then the last one; then removes the mark if
     /// every run this process ended is settled.
     pub fn run(&self) {
-        let dir = match File::open(&self.root) {
-            Ok(dir) => dir,
-            Err(e) => {
-                // Nothing settles: the mark stays, and the next start rewrites the files.
-                tracing::error!(
-                    "audit: cannot open `{}` to sync audit files: {e}",
-                    self.root.display()
-                );
-                return;
-            }
-        };
         loop {
             let mut state = self.state();
             while state.written.is_empty() && !state.stop {
@@ -151,13 +145,9 @@ impl Settler {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
-            let group = std::mem::take(&mut state.written);
             let stopping = state.stop;
-            let from = now();
             drop(state);
-            if !group.is_empty() {
-                self.settle(&dir, group, from);
-            }
+            self.settle();
             if stopping && self.state().written.is_empty() {
                 self.finish();
                 return;
@@ -165,39 +155,79 @@ impl Settler {
         }
     }
 
-    /// Syncs the file system; then the group's spares go to the pool, and the mark moves.
-    fn settle(&self, dir: &File, group: Vec<(String, Option<PathBuf>)>, from: Millis) {
-        use std::os::fd::AsRawFd;
-        if let Err(e) = nix::unistd::syncfs(dir.as_raw_fd()) {
-            // Not settled: the runs stay open (the mark does not pass them), their spares
-            // stay where they are; the next start rewrites their files.
-            tracing::error!(
-                "audit: cannot sync the audit files of {} ended runs: {e}",
-                group.len()
-            );
+    /// Makes the files written so far durable; then their spares go to the pool, and the
+    /// mark moves past them.
+    pub(crate) fn settle(&self) {
+        // Read before the group is taken: every run registered from now on has events
+        // after `seq`.
+        let seq = match self.store.last_event_seq() {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::warn!("audit: cannot read the event ledger to settle: {e}");
+                return;
+            }
+        };
+        let group = {
+            let mut state = self.state();
+            state.floor = state.floor.max(seq);
+            std::mem::take(&mut state.written)
+        };
+        if group.is_empty() {
             return;
         }
-        let mut state = self.state();
-        for (id, spare) in group {
-            state.open.remove(&id);
-            if let Some(spare) = spare {
-                if let Some(parent) = spare.parent() {
-                    super::give_back(&spare, parent);
+        let spares: Vec<&Path> = group.iter().filter_map(|(_, s)| s.as_deref()).collect();
+        let settled: Vec<&str> = match sync_file_systems(&spares) {
+            Ok(()) => group.iter().map(|(id, _)| id.as_str()).collect(),
+            Err(e) => {
+                // Not synced (and `syncfs` reports a write-back error only once): each file
+                // is rewritten durably instead; a run whose file cannot be stays open.
+                tracing::error!(
+                    "audit: cannot sync {} audit files ({e}); rewriting each durably",
+                    group.len()
+                );
+                group
+                    .iter()
+                    .map(|(id, _)| id.as_str())
+                    .filter(|id| match super::write(&*self.store, &self.home, id) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::error!("run {id}: cannot rewrite its audit file: {e}");
+                            false
+                        }
+                    })
+                    .collect()
+            }
+        };
+        let through = {
+            let mut state = self.state();
+            for id in &settled {
+                state.open.remove(*id);
+            }
+            let through = mark(seq, state.open.values().map(|&(floor, _)| floor));
+            if state.mark.is_some_and(|m| m >= through) {
+                None
+            } else {
+                Some(through)
+            }
+        };
+        // The directory names the new files on disk now: the spares left may be reused.
+        for (id, spare) in &group {
+            if let Some(spare) = spare.as_deref().filter(|_| settled.contains(&id.as_str())) {
+                if let Some(dir) = spare.parent() {
+                    super::give_back(spare, dir);
                 }
             }
         }
-        let through = mark(from, state.open.values().map(|(t, _)| *t));
-        if state.mark.is_some_and(|m| m >= through) {
-            return;
-        }
-        drop(state);
-        match self.store.set_settle_mark(self.owner, Some(through)) {
-            Ok(()) => self.state().mark = Some(through),
-            Err(e) => tracing::warn!("audit: cannot move the settle mark: {e}"),
+        if let Some(through) = through {
+            match self.store.set_settle_mark(self.owner, Some(through)) {
+                Ok(()) => self.state().mark = Some(through),
+                Err(e) => tracing::warn!("audit: cannot move the settle mark: {e}"),
+            }
         }
     }
 
-    /// A clean stop: with every run this process ended settled, its mark goes.
+    /// A clean stop: with every run this process ended settled, its mark goes. (It stays
+    /// after a failure above: the next start then rewrites the files it does not cover.)
     fn finish(&self) {
         if !self.state().open.is_empty() {
             return;
@@ -213,27 +243,143 @@ impl Settler {
         self.state().stop = true;
         self.bell.notify_all();
     }
+
+    /// Gives up this process's mark (its settler never ran): files are synced one by one.
+    pub fn abandon(&self) {
+        if let Err(e) = self.store.set_settle_mark(self.owner, None) {
+            tracing::warn!("audit: cannot remove the settle mark: {e}");
+        }
+    }
+}
+
+/// One `syncfs` per file system holding one of `files` (an audit directory may be a mount
+/// or a symbolic link of its own).
+fn sync_file_systems(files: &[&Path]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let mut devices = HashSet::new();
+    for file in files {
+        let Some(dir) = file.parent() else {
+            continue;
+        };
+        let dir = File::open(dir)?;
+        if devices.insert(dir.metadata()?.dev()) {
+            nix::unistd::syncfs(dir.as_raw_fd()).map_err(std::io::Error::from)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::mark;
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sop_core::run;
+    use sop_store::{Owner, SqliteStore, Store, Synchronous};
+
+    use super::{mark, Settler};
+    use crate::audit::fixtures::{moving, T0};
+    use crate::audit::{write_settling, write_with, Sync};
+    use crate::home::Home;
+
+    /// Runs `a`, `b`, `c` moving, with their files written: what a daemon's drivers hold.
+    fn home_with_runs(dir: &Path) -> (Home, Arc<SqliteStore>) {
+        let home = Home::new(dir);
+        std::fs::create_dir_all(home.state_dir()).expect("state dir");
+        let store =
+            Arc::new(SqliteStore::open(&home.db_path(), Synchronous::Normal).expect("store"));
+        for id in ["a", "b", "c"] {
+            let rel = format!("logs/sop/deploy/{id}.json");
+            store
+                .create_run(moving(id, 2), &rel, None, T0)
+                .expect("created");
+            write_with(&*store, &home, id, Sync::Deferred).expect("written");
+        }
+        (home, store)
+    }
 
     #[test]
-    fn the_mark_stays_before_every_run_still_open() {
+    fn the_mark_passes_a_run_only_once_its_final_file_is_synced() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let (home, store) = home_with_runs(tmp.path());
+        let me = Owner {
+            pid: 1,
+            start_time: 1,
+        };
+        let settler = Settler::new(store.clone(), me, home.clone(), Duration::from_hours(1));
+        let mark_now = || store.settle_marks().expect("marks").first().map(|m| m.1);
+        let end = |id: &str| {
+            settler.opening(id);
+            store
+                .update_run(id, T0 + 1, &mut |r, ev| {
+                    run::halt(r, "done", T0 + 1, ev);
+                    Ok(())
+                })
+                .expect("commit")
+                .expect("ended");
+        };
+        let pooled = home.root().join("logs/sop/deploy/.spare");
+        settler.begin().expect("mark");
+        let start = mark_now().expect("a mark");
+        assert_eq!(start, store.last_event_seq().expect("seq"));
+
+        // `a`'s ending is committed, its file not handed over yet; `b`'s is written.
+        end("a");
+        end("b");
+        let spare = write_settling(&*store, &home, "b").expect("b written");
+        let spare = spare.expect("an ended run leaves its spare");
+        assert!(spare.exists());
+        settler.written("b", Some(spare.clone()));
+        settler.settle();
+        // `a` holds the mark where it was registered: a crash now rewrites its file.
+        assert_eq!(mark_now(), Some(start));
+        assert_eq!(store.ended_since(start).expect("ended"), ["a", "b"]);
+        // `b`'s file is synced: its spare went to the pool.
+        assert!(!spare.exists());
+        assert!(pooled.exists());
+
+        // `a`'s file written: the next group passes both.
+        let spare = write_settling(&*store, &home, "a").expect("a written");
+        settler.written("a", spare);
+        settler.settle();
+        let through = mark_now().expect("a mark");
+        assert_eq!(through, store.last_event_seq().expect("seq"));
+        assert!(store.ended_since(through).expect("ended").is_empty());
+
+        // A registered run the commit did not end holds nothing; the thread settles `c`
+        // as it stops, and a clean stop removes the mark.
+        settler.opening("c");
+        settler.closed("c");
+        end("c");
+        let spare = write_settling(&*store, &home, "c").expect("c written");
+        settler.written("c", spare);
+        std::thread::scope(|s| {
+            s.spawn(|| settler.run());
+            settler.stop();
+        });
+        assert_eq!(mark_now(), None);
+        let doc: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(home.root().join("logs/sop/deploy/c.json")).expect("file"),
+        )
+        .expect("json");
+        assert_eq!(doc["status"], "failure");
+    }
+
+    #[test]
+    fn the_mark_stays_at_the_floor_of_every_run_still_open() {
         let cases: &[(i64, &[i64], i64)] = &[
-            // nothing open: just before the sync began (a run may end in that millisecond
-            // after the group was taken)
-            (1_000, &[], 999),
-            // a run registered before the sync began and not in its group
-            (1_000, &[900], 899),
-            (1_000, &[950, 900, 990], 899),
-            // runs registered since the sync began do not hold it back further
-            (1_000, &[1_000, 1_200], 999),
-            (1_000, &[1_001], 999),
+            // nothing open: the newest event before the group was taken
+            (1_000, &[], 1_000),
+            // a run registered before that and not in the group holds it at its floor
+            (1_000, &[900], 900),
+            (1_000, &[950, 900, 990], 900),
+            // runs registered since have the newest floor and do not hold it back
+            (1_000, &[1_000, 1_000], 1_000),
         ];
-        for (from, open, want) in cases {
-            assert_eq!(mark(*from, open.iter().copied()), *want, "{from} {open:?}");
+        for (seq, open, want) in cases {
+            assert_eq!(mark(*seq, open.iter().copied()), *want, "{seq} {open:?}");
         }
     }
 }

@@ -33,18 +33,8 @@ pub(crate) fn migrate(tx: &Transaction<'_>, cache: &Mutex<Snapshots>) -> Result<
     if found < LATEST {
         tx.pragma_update(None, "user_version", LATEST)?;
     }
-    tx.execute_batch(ADDITIONS)?;
     Ok(())
 }
-
-/// Objects added within a version: every build of that version works with or without
-/// them (`SQLite` keeps an index current for builds that never read it), so adding one does
-/// not lock out the builds before it. Idempotent; run at every open.
-const ADDITIONS: &str = "
--- Runs by the time they ended, for those that did: `sop serve` finds the runs whose audit
--- files may not be durable yet after a crash (`Store::ended_after`).
-CREATE INDEX IF NOT EXISTS runs_by_completed ON runs (completed_at) WHERE completed_at IS NOT NULL;
-";
 
 /// Version 1 kept each run whole in `runs.doc`; version 2 splits it. A page of runs at a
 /// time: a long-lived home's documents (SOPs, step output) need not fit in memory at once.

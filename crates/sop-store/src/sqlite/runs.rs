@@ -802,7 +802,27 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn settle_marks(&self) -> Result<Vec<(Owner, Millis)>, StoreError> {
+    fn last_event_seq(&self) -> Result<i64, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?;
+        let seq = stmt.query_row([], |r| r.get(0))?;
+        Ok(seq)
+    }
+
+    fn ended_since(&self, after_seq: i64) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        // The events after the mark (a range of `seq`, the rowid), and the runs they name.
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM runs WHERE completed_at IS NOT NULL
+             AND id IN (SELECT run_id FROM events WHERE seq > ?1) ORDER BY completed_at, id",
+        )?;
+        let ids = stmt
+            .query_map([after_seq], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+
+    fn settle_marks(&self) -> Result<Vec<(Owner, i64)>, StoreError> {
         let conn = self.lock();
         let mut stmt =
             conn.prepare_cached("SELECT key, value FROM meta WHERE key LIKE 'settled:%'")?;
@@ -816,29 +836,18 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    fn set_settle_mark(&self, owner: Owner, through: Option<Millis>) -> Result<(), StoreError> {
+    fn set_settle_mark(&self, owner: Owner, through: Option<i64>) -> Result<(), StoreError> {
         let key = mark_key(owner);
         let conn = self.lock();
         match through {
-            Some(t) => conn
+            Some(seq) => conn
                 .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
-                .execute(params![key, t])?,
+                .execute(params![key, seq])?,
             None => conn
                 .prepare_cached("DELETE FROM meta WHERE key = ?1")?
                 .execute([key])?,
         };
         Ok(())
-    }
-
-    fn ended_after(&self, after: Millis) -> Result<Vec<String>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM runs WHERE completed_at > ?1 ORDER BY completed_at, id",
-        )?;
-        let ids = stmt
-            .query_map([after], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(ids)
     }
 }
 
