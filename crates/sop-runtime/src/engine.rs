@@ -153,11 +153,12 @@ pub fn drive_claimed(
 ) -> Result<RunStatus, EngineError> {
     let run_id = run.id.clone();
     let mut driver = Driver::new(ctx, &run_id);
+    let ended = matches!(action, Action::Finished(_));
     let result = driver.write_audit(sync_for(&action)).and_then(|()| {
         // A run that ended in the claiming commit's walk stayed registered with the settler
         // until this (durable) rewrite.
-        if let Some(settler) = ctx.settle {
-            settler.closed(&run_id);
+        if let (true, Some(settler)) = (ended, ctx.settle) {
+            settler.settled(&run_id);
         }
         driver.run(obs, Some((run, action)))
     });
@@ -194,7 +195,8 @@ impl Opening<'_> {
 
 impl Drop for Opening<'_> {
     fn drop(&mut self) {
-        if self.armed {
+        // Not in a panic: the commit may have ended the run, its file unwritten.
+        if self.armed && !std::thread::panicking() {
             self.settler.closed(&self.id);
         }
     }
@@ -230,7 +232,11 @@ fn finish(
             run::halt(r, &reason, t, ev);
             Ok(())
         })?;
-        let _ = audit::write(ctx.store, ctx.home, run_id);
+        if audit::write(ctx.store, ctx.home, run_id).is_ok() {
+            if let Some(settler) = ctx.settle {
+                settler.settled(run_id);
+            }
+        }
     }
     if matches!(result, Ok(status) if status.is_terminal()) {
         // The run's last transition already let go of it (the store clears the owner).

@@ -212,8 +212,10 @@ pub trait Store: Send + Sync {
     /// Proves the store can be written (for health checks).
     fn check_writable(&self) -> Result<(), StoreError>;
 
-    /// The newest event's `seq` (0 without events). Events are never removed, so every
-    /// event committed later has a greater `seq`.
+    /// The newest event's `seq` (0 without events). Every event committed later has a
+    /// greater `seq` (`SQLite`: rowids, never removed, taken in commit order as writers take
+    /// turns; another store must give `seq`s in commit order too: the settle marks rely on
+    /// it).
     fn last_event_seq(&self) -> Result<i64, StoreError>;
 
     /// Ids of the ended runs with an event after `after_seq`, in the order they ended.

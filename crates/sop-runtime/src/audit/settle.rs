@@ -102,9 +102,8 @@ impl Settler {
         state.open.entry(id.to_string()).or_insert((floor, false));
     }
 
-    /// The commit did not end run `id`, or its final file is durable by other means: nothing
-    /// to settle. A run whose final file was handed over ([`Settler::written`]) stays until
-    /// it is synced.
+    /// The commit did not end run `id`: nothing to settle. A run whose final file was
+    /// handed over ([`Settler::written`]) stays until it is synced.
     pub fn closed(&self, id: &str) {
         let mut state = self.state();
         if state.open.get(id).is_some_and(|&(_, written)| !written) {
@@ -112,13 +111,21 @@ impl Settler {
         }
     }
 
+    /// Run `id`'s final file was rewritten durably (a fallback after a failed write):
+    /// nothing left to settle for it.
+    pub fn settled(&self, id: &str) {
+        self.state().open.remove(id);
+    }
+
     /// Run `id` (registered) ended, and its final file is written, not synced; `spare`: the
-    /// spare it left, for the pool once synced.
+    /// spare it left beside the file, for the pool once synced.
     pub fn written(&self, id: &str, spare: Option<PathBuf>) {
         let mut state = self.state();
         let first = state.written.is_empty();
-        let floor = state.mark.unwrap_or(0);
-        state.open.entry(id.to_string()).or_insert((floor, true)).1 = true;
+        // Not registered (a bug): its events are not known to be above any floor, so it
+        // holds the mark back entirely until it is synced.
+        debug_assert!(state.open.contains_key(id), "run {id} was not registered");
+        state.open.entry(id.to_string()).or_insert((0, true)).1 = true;
         state.written.push((id.to_string(), spare));
         drop(state);
         if first {
@@ -147,24 +154,31 @@ impl Settler {
             }
             let stopping = state.stop;
             drop(state);
-            self.settle();
-            if stopping && self.state().written.is_empty() {
-                self.finish();
-                return;
+            let progressed = self.settle();
+            if stopping {
+                if self.state().written.is_empty() {
+                    self.finish();
+                    return;
+                }
+                if !progressed {
+                    // Stuck (the store cannot be read, files cannot be written): the mark
+                    // stays, and the next start rewrites what it does not cover.
+                    return;
+                }
             }
         }
     }
 
     /// Makes the files written so far durable; then their spares go to the pool, and the
-    /// mark moves past them.
-    pub(crate) fn settle(&self) {
+    /// mark moves past them. `false`: nothing was settled.
+    pub(crate) fn settle(&self) -> bool {
         // Read before the group is taken: every run registered from now on has events
         // after `seq`.
         let seq = match self.store.last_event_seq() {
             Ok(seq) => seq,
             Err(e) => {
                 tracing::warn!("audit: cannot read the event ledger to settle: {e}");
-                return;
+                return false;
             }
         };
         let group = {
@@ -173,10 +187,16 @@ impl Settler {
             std::mem::take(&mut state.written)
         };
         if group.is_empty() {
-            return;
+            return false;
         }
-        let spares: Vec<&Path> = group.iter().filter_map(|(_, s)| s.as_deref()).collect();
-        let settled: Vec<&str> = match sync_file_systems(&spares) {
+        // The directories of the files: those of their spares (a spare is kept beside its
+        // file), or the home's for a run without one.
+        let logs = self.home.root().join("logs");
+        let dirs: Vec<&Path> = group
+            .iter()
+            .map(|(_, spare)| spare.as_deref().and_then(Path::parent).unwrap_or(&logs))
+            .collect();
+        let settled: Vec<&str> = match sync_file_systems(&dirs) {
             Ok(()) => group.iter().map(|(id, _)| id.as_str()).collect(),
             Err(e) => {
                 // Not synced (and `syncfs` reports a write-back error only once): each file
@@ -203,6 +223,13 @@ impl Settler {
             for id in &settled {
                 state.open.remove(*id);
             }
+            // Those not settled are tried again with the next group.
+            state.written.extend(
+                group
+                    .iter()
+                    .filter(|(id, _)| !settled.contains(&id.as_str()))
+                    .cloned(),
+            );
             let through = mark(seq, state.open.values().map(|&(floor, _)| floor));
             if state.mark.is_some_and(|m| m >= through) {
                 None
@@ -224,6 +251,7 @@ impl Settler {
                 Err(e) => tracing::warn!("audit: cannot move the settle mark: {e}"),
             }
         }
+        !settled.is_empty()
     }
 
     /// A clean stop: with every run this process ended settled, its mark goes. (It stays
@@ -252,16 +280,13 @@ impl Settler {
     }
 }
 
-/// One `syncfs` per file system holding one of `files` (an audit directory may be a mount
-/// or a symbolic link of its own).
-fn sync_file_systems(files: &[&Path]) -> std::io::Result<()> {
+/// One `syncfs` per file system holding one of `dirs` (an audit directory may be a mount or
+/// a symbolic link of its own).
+fn sync_file_systems(dirs: &[&Path]) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     let mut devices = HashSet::new();
-    for file in files {
-        let Some(dir) = file.parent() else {
-            continue;
-        };
+    for dir in dirs {
         let dir = File::open(dir)?;
         if devices.insert(dir.metadata()?.dev()) {
             nix::unistd::syncfs(dir.as_raw_fd()).map_err(std::io::Error::from)?;
@@ -365,6 +390,40 @@ mod tests {
         )
         .expect("json");
         assert_eq!(doc["status"], "failure");
+    }
+
+    #[test]
+    fn a_group_that_cannot_be_synced_is_rewritten_durably_file_by_file() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let (home, store) = home_with_runs(tmp.path());
+        let me = Owner {
+            pid: 2,
+            start_time: 2,
+        };
+        let settler = Settler::new(store.clone(), me, home.clone(), Duration::from_hours(1));
+        settler.begin().expect("mark");
+        settler.opening("a");
+        store
+            .update_run("a", T0 + 1, &mut |r, ev| {
+                run::halt(r, "done", T0 + 1, ev);
+                Ok(())
+            })
+            .expect("commit")
+            .expect("ended");
+        let spare = write_settling(&*store, &home, "a").expect("a written");
+        settler.written("a", spare);
+        // Its directory is gone before the group syncs (an operator cleaning up, a failing
+        // disk): there is nothing to sync it through.
+        let logs = home.root().join("logs");
+        std::fs::remove_dir_all(&logs).expect("removed");
+        assert!(settler.settle());
+        let doc: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(logs.join("sop/deploy/a.json")).expect("rewritten"),
+        )
+        .expect("json");
+        assert_eq!(doc["status"], "failure");
+        let mark = store.settle_marks().expect("marks")[0].1;
+        assert_eq!(mark, store.last_event_seq().expect("seq"));
     }
 
     #[test]
