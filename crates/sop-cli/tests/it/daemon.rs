@@ -404,12 +404,7 @@ fn queued_runs_audit_files_lost_or_torn_are_rewritten_when_the_daemon_starts() {
     let torn = d.execute("held", &json!({}));
     let lost = d.execute("held", &json!({}));
     let stale = d.execute("held", &json!({}));
-    let file_of = |id: &str| {
-        home.audit_files("held")
-            .into_iter()
-            .find(|p| p.to_string_lossy().ends_with(&format!("-{id}.json")))
-            .unwrap_or_else(|| panic!("no audit file for {id}"))
-    };
+    let file_of = |id: &str| home.audit_file("held", id);
     let (torn_file, lost_file, stale_file) = (file_of(&torn), file_of(&lost), file_of(&stale));
     assert_eq!(d.run(&torn)["status"], "queued");
     // A power loss: the daemon dies, and the unsynced files of new runs are torn or gone.
@@ -464,12 +459,7 @@ fn ended_runs_audit_files_settle_in_groups_and_a_crash_leaves_them_repaired_at_t
         "max_concurrent = 4",
         "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
     );
-    let file_of = |id: &str| {
-        home.audit_files("quick")
-            .into_iter()
-            .find(|p| p.to_string_lossy().ends_with(&format!("-{id}.json")))
-            .unwrap_or_else(|| panic!("no audit file for {id}"))
-    };
+    let file_of = |id: &str| home.audit_file("quick", id);
     let read = |file: &std::path::Path| -> Option<Value> {
         serde_json::from_slice(&std::fs::read(file).ok()?).ok()
     };

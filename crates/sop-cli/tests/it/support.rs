@@ -114,6 +114,14 @@ impl Home {
         files.sort();
         files
     }
+
+    /// The audit file of run `id` of a SOP (`<created>-<run id>.json`).
+    pub fn audit_file(&self, sop: &str, id: &str) -> PathBuf {
+        self.audit_files(sop)
+            .into_iter()
+            .find(|p| p.to_string_lossy().ends_with(&format!("-{id}.json")))
+            .unwrap_or_else(|| panic!("no audit file for {id}"))
+    }
 }
 
 #[derive(Debug)]

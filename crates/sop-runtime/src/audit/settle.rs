@@ -325,6 +325,17 @@ mod tests {
         (home, store)
     }
 
+    /// Commits the end of run `id` (as a driver would, after registering it).
+    fn end(store: &SqliteStore, id: &str) {
+        store
+            .update_run(id, T0 + 1, &mut |r, ev| {
+                run::halt(r, "done", T0 + 1, ev);
+                Ok(())
+            })
+            .expect("commit")
+            .expect("ended");
+    }
+
     #[test]
     fn the_mark_passes_a_run_only_once_its_final_file_is_synced() {
         let tmp = tempfile::tempdir().expect("temp dir");
@@ -337,13 +348,7 @@ mod tests {
         let mark_now = || store.settle_marks().expect("marks").first().map(|m| m.1);
         let end = |id: &str| {
             settler.opening(id);
-            store
-                .update_run(id, T0 + 1, &mut |r, ev| {
-                    run::halt(r, "done", T0 + 1, ev);
-                    Ok(())
-                })
-                .expect("commit")
-                .expect("ended");
+            end(&store, id);
         };
         let pooled = home.root().join("logs/sop/deploy/.spare");
         settler.begin().expect("mark");
@@ -403,13 +408,7 @@ mod tests {
         let settler = Settler::new(store.clone(), me, home.clone(), Duration::from_hours(1));
         settler.begin().expect("mark");
         settler.opening("a");
-        store
-            .update_run("a", T0 + 1, &mut |r, ev| {
-                run::halt(r, "done", T0 + 1, ev);
-                Ok(())
-            })
-            .expect("commit")
-            .expect("ended");
+        end(&store, "a");
         let spare = write_settling(&*store, &home, "a").expect("a written");
         settler.written("a", spare);
         // Its directory is gone before the group syncs (an operator cleaning up, a failing
