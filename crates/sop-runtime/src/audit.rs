@@ -27,7 +27,7 @@ mod fixtures;
 mod render;
 mod settle;
 
-pub use settle::Settler;
+pub use settle::{Registration, Settler};
 
 /// The audit document of a run: the seed's fields plus what an operator needs.
 pub fn document(run: &Run) -> Value {

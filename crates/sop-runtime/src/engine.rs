@@ -157,49 +157,14 @@ pub fn drive_claimed(
     let result = driver.write_audit(sync_for(&action)).and_then(|()| {
         // A run that ended in the claiming commit's walk stayed registered with the settler
         // until this (durable) rewrite.
-        if let (true, Some(settler)) = (ended, ctx.settle) {
-            settler.settled(&run_id);
+        if ended {
+            if let Some(settler) = ctx.settle {
+                settler.rewritten_durably(&run_id);
+            }
         }
         driver.run(obs, Some((run, action)))
     });
     finish(ctx, &run_id, result)
-}
-
-/// A run registered with a [`audit::Settler`] before a commit that may end it; closed when
-/// dropped unless kept (its final audit file was handed to the settler, or is not durable
-/// yet).
-struct Opening<'s> {
-    settler: &'s audit::Settler,
-    id: String,
-    armed: bool,
-}
-
-impl Opening<'_> {
-    /// Registers run `id` with the context's settler, if any.
-    fn of<'s>(ctx: &Context<'s>, id: &str) -> Option<Opening<'s>> {
-        ctx.settle.map(|settler| {
-            settler.opening(id);
-            Opening {
-                settler,
-                id: id.to_string(),
-                armed: true,
-            }
-        })
-    }
-
-    /// The run stays registered: the settler's mark holds before it.
-    fn keep(&mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for Opening<'_> {
-    fn drop(&mut self) {
-        // Not in a panic: the commit may have ended the run, its file unwritten.
-        if self.armed && !std::thread::panicking() {
-            self.settler.closed(&self.id);
-        }
-    }
 }
 
 /// A run a [`Handover`] reserved for a driver; given back when dropped unless claimed (so
@@ -232,10 +197,14 @@ fn finish(
             run::halt(r, &reason, t, ev);
             Ok(())
         })?;
-        if audit::write(ctx.store, ctx.home, run_id).is_ok() {
-            if let Some(settler) = ctx.settle {
-                settler.settled(run_id);
+        match audit::write(ctx.store, ctx.home, run_id) {
+            Ok(()) => {
+                if let Some(settler) = ctx.settle {
+                    settler.rewritten_durably(run_id);
+                }
             }
+            // A run this driver registered stays so: the next `sop serve` start rewrites it.
+            Err(e) => tracing::error!("run {run_id}: cannot write its audit file: {e}"),
         }
     }
     if matches!(result, Ok(status) if status.is_terminal()) {
@@ -297,7 +266,7 @@ impl<'a, 'c> Driver<'a, 'c> {
     ) -> Result<Result<Run, Refusal>, EngineError> {
         let mut events = Vec::new();
         let mut changed = false;
-        let mut opening = Opening::of(self.ctx, &self.run_id);
+        let mut registered = self.register(&self.run_id);
         let mut record = |run: &mut Run, ev: &mut Vec<Happened>| {
             // Cheap: the SOP and the step records are shared between the copies.
             let before = run.clone();
@@ -312,7 +281,7 @@ impl<'a, 'c> Driver<'a, 'c> {
                 let handover = reserved.handover;
                 let id = reserved.id.clone().unwrap_or_default();
                 // The claimed run may end in its walk (nothing left to run).
-                let mut next_opening = Opening::of(self.ctx, &id);
+                let mut next_registered = reserved.id.as_deref().and_then(|id| self.register(id));
                 let walked: RefCell<Option<Action>> = RefCell::new(None);
                 let successor = sop_store::Successor {
                     id: &id,
@@ -339,9 +308,9 @@ impl<'a, 'c> Driver<'a, 'c> {
                     let action = walked.into_inner().unwrap_or(Action::Claim);
                     // Settled before another thread can drive it: kept if it ended (its
                     // driver closes it after the durable rewrite), else closed now.
-                    match next_opening.as_mut() {
-                        Some(o) if matches!(action, Action::Finished(_)) => o.keep(),
-                        _ => drop(next_opening),
+                    match next_registered.as_mut() {
+                        Some(r) if matches!(action, Action::Finished(_)) => r.keep(),
+                        _ => drop(next_registered),
                     }
                     handover.claimed(next_run, action);
                 }
@@ -359,13 +328,13 @@ impl<'a, 'c> Driver<'a, 'c> {
                     on_end();
                 }
             }
-            match opening.as_mut() {
+            match registered.as_mut() {
                 // Written now, made durable with the settler's next group.
-                Some(opening) if ended => {
+                Some(registered) if ended => {
                     match audit::write_settling(self.ctx.store, self.ctx.home, &self.run_id) {
                         Ok(spare) => {
-                            opening.settler.written(&self.run_id, spare);
-                            opening.keep();
+                            registered.settler().written(&self.run_id, spare);
+                            registered.keep();
                         }
                         Err(e) => {
                             // The file may be torn, and is not synced: rewritten durably
@@ -376,7 +345,7 @@ impl<'a, 'c> Driver<'a, 'c> {
                                 self.run_id
                             );
                             if let Err(e) = self.write_audit(audit::Sync::Durable) {
-                                opening.keep();
+                                registered.keep();
                                 return Err(e);
                             }
                         }
@@ -391,6 +360,11 @@ impl<'a, 'c> Driver<'a, 'c> {
             }
         }
         Ok(result)
+    }
+
+    /// Registers run `id` with the daemon's settler, if any, before a commit that may end it.
+    fn register(&self, id: &str) -> Option<audit::Registration<'a>> {
+        self.ctx.settle.map(|settler| settler.register(id))
     }
 
     fn write_audit(&self, sync: audit::Sync) -> Result<(), EngineError> {
@@ -471,7 +445,7 @@ impl<'a, 'c> Driver<'a, 'c> {
                     let next: RefCell<Option<Action>> = RefCell::new(None);
                     let mut events = Vec::new();
                     // The walk may end the run (nothing left to run).
-                    let mut opening = Opening::of(self.ctx, &self.run_id);
+                    let mut registered = self.register(&self.run_id);
                     let claimed = self.ctx.store.claim_and(
                         &self.run_id,
                         self.ctx.config.workers,
@@ -493,8 +467,8 @@ impl<'a, 'c> Driver<'a, 'c> {
                                 .write_audit(next.as_ref().map_or(audit::Sync::Durable, sync_for));
                             if written.is_err() && run.status.is_terminal() {
                                 // Not durable: the settler's mark holds before it.
-                                if let Some(o) = opening.as_mut() {
-                                    o.keep();
+                                if let Some(r) = registered.as_mut() {
+                                    r.keep();
                                 }
                             }
                             written?;

@@ -17,7 +17,7 @@
 //! removed), whatever the wall clock does.
 //!
 //! The mark only passes a run once its file is synced: a driver registers its run
-//! ([`Settler::opening`]) before the commit that may end it, with the newest `seq` known
+//! ([`Settler::register`]) before the commit that may end it, with the newest `seq` known
 //! then (every event of that commit comes after it), and the run stays open, holding the
 //! mark at that floor, until a sync taken after its final rewrite has finished.
 
@@ -44,12 +44,10 @@ pub struct Settler {
 
 #[derive(Default)]
 struct State {
-    /// Runs whose last commit may be under way, or whose final file is not synced yet: the
-    /// floor each was registered with (every event of the run's ending is after it), and
-    /// whether its final file is written.
-    open: HashMap<String, (i64, bool)>,
-    /// Final rewrites made since the group began: the run and the spare it left.
-    written: Vec<(String, Option<PathBuf>)>,
+    /// Runs whose last commit may be under way, or whose final file is not synced yet.
+    open: HashMap<String, Open>,
+    /// Final files written since the group began, to settle.
+    written: Vec<Written>,
     /// The newest event `seq` read before the last group was taken.
     floor: i64,
     /// The mark last committed.
@@ -57,11 +55,62 @@ struct State {
     stop: bool,
 }
 
+/// A registered run.
+struct Open {
+    /// The newest event `seq` known when it was registered: every event of its ending
+    /// comes after it.
+    floor: i64,
+    /// Its final file is written ([`Settler::written`]): it stays until that is durable.
+    written: bool,
+}
+
+/// A final file to settle.
+#[derive(Clone)]
+struct Written {
+    run: String,
+    /// The spare the rewrite left beside the file (for the pool once synced).
+    spare: Option<PathBuf>,
+    /// A sync of its file system failed since it was written: write-back errors are
+    /// reported once, so a later sync proves nothing; only a durable rewrite settles it.
+    rewrite: bool,
+}
+
 /// The settle mark after a sync of everything written before the newest event was `seq`:
 /// that `seq`, unless a run still open has a lower floor (its ending may have events after
 /// it, and its file is not known to be synced).
 pub(crate) fn mark(seq: i64, open_floors: impl Iterator<Item = i64>) -> i64 {
     open_floors.fold(seq, i64::min)
+}
+
+/// A run registered with a [`Settler`] before a commit that may end it
+/// ([`Settler::register`]): dropped, it is unregistered, unless kept (its final file was
+/// handed over, or is not durable) or dropped in a panic (the commit may have ended it).
+pub struct Registration<'s> {
+    settler: &'s Settler,
+    run: String,
+    armed: bool,
+}
+
+impl Registration<'_> {
+    /// The run stays registered: the mark holds before it until it is settled.
+    pub fn keep(&mut self) {
+        self.armed = false;
+    }
+
+    pub fn settler(&self) -> &Settler {
+        self.settler
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if self.armed && !std::thread::panicking() {
+            let mut state = self.settler.state();
+            if state.open.get(&self.run).is_some_and(|o| !o.written) {
+                state.open.remove(&self.run);
+            }
+        }
+    }
 }
 
 impl Settler {
@@ -95,25 +144,24 @@ impl Settler {
         Ok(())
     }
 
-    /// Before a commit that may end run `id`.
-    pub fn opening(&self, id: &str) {
+    /// Registers run `id` before a commit that may end it.
+    pub fn register(&self, id: &str) -> Registration<'_> {
         let mut state = self.state();
         let floor = state.floor;
-        state.open.entry(id.to_string()).or_insert((floor, false));
-    }
-
-    /// The commit did not end run `id`: nothing to settle. A run whose final file was
-    /// handed over ([`Settler::written`]) stays until it is synced.
-    pub fn closed(&self, id: &str) {
-        let mut state = self.state();
-        if state.open.get(id).is_some_and(|&(_, written)| !written) {
-            state.open.remove(id);
+        state.open.entry(id.to_string()).or_insert(Open {
+            floor,
+            written: false,
+        });
+        Registration {
+            settler: self,
+            run: id.to_string(),
+            armed: true,
         }
     }
 
-    /// Run `id`'s final file was rewritten durably (a fallback after a failed write):
-    /// nothing left to settle for it.
-    pub fn settled(&self, id: &str) {
+    /// Run `id`'s final file was rewritten durably (not through this settler): nothing
+    /// left to settle for it.
+    pub fn rewritten_durably(&self, id: &str) {
         self.state().open.remove(id);
     }
 
@@ -125,8 +173,19 @@ impl Settler {
         // Not registered (a bug): its events are not known to be above any floor, so it
         // holds the mark back entirely until it is synced.
         debug_assert!(state.open.contains_key(id), "run {id} was not registered");
-        state.open.entry(id.to_string()).or_insert((0, true)).1 = true;
-        state.written.push((id.to_string(), spare));
+        state
+            .open
+            .entry(id.to_string())
+            .or_insert(Open {
+                floor: 0,
+                written: true,
+            })
+            .written = true;
+        state.written.push(Written {
+            run: id.to_string(),
+            spare,
+            rewrite: false,
+        });
         drop(state);
         if first {
             self.bell.notify_all();
@@ -144,8 +203,9 @@ impl Settler {
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
             }
+            // Let the group gather (a stop cuts it short). Also the pause before files that
+            // could not be settled are tried again.
             if !state.stop {
-                // Let the group gather (a stop cuts it short).
                 state = self
                     .bell
                     .wait_timeout_while(state, self.window, |s| !s.stop)
@@ -156,13 +216,13 @@ impl Settler {
             drop(state);
             let progressed = self.settle();
             if stopping {
-                if self.state().written.is_empty() {
+                let left = self.state().written.len();
+                if left == 0 {
                     self.finish();
                     return;
                 }
                 if !progressed {
-                    // Stuck (the store cannot be read, files cannot be written): the mark
-                    // stays, and the next start rewrites what it does not cover.
+                    tracing::warn!("audit: {left} ended runs' audit files could not be made durable; the next `sop serve` rewrites them");
                     return;
                 }
             }
@@ -189,60 +249,24 @@ impl Settler {
         if group.is_empty() {
             return false;
         }
-        // The directories of the files: those of their spares (a spare is kept beside its
-        // file), or the home's for a run without one.
-        let logs = self.home.root().join("logs");
-        let dirs: Vec<&Path> = group
-            .iter()
-            .map(|(_, spare)| spare.as_deref().and_then(Path::parent).unwrap_or(&logs))
-            .collect();
-        let settled: Vec<&str> = match sync_file_systems(&dirs) {
-            Ok(()) => group.iter().map(|(id, _)| id.as_str()).collect(),
-            Err(e) => {
-                // Not synced (and `syncfs` reports a write-back error only once): each file
-                // is rewritten durably instead; a run whose file cannot be stays open.
-                tracing::error!(
-                    "audit: cannot sync {} audit files ({e}); rewriting each durably",
-                    group.len()
-                );
-                group
-                    .iter()
-                    .map(|(id, _)| id.as_str())
-                    .filter(|id| match super::write(&*self.store, &self.home, id) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            tracing::error!("run {id}: cannot rewrite its audit file: {e}");
-                            false
-                        }
-                    })
-                    .collect()
-            }
-        };
+        let (synced, failed) = self.make_durable(&group);
         let through = {
             let mut state = self.state();
-            for id in &settled {
-                state.open.remove(*id);
+            for w in &synced {
+                state.open.remove(&w.run);
             }
-            // Those not settled are tried again with the next group.
-            state.written.extend(
-                group
-                    .iter()
-                    .filter(|(id, _)| !settled.contains(&id.as_str()))
-                    .cloned(),
-            );
-            let through = mark(seq, state.open.values().map(|&(floor, _)| floor));
-            if state.mark.is_some_and(|m| m >= through) {
-                None
-            } else {
-                Some(through)
-            }
+            // The others are tried again with the next group, by durable rewrites only.
+            state.written.extend(failed.iter().map(|w| Written {
+                rewrite: true,
+                ..(*w).clone()
+            }));
+            let through = mark(seq, state.open.values().map(|o| o.floor));
+            (state.mark.is_none_or(|m| m < through)).then_some(through)
         };
         // The directory names the new files on disk now: the spares left may be reused.
-        for (id, spare) in &group {
-            if let Some(spare) = spare.as_deref().filter(|_| settled.contains(&id.as_str())) {
-                if let Some(dir) = spare.parent() {
-                    super::give_back(spare, dir);
-                }
+        for spare in synced.iter().filter_map(|w| w.spare.as_deref()) {
+            if let Some(dir) = spare.parent() {
+                super::give_back(spare, dir);
             }
         }
         if let Some(through) = through {
@@ -251,13 +275,56 @@ impl Settler {
                 Err(e) => tracing::warn!("audit: cannot move the settle mark: {e}"),
             }
         }
-        !settled.is_empty()
+        !synced.is_empty()
+    }
+
+    /// Syncs the file systems of `group`'s files, or, where that failed before or fails now,
+    /// rewrites each file durably. Returns the files now durable and the others.
+    fn make_durable<'g>(&self, group: &'g [Written]) -> (Vec<&'g Written>, Vec<&'g Written>) {
+        // The directories of the files: those of their spares (a spare is kept beside its
+        // file), or the home's for a run without one.
+        let logs = self.home.root().join("logs");
+        let (to_sync, mut to_rewrite): (Vec<&Written>, Vec<&Written>) =
+            group.iter().partition(|w| !w.rewrite);
+        let dirs: Vec<&Path> = to_sync
+            .iter()
+            .map(|w| w.spare.as_deref().and_then(Path::parent).unwrap_or(&logs))
+            .collect();
+        let mut synced = Vec::new();
+        if !to_sync.is_empty() {
+            match sync_file_systems(&dirs) {
+                Ok(()) => synced = to_sync,
+                Err(e) => {
+                    tracing::error!(
+                        "audit: cannot sync {} audit files ({e}); rewriting each durably",
+                        to_sync.len()
+                    );
+                    to_rewrite.extend(to_sync);
+                }
+            }
+        }
+        let mut failed = Vec::new();
+        for w in to_rewrite {
+            match super::write(&*self.store, &self.home, &w.run) {
+                Ok(()) => synced.push(w),
+                Err(e) => {
+                    // Logged once per run; it is tried again with each group.
+                    if !w.rewrite {
+                        tracing::error!("run {}: cannot rewrite its audit file: {e}", w.run);
+                    }
+                    failed.push(w);
+                }
+            }
+        }
+        (synced, failed)
     }
 
     /// A clean stop: with every run this process ended settled, its mark goes. (It stays
-    /// after a failure above: the next start then rewrites the files it does not cover.)
+    /// after a failure: the next start then rewrites the files it does not cover.)
     fn finish(&self) {
-        if !self.state().open.is_empty() {
+        let open = self.state().open.len();
+        if open > 0 {
+            tracing::warn!("audit: {open} ended runs' audit files are not known to be durable; the next `sop serve` rewrites them");
             return;
         }
         if let Err(e) = self.store.set_settle_mark(self.owner, None) {
@@ -325,6 +392,10 @@ mod tests {
         (home, store)
     }
 
+    /// A group window no test waits out (`Duration::from_hours` is newer than the MSRV).
+    #[allow(clippy::duration_suboptimal_units)]
+    const LONG: Duration = Duration::from_secs(3600);
+
     /// Commits the end of run `id` (as a driver would, after registering it).
     fn end(store: &SqliteStore, id: &str) {
         store
@@ -344,10 +415,10 @@ mod tests {
             pid: 1,
             start_time: 1,
         };
-        let settler = Settler::new(store.clone(), me, home.clone(), Duration::from_hours(1));
+        let settler = Settler::new(store.clone(), me, home.clone(), LONG);
         let mark_now = || store.settle_marks().expect("marks").first().map(|m| m.1);
         let end = |id: &str| {
-            settler.opening(id);
+            settler.register(id).keep();
             end(&store, id);
         };
         let pooled = home.root().join("logs/sop/deploy/.spare");
@@ -380,8 +451,8 @@ mod tests {
 
         // A registered run the commit did not end holds nothing; the thread settles `c`
         // as it stops, and a clean stop removes the mark.
-        settler.opening("c");
-        settler.closed("c");
+        // Registered, not ended: dropped, it is unregistered.
+        drop(settler.register("c"));
         end("c");
         let spare = write_settling(&*store, &home, "c").expect("c written");
         settler.written("c", spare);
@@ -405,9 +476,9 @@ mod tests {
             pid: 2,
             start_time: 2,
         };
-        let settler = Settler::new(store.clone(), me, home.clone(), Duration::from_hours(1));
+        let settler = Settler::new(store.clone(), me, home.clone(), LONG);
         settler.begin().expect("mark");
-        settler.opening("a");
+        settler.register("a").keep();
         end(&store, "a");
         let spare = write_settling(&*store, &home, "a").expect("a written");
         settler.written("a", spare);
