@@ -67,8 +67,15 @@ struct Shared {
 enum Job {
     /// A queued run (or one released at a gate) to acquire and drive.
     Drive(String),
-    /// A run another driver's last commit claimed for this process, and its next action.
+    /// A run this driver's last commit claimed for this process, and its next action.
     Claimed(Box<(Run, Action)>),
+    /// What is left of a run another driver's commit ended ([`engine::finish_ended`]).
+    Finish(String),
+}
+
+thread_local! {
+    /// The run this driver thread's last commit claimed: driven next, on this thread.
+    static CLAIMED: std::cell::RefCell<Option<Job>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Shared {
@@ -115,14 +122,12 @@ impl Handover for Shared {
     }
 
     fn claimed(&self, run: Run, action: Action) {
-        let id = run.id.clone();
-        if !self.send(Job::Claimed(Box::new((run, action)))) {
-            // Stopping: nobody drives it now. Released, its step (not started) is recorded
-            // `interrupted` by recovery, like any step whose driver stopped.
-            tracing::warn!("run {id}: claimed while the scheduler stops; released");
-            let _ = self.store.release(&id, self.owner);
-            self.active().remove(&id);
-        }
+        // Called on the driver thread that committed: it drives the run next.
+        CLAIMED.with(|next| *next.borrow_mut() = Some(Job::Claimed(Box::new((run, action)))));
+    }
+
+    fn finish_elsewhere(&self, id: &str) -> bool {
+        self.send(Job::Finish(id.to_string()))
     }
 
     fn unreserve(&self, id: &str) {
@@ -275,9 +280,9 @@ impl Scheduler {
         }
     }
 
-    /// Starts the driver threads, each driving the runs it is handed in turn: twice
-    /// `workers`, as a driver gives its slot back when its run ends (`on_end`) and then
-    /// finishes the run's audit file (its syncs) while another thread starts the next run.
+    /// Starts the driver threads, each driving the runs it is handed in turn (first the run
+    /// its own last commit claimed, if any): twice `workers`, as a run's end leaves work (its
+    /// final audit file) to another thread while the slot's driver goes on.
     fn start_drivers(&self) {
         let (send, receive) = mpsc::channel::<Job>();
         let receive = Arc::new(Mutex::new(receive));
@@ -287,13 +292,27 @@ impl Scheduler {
             let started = std::thread::Builder::new()
                 .name(format!("sop-driver-{n}"))
                 .spawn(move || loop {
-                    let next = receive
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .recv();
+                    let next = CLAIMED.with(|next| next.borrow_mut().take()).map_or_else(
+                        || {
+                            receive
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .recv()
+                        },
+                        Ok,
+                    );
                     match next {
                         Ok(Job::Drive(id)) => {
                             drive_one(&shared, &id, |ctx| engine::drive(ctx, &id, &mut Quiet));
+                        }
+                        Ok(Job::Claimed(claimed)) if shared.stop.load(Ordering::SeqCst) => {
+                            // Claimed as the daemon stops: not started. Released, its step
+                            // (not spawned) is recorded `interrupted` by recovery, like any
+                            // step whose driver stopped.
+                            let id = &claimed.0.id;
+                            tracing::warn!("run {id}: claimed while the scheduler stops; released");
+                            let _ = shared.store.release(id, shared.owner);
+                            shared.active().remove(id);
                         }
                         Ok(Job::Claimed(claimed)) => {
                             let (run, action) = *claimed;
@@ -302,6 +321,7 @@ impl Scheduler {
                                 engine::drive_claimed(ctx, run, action, &mut Quiet)
                             });
                         }
+                        Ok(Job::Finish(id)) => finish_one(&shared, &id),
                         Err(_) => return, // the scheduler stopped
                     }
                 });
@@ -418,6 +438,24 @@ impl Scheduler {
             self.shared.active().remove(id);
         }
     }
+}
+
+/// What is left of run `id`, which another driver's commit ended (see
+/// [`Handover::finish_elsewhere`]).
+fn finish_one(shared: &Shared, id: &str) {
+    let ctx = Context {
+        store: &*shared.store,
+        home: &shared.home,
+        config: &shared.config,
+        owner: shared.owner,
+        release_when_idle: true,
+        stop: Some(&shared.stop),
+        on_claim: None,
+        on_end: None,
+        handover: None,
+        settle: shared.settler.get().map(|s| &**s),
+    };
+    engine::finish_ended(&ctx, id);
 }
 
 /// Drives run `id` on this driver thread (with `drive`: acquiring it, or going on from a

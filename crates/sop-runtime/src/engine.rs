@@ -73,7 +73,8 @@ pub struct Context<'a> {
 
 /// A daemon's hand-over of worker slots. When a driver's run ends with a step's exit, the
 /// same commit claims a queued run reserved for it (`Store::update_run_then_claim`: one
-/// sync, and no trip through the scheduler), which another driver thread then drives.
+/// sync, and no trip through the scheduler), which the same driver thread drives next,
+/// while the ended run's last work (its final audit file) goes to another thread.
 pub trait Handover: Sync {
     /// A queued run reserved for this driver to claim with the commit that may end its run.
     fn reserve(&self) -> Option<String>;
@@ -81,6 +82,10 @@ pub trait Handover: Sync {
     fn claimed(&self, run: Run, action: Action);
     /// The reserved run `id` was not claimed: it is free again.
     fn unreserve(&self, id: &str);
+    /// Has another thread do what is left of run `id`, which this driver's commit ended and
+    /// registered with the settler ([`finish_ended`]), so this driver goes on at once with
+    /// the run it claimed; `false`: it is done here.
+    fn finish_elsewhere(&self, id: &str) -> bool;
 }
 
 impl Context<'_> {
@@ -139,8 +144,9 @@ pub fn drive(
             pid: owner.pid,
         });
     }
-    let result = Driver::new(ctx, run_id).run(obs, None);
-    finish(ctx, run_id, result)
+    let mut driver = Driver::new(ctx, run_id);
+    let result = driver.run(obs, None);
+    finish(ctx, run_id, result, driver.ended_elsewhere.get())
 }
 
 /// Drives a run another driver's commit claimed for this process ([`Handover::claimed`]):
@@ -164,7 +170,40 @@ pub fn drive_claimed(
         }
         driver.run(obs, Some((run, action)))
     });
-    finish(ctx, &run_id, result)
+    finish(ctx, &run_id, result, driver.ended_elsewhere.get())
+}
+
+/// What is left of run `id` once a commit of this process ended it with its registration
+/// kept ([`Handover::finish_elsewhere`]): its final audit file, then its scratch file.
+pub fn finish_ended(ctx: &Context<'_>, id: &str) {
+    if let Err(e) = write_final(ctx, id) {
+        tracing::error!("{e}");
+    }
+    let _ = std::fs::remove_file(output_file_of(ctx.home, id));
+}
+
+/// The final audit file of run `id`, which a commit of this process ended, registered with
+/// the settler (kept): written now, made durable with the settler's next group; failing
+/// that, rewritten durably; failing that too, it stays registered (the mark holds before it,
+/// and the next start rewrites the file).
+fn write_final(ctx: &Context<'_>, id: &str) -> Result<(), EngineError> {
+    let audit_error = |source| EngineError::Audit {
+        run: id.to_string(),
+        source,
+    };
+    let Some(settler) = ctx.settle else {
+        return audit::write(ctx.store, ctx.home, id).map_err(audit_error);
+    };
+    match audit::write_settling(ctx.store, ctx.home, id) {
+        Ok(spare) => settler.written(id, spare),
+        Err(e) => {
+            // The file may be torn, and is not synced.
+            tracing::warn!("run {id}: audit rewrite failed ({e}); retrying durably");
+            audit::write(ctx.store, ctx.home, id).map_err(audit_error)?;
+            settler.rewritten_durably(id);
+        }
+    }
+    Ok(())
 }
 
 /// A run a [`Handover`] reserved for a driver; given back when dropped unless claimed (so
@@ -183,11 +222,13 @@ impl Drop for Reserved<'_> {
 }
 
 /// What every drive ends with: a run whose audit file cannot be written is halted; an ended
-/// run's scratch file goes; a run that waits is handed back.
+/// run's scratch file goes (unless [`finish_ended`] sees to it: `ended_elsewhere`); a run
+/// that waits is handed back.
 fn finish(
     ctx: &Context<'_>,
     run_id: &str,
     result: Result<RunStatus, EngineError>,
+    ended_elsewhere: bool,
 ) -> Result<RunStatus, EngineError> {
     if let Err(EngineError::Audit { source, .. }) = &result {
         // SPEC §8: without an audit trail no new step starts; the run ends as errored.
@@ -209,7 +250,9 @@ fn finish(
     }
     if matches!(result, Ok(status) if status.is_terminal()) {
         // The run's last transition already let go of it (the store clears the owner).
-        let _ = std::fs::remove_file(output_file_of(ctx.home, run_id));
+        if !ended_elsewhere {
+            let _ = std::fs::remove_file(output_file_of(ctx.home, run_id));
+        }
     } else {
         ctx.store.release(run_id, ctx.owner)?;
     }
@@ -224,6 +267,8 @@ fn output_file_of(home: &Home, run_id: &str) -> PathBuf {
 struct Driver<'a, 'c> {
     ctx: &'a Context<'c>,
     run_id: String,
+    /// The run ended and another thread finishes it ([`Handover::finish_elsewhere`]).
+    ended_elsewhere: std::cell::Cell<bool>,
 }
 
 impl<'a, 'c> Driver<'a, 'c> {
@@ -232,6 +277,7 @@ impl<'a, 'c> Driver<'a, 'c> {
         Driver {
             ctx,
             run_id: run_id.to_string(),
+            ended_elsewhere: std::cell::Cell::new(false),
         }
     }
 
@@ -276,6 +322,8 @@ impl<'a, 'c> Driver<'a, 'c> {
             changed = !ev.is_empty() || *run != before;
             Ok(())
         };
+        // A run was claimed with this commit: this driver goes on with it next.
+        let mut handed_over = false;
         let result = match next {
             Some(mut reserved) => {
                 let handover = reserved.handover;
@@ -313,6 +361,7 @@ impl<'a, 'c> Driver<'a, 'c> {
                         _ => drop(next_registered),
                     }
                     handover.claimed(next_run, action);
+                    handed_over = true;
                 }
                 result
             }
@@ -329,26 +378,19 @@ impl<'a, 'c> Driver<'a, 'c> {
                 }
             }
             match registered.as_mut() {
-                // Written now, made durable with the settler's next group.
+                // Written for the settler's next group, here or, when this driver has the
+                // claimed run to start, on another thread.
                 Some(registered) if ended => {
-                    match audit::write_settling(self.ctx.store, self.ctx.home, &self.run_id) {
-                        Ok(spare) => {
-                            registered.settler().written(&self.run_id, spare);
-                            registered.keep();
-                        }
-                        Err(e) => {
-                            // The file may be torn, and is not synced: rewritten durably
-                            // instead; failing that, the run stays registered (the mark holds
-                            // before it, and the next start rewrites its file).
-                            tracing::warn!(
-                                "run {}: audit rewrite failed ({e}); retrying durably",
-                                self.run_id
-                            );
-                            if let Err(e) = self.write_audit(audit::Sync::Durable) {
-                                registered.keep();
-                                return Err(e);
-                            }
-                        }
+                    registered.keep();
+                    let elsewhere = handed_over
+                        && self
+                            .ctx
+                            .handover
+                            .is_some_and(|h| h.finish_elsewhere(&self.run_id));
+                    if elsewhere {
+                        self.ended_elsewhere.set(true);
+                    } else {
+                        write_final(self.ctx, &self.run_id)?;
                     }
                 }
                 // Nothing changed, nothing written: the audit file is current as it is.
