@@ -93,8 +93,8 @@ impl Shared {
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands `job` (for run `id`, already in `active`) to a driver thread; `false` if the
-    /// scheduler has stopped.
+    /// Hands `job` to a driver thread (a run to drive is in `active` already); `false` if
+    /// the scheduler has stopped.
     fn send(&self, job: Job) -> bool {
         self.jobs
             .lock()
@@ -305,10 +305,14 @@ impl Scheduler {
                         Ok(Job::Drive(id)) => {
                             drive_one(&shared, &id, |ctx| engine::drive(ctx, &id, &mut Quiet));
                         }
-                        Ok(Job::Claimed(claimed)) if shared.stop.load(Ordering::SeqCst) => {
-                            // Claimed as the daemon stops: not started. Released, its step
-                            // (not spawned) is recorded `interrupted` by recovery, like any
-                            // step whose driver stopped.
+                        Ok(Job::Claimed(claimed))
+                            if shared.stop.load(Ordering::SeqCst)
+                                && matches!(claimed.1, Action::Spawn(_)) =>
+                        {
+                            // Claimed as the daemon stops, its first step not started:
+                            // released, that step is recorded `interrupted` by recovery,
+                            // like any step whose driver stopped. (A run that ended or
+                            // waits is driven: that starts nothing.)
                             let id = &claimed.0.id;
                             tracing::warn!("run {id}: claimed while the scheduler stops; released");
                             let _ = shared.store.release(id, shared.owner);
@@ -455,7 +459,14 @@ fn finish_one(shared: &Shared, id: &str) {
         handover: None,
         settle: shared.settler.get().map(|s| &**s),
     };
-    engine::finish_ended(&ctx, id);
+    // A panic (a bug) must not end the driver thread: the run stays registered with the
+    // settler (the next start rewrites its file).
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        engine::finish_ended(&ctx, id);
+    }));
+    if done.is_err() {
+        tracing::error!("run {id}: finishing its audit file panicked (a bug in sop)");
+    }
 }
 
 /// Drives run `id` on this driver thread (with `drive`: acquiring it, or going on from a

@@ -60,8 +60,7 @@ pub struct Context<'a> {
     pub on_claim: Option<&'a (dyn Fn() + Sync)>,
     /// Called when this driver committed its run's last transition, before the audit file
     /// is rewritten: the run holds no worker slot any more, so a scheduler can start the
-    /// next run while this driver finishes the file. (An ended run is nobody's: nothing
-    /// else can drive it.)
+    /// next run meanwhile. (An ended run is nobody's: nothing else can drive it.)
     pub on_end: Option<&'a (dyn Fn() + Sync)>,
     /// Daemon: hands this driver's worker slot straight to the next queued run when its own
     /// run ends (see [`Handover`]).
@@ -149,7 +148,7 @@ pub fn drive(
     finish(ctx, run_id, result, driver.ended_elsewhere.get())
 }
 
-/// Drives a run another driver's commit claimed for this process ([`Handover::claimed`]):
+/// Drives a run that a driver's commit claimed for this process ([`Handover::claimed`]):
 /// from its first audit rewrite on, as [`drive`] would after its own claim.
 pub fn drive_claimed(
     ctx: &Context<'_>,
@@ -301,8 +300,10 @@ impl<'a, 'c> Driver<'a, 'c> {
     }
 
     /// [`Self::commit_with`]; with `next` (a run the [`Handover`] reserved), a commit that
-    /// ends this run also claims `next`, which is handed over before this run's audit file
-    /// is rewritten, so it starts meanwhile. A reservation not claimed is given back.
+    /// ends this run also claims `next`, handed over at once; this run's final audit file is
+    /// then written by another thread where the handover can ([`Handover::finish_elsewhere`]),
+    /// so the claimed run starts without waiting for it. A reservation not claimed is given
+    /// back.
     fn commit_handing(
         &self,
         obs: &mut dyn Observer,
@@ -354,8 +355,8 @@ impl<'a, 'c> Driver<'a, 'c> {
                     // is claimed and this process's, and only a driver makes it go on.
                     reserved.id = None;
                     let action = walked.into_inner().unwrap_or(Action::Claim);
-                    // Settled before another thread can drive it: kept if it ended (its
-                    // driver closes it after the durable rewrite), else closed now.
+                    // Settled before it is handed over: kept if it ended (its driver
+                    // settles it after the durable rewrite), else unregistered now.
                     match next_registered.as_mut() {
                         Some(r) if matches!(action, Action::Finished(_)) => r.keep(),
                         _ => drop(next_registered),
@@ -377,26 +378,26 @@ impl<'a, 'c> Driver<'a, 'c> {
                     on_end();
                 }
             }
-            match registered.as_mut() {
-                // Written for the settler's next group, here or, when this driver has the
-                // claimed run to start, on another thread.
-                Some(registered) if ended => {
+            if ended {
+                // The final audit file (for the settler's next group, if any): here, or on
+                // another thread when this driver has the claimed run to start.
+                if let Some(registered) = registered.as_mut() {
                     registered.keep();
-                    let elsewhere = handed_over
-                        && self
-                            .ctx
-                            .handover
-                            .is_some_and(|h| h.finish_elsewhere(&self.run_id));
-                    if elsewhere {
-                        self.ended_elsewhere.set(true);
-                    } else {
-                        write_final(self.ctx, &self.run_id)?;
-                    }
                 }
-                // Nothing changed, nothing written: the audit file is current as it is.
-                _ if changed => self.write_audit(sync(run))?,
-                _ => {}
+                let elsewhere = handed_over
+                    && self
+                        .ctx
+                        .handover
+                        .is_some_and(|h| h.finish_elsewhere(&self.run_id));
+                if elsewhere {
+                    self.ended_elsewhere.set(true);
+                } else {
+                    write_final(self.ctx, &self.run_id)?;
+                }
+            } else if changed {
+                self.write_audit(sync(run))?;
             }
+            // Nothing changed, nothing written: the audit file is current as it is.
             for e in &events {
                 obs.event(run, e);
             }
