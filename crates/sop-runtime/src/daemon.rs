@@ -444,10 +444,9 @@ impl Scheduler {
     }
 }
 
-/// What is left of run `id`, which another driver's commit ended (see
-/// [`Handover::finish_elsewhere`]).
-fn finish_one(shared: &Shared, id: &str) {
-    let ctx = Context {
+/// The engine's context on a driver thread, without the hooks of a drive.
+fn context(shared: &Shared) -> Context<'_> {
+    Context {
         store: &*shared.store,
         home: &shared.home,
         config: &shared.config,
@@ -458,7 +457,13 @@ fn finish_one(shared: &Shared, id: &str) {
         on_end: None,
         handover: None,
         settle: shared.settler.get().map(|s| &**s),
-    };
+    }
+}
+
+/// What is left of run `id`, which another driver's commit ended (see
+/// [`Handover::finish_elsewhere`]).
+fn finish_one(shared: &Shared, id: &str) {
+    let ctx = context(shared);
     // A panic (a bug) must not end the driver thread: the run stays registered with the
     // settler (the next start rewrites its file).
     let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -489,16 +494,10 @@ fn drive_one(
         shared.ring();
     };
     let ctx = Context {
-        store: &*shared.store,
-        home: &shared.home,
-        config: &shared.config,
-        owner: shared.owner,
-        release_when_idle: true,
-        stop: Some(&shared.stop),
         on_claim: Some(&ring),
         on_end: Some(&free),
         handover: Some(shared),
-        settle: shared.settler.get().map(|s| &**s),
+        ..context(shared)
     };
     // A panic (a bug) must not hold a worker forever: it is logged, the run is released,
     // and recovery treats it as an orphan (its step `interrupted`).
