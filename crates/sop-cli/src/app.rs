@@ -66,6 +66,7 @@ impl App {
             home: &self.home,
             config: &self.config,
             served: false,
+            settle: None,
         }
     }
 }

@@ -85,6 +85,32 @@ pub fn write_settling(
     rewrite(store, home, run_id, Sync::Deferred, true)
 }
 
+/// The final file of run `id`, which a commit of this process just ended. With a daemon's
+/// `settler` (the run registered with it before that commit, and kept): written now, made
+/// durable with the settler's next group; failing that, rewritten durably; failing that
+/// too, the run stays registered (the mark holds before it; the next start rewrites the
+/// file). Without: rewritten durably.
+pub fn write_final(
+    store: &dyn Store,
+    home: &Home,
+    settler: Option<&Settler>,
+    id: &str,
+) -> std::io::Result<()> {
+    let Some(settler) = settler else {
+        return write(store, home, id);
+    };
+    match write_settling(store, home, id) {
+        Ok(spare) => settler.written(id, spare),
+        Err(e) => {
+            // The file may be torn, and is not synced.
+            tracing::warn!("run {id}: audit rewrite failed ({e}); retrying durably");
+            write(store, home, id)?;
+            settler.rewritten_durably(id);
+        }
+    }
+    Ok(())
+}
+
 /// Rewrites the file; `keep_spare`: an ended run's spare is returned instead of pooled.
 fn rewrite(
     store: &dyn Store,

@@ -60,7 +60,7 @@ struct Shared {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     /// Makes ended runs' audit files durable in groups; set by [`Scheduler::run`] once its
     /// mark is committed (never with `audit_group_ms = 0`).
-    settler: OnceLock<Arc<Settler>>,
+    settler: Arc<OnceLock<Arc<Settler>>>,
 }
 
 /// What a driver thread is handed.
@@ -155,10 +155,16 @@ impl Scheduler {
                 bell: Condvar::new(),
                 active: Mutex::new(HashSet::new()),
                 jobs: Mutex::new(None),
-                settler: OnceLock::new(),
+                settler: Arc::new(OnceLock::new()),
             }),
             threads: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Where this daemon's [`Settler`] is, once [`Scheduler::run`] has started it: for the
+    /// API's operations, whose commits may end runs too.
+    pub fn settler_slot(&self) -> Arc<OnceLock<Arc<Settler>>> {
+        Arc::clone(&self.shared.settler)
     }
 
     /// A function that wakes the loop (after a new run, a decision, a cancel).
@@ -346,7 +352,9 @@ impl Scheduler {
         let shared = &self.shared;
         let workers = shared.config.workers as usize;
         if full {
-            let recovered = recovery::recover_runs(&*shared.store, &shared.home, &shared.config)?;
+            let settle = shared.settler.get().map(|s| &**s);
+            let recovered =
+                recovery::recover_runs(&*shared.store, &shared.home, &shared.config, settle)?;
             for id in &recovered.interrupted {
                 tracing::warn!(
                     "run {id} was interrupted (its driver stopped); `sop resume {id}` decides"

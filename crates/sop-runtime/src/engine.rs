@@ -179,28 +179,13 @@ pub fn finish_ended(ctx: &Context<'_>, id: &str) {
     let _ = std::fs::remove_file(output_file_of(ctx.home, id));
 }
 
-/// The final audit file of run `id`, which a commit of this process ended, registered with
-/// the settler (kept): written now, made durable with the settler's next group; failing
-/// that, rewritten durably; failing that too, it stays registered (the mark holds before it,
-/// and the next start rewrites the file).
+/// The final audit file of run `id`, which a commit of this process ended (see
+/// [`audit::write_final`]).
 fn write_final(ctx: &Context<'_>, id: &str) -> Result<(), EngineError> {
-    let audit_error = |source| EngineError::Audit {
+    audit::write_final(ctx.store, ctx.home, ctx.settle, id).map_err(|source| EngineError::Audit {
         run: id.to_string(),
         source,
-    };
-    let Some(settler) = ctx.settle else {
-        return audit::write(ctx.store, ctx.home, id).map_err(audit_error);
-    };
-    match audit::write_settling(ctx.store, ctx.home, id) {
-        Ok(spare) => settler.written(id, spare),
-        Err(e) => {
-            // The file may be torn, and is not synced.
-            tracing::warn!("run {id}: audit rewrite failed ({e}); retrying durably");
-            audit::write(ctx.store, ctx.home, id).map_err(audit_error)?;
-            settler.rewritten_durably(id);
-        }
-    }
-    Ok(())
+    })
 }
 
 /// A run a [`Handover`] reserved for a driver; given back when dropped unless claimed (so
@@ -231,6 +216,7 @@ fn finish(
         // SPEC §8: without an audit trail no new step starts; the run ends as errored.
         let reason = format!("cannot write the audit file: {source}");
         let t = now();
+        let mut registered = ctx.settle.map(|s| s.register(run_id));
         let _ = ctx.store.update_run(run_id, t, &mut |r, ev| {
             run::halt(r, &reason, t, ev);
             Ok(())
@@ -241,8 +227,13 @@ fn finish(
                     settler.rewritten_durably(run_id);
                 }
             }
-            // A run this driver registered stays so: the next `sop serve` start rewrites it.
-            Err(e) => tracing::error!("run {run_id}: cannot write its audit file: {e}"),
+            Err(e) => {
+                // Registered, it stays so: the next `sop serve` start rewrites it.
+                if let Some(registered) = registered.as_mut() {
+                    registered.keep();
+                }
+                tracing::error!("run {run_id}: cannot write its audit file: {e}");
+            }
         }
     }
     if matches!(result, Ok(status) if status.is_terminal()) {

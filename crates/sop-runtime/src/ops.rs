@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use sop_core::config::RunnerConfig;
 use sop_core::policy::Admission;
-use sop_core::run::{self, Decision, NewRun, Refusal, Run, RunStatus, TriggerInfo};
+use sop_core::run::{
+    self, Decision, Happened, Millis, NewRun, Refusal, Run, RunStatus, TriggerInfo,
+};
 use sop_core::vars::{resolve_vars, VarError};
 use sop_core::{Diagnostic, Priority, Sop};
 use sop_store::{Created, Owner, RunFilter, RunRow, Store, StoreError};
@@ -119,6 +121,9 @@ pub struct Ops<'a> {
     /// This process is the home's `sop serve`, which repairs queued runs' audit files as it
     /// starts: a new run's first file needs no sync (see [`Ops::execute`]).
     pub served: bool,
+    /// The daemon's settler, once it runs: a run an operation ends gets its final audit
+    /// file through it (see [`audit::Settler`]).
+    pub settle: Option<&'a audit::Settler>,
 }
 
 /// A new run id: 12 random hex digits (operators type prefixes of it).
@@ -223,33 +228,45 @@ impl Ops<'_> {
 
     /// Applies a decision to the gate `run_id` waits at, and rewrites the audit file.
     pub fn decide(&self, run_id: &str, d: &Decision) -> Result<Run, OpError> {
-        let t = now();
-        let run = self
-            .store
-            .update_run(run_id, t, &mut |r, ev| run::decide(r, d, t, ev))??;
-        audit::write(self.store, self.home, run_id).map_err(OpError::Audit)?;
-        Ok(run)
+        self.commit(run_id, |r, ev, t| run::decide(r, d, t, ev))
     }
 
     /// Cancels a run. Returns the run and whether its driver must kill a running step.
     pub fn cancel(&self, run_id: &str, by: &str) -> Result<(Run, bool), OpError> {
-        let t = now();
         let mut kill = false;
-        let run = self.store.update_run(run_id, t, &mut |r, ev| {
+        let run = self.commit(run_id, |r, ev, t| {
             kill = run::cancel(r, by, t, ev)?;
             Ok(())
-        })??;
-        audit::write(self.store, self.home, run_id).map_err(OpError::Audit)?;
+        })?;
         Ok((run, kill))
     }
 
     /// `sop resume`: retry, skip or abort the interrupted step.
     pub fn resume(&self, run_id: &str, how: run::ResumeHow, by: &str) -> Result<Run, OpError> {
+        self.commit(run_id, |r, ev, t| run::resume(r, how, by, t, ev))
+    }
+
+    /// Commits `change` (given the time) to run `run_id`, then rewrites its audit file
+    /// durably; the final file of a run this ends goes through the daemon's settler, if any
+    /// (registered before the commit, so its mark waits for the file).
+    fn commit<F>(&self, run_id: &str, mut change: F) -> Result<Run, OpError>
+    where
+        F: FnMut(&mut Run, &mut Vec<Happened>, Millis) -> Result<(), Refusal>,
+    {
         let t = now();
+        let mut registered = self.settle.map(|s| s.register(run_id));
         let run = self
             .store
-            .update_run(run_id, t, &mut |r, ev| run::resume(r, how, by, t, ev))??;
-        audit::write(self.store, self.home, run_id).map_err(OpError::Audit)?;
+            .update_run(run_id, t, &mut |r, ev| change(r, ev, t))??;
+        if run.status.is_terminal() {
+            if let Some(registered) = registered.as_mut() {
+                registered.keep();
+            }
+            audit::write_final(self.store, self.home, self.settle, run_id)
+        } else {
+            audit::write(self.store, self.home, run_id)
+        }
+        .map_err(OpError::Audit)?;
         Ok(run)
     }
 

@@ -27,11 +27,13 @@ pub struct Recovered {
     pub ready: Vec<String>,
 }
 
-/// Makes every orphaned run safe and applies passed deadlines. Drives nothing.
+/// Makes every orphaned run safe and applies passed deadlines. Drives nothing. `settle`:
+/// the daemon's settler, for the final audit files of runs a deadline ends.
 pub fn recover_runs(
     store: &dyn Store,
     home: &Home,
     config: &RunnerConfig,
+    settle: Option<&audit::Settler>,
 ) -> Result<Recovered, StoreError> {
     let mut out = Recovered::default();
     for row in store.active_runs()? {
@@ -84,6 +86,7 @@ pub fn recover_runs(
     }
     for id in store.due_deadlines(now())? {
         let t = now();
+        let mut registered = settle.map(|s| s.register(&id));
         let Ok(run) = store.update_run(&id, t, &mut |r, ev| {
             run::expire(r, t, ev);
             Ok(())
@@ -91,7 +94,16 @@ pub fn recover_runs(
         else {
             continue;
         };
-        let _ = audit::write(store, home, &id);
+        if run.status.is_terminal() {
+            if let Some(registered) = registered.as_mut() {
+                registered.keep();
+            }
+            if let Err(e) = audit::write_final(store, home, settle, &id) {
+                tracing::error!("run {id}: cannot write its audit file: {e}");
+            }
+        } else {
+            let _ = audit::write(store, home, &id);
+        }
         if matches!(run.status, RunStatus::Queued | RunStatus::Running) && !out.ready.contains(&id)
         {
             out.ready.push(id);
@@ -170,7 +182,7 @@ pub fn recover(
     config: &RunnerConfig,
     exe: &Path,
 ) -> Result<Recovered, StoreError> {
-    let recovered = recover_runs(store, home, config)?;
+    let recovered = recover_runs(store, home, config, None)?;
     if !daemon_running(home) {
         for id in &recovered.ready {
             let _ = launch_detached(exe, home, id);

@@ -12,11 +12,12 @@ mod shapes;
 mod sse;
 mod token;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::routing::{get, post};
 use axum::Router;
 use sop_core::config::RunnerConfig;
+use sop_runtime::audit::Settler;
 use sop_runtime::ops::Ops;
 use sop_runtime::Home;
 
@@ -39,6 +40,9 @@ pub struct ServerState {
     pub wake: Arc<dyn Fn() + Send + Sync>,
     /// Turns at the store (see [`STORE_TURNS`]).
     turns: Arc<tokio::sync::Semaphore>,
+    /// The daemon's audit settler, once it runs ([`ServerState::with_settler`]): runs an
+    /// operation ends get their final audit file through it.
+    settler: Arc<OnceLock<Arc<Settler>>>,
 }
 
 /// How many requests work on the store at once; the others wait their turn in arrival
@@ -63,7 +67,16 @@ impl ServerState {
             local_user,
             wake,
             turns: Arc::new(tokio::sync::Semaphore::new(STORE_TURNS)),
+            settler: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Operations use the daemon's settler from the moment it runs
+    /// (`Scheduler::settler_slot`).
+    #[must_use]
+    pub fn with_settler(mut self, settler: Arc<OnceLock<Arc<Settler>>>) -> ServerState {
+        self.settler = settler;
+        self
     }
 }
 
@@ -114,6 +127,7 @@ where
             home: &state.home,
             config: &state.config,
             served: true,
+            settle: state.settler.get().map(|s| &**s),
         })
     })
     .await

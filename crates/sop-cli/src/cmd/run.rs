@@ -203,6 +203,7 @@ fn drive_here(app: &App, id: &str) -> CmdResult {
                             home: &home,
                             config: &config,
                             served: false,
+                            settle: None,
                         };
                         if let Err(e) = ops.cancel(&run_id, &identity::current_user()) {
                             eprintln!("error: {e}");

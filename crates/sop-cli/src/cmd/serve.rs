@@ -68,17 +68,20 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
     let local = listener
         .local_addr()
         .map_err(|e| Fail::failed(e.to_string()))?;
-    let state = Arc::new(ServerState::new(
-        Arc::clone(&dyn_store),
-        home.clone(),
-        // The Host allow-list includes the address really listened on.
-        RunnerConfig {
-            bind: local.to_string(),
-            ..config.clone()
-        },
-        identity::current_user(),
-        scheduler.waker(),
-    ));
+    let state = Arc::new(
+        ServerState::new(
+            Arc::clone(&dyn_store),
+            home.clone(),
+            // The Host allow-list includes the address really listened on.
+            RunnerConfig {
+                bind: local.to_string(),
+                ..config.clone()
+            },
+            identity::current_user(),
+            scheduler.waker(),
+        )
+        .with_settler(scheduler.settler_slot()),
+    );
     eprintln!(
         "sop serve: listening on http://{local} for home `{}`",
         home.root().display()

@@ -459,6 +459,11 @@ fn ended_runs_audit_files_are_settled_by_a_clean_stop_and_repaired_after_a_crash
         "max_concurrent = 4",
         "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
     );
+    home.simple(
+        "gated",
+        "execution_mode = \"supervised\"",
+        "## Steps\n\n1. **Go**\n   ```bash\n   true\n   ```\n",
+    );
     let file_of = |id: &str| home.audit_file("quick", id);
     let read = |file: &std::path::Path| -> Option<Value> {
         serde_json::from_slice(&std::fs::read(file).ok()?).ok()
@@ -509,6 +514,16 @@ fn ended_runs_audit_files_are_settled_by_a_clean_stop_and_repaired_after_a_crash
         })
         .expect("final file");
     }
+    // A run the API ends (a rejection) goes through the settler too.
+    let rejected = d.execute("gated", &json!({}));
+    d.wait_run(&rejected, |v| v["status"] == "waiting_approval");
+    d.post(
+        &format!("/api/runs/{rejected}/reject"),
+        &json!({"reason": "not today"}),
+    )
+    .expect("rejected");
+    let rejected_file = home.audit_file("gated", &rejected);
+    assert_eq!(read(&rejected_file).expect("file")["status"], "rejected");
     let marks = settle_marks(&home);
     assert_eq!(marks.len(), 1, "{marks:?}");
     d.kill9();
@@ -517,6 +532,7 @@ fn ended_runs_audit_files_are_settled_by_a_clean_stop_and_repaired_after_a_crash
     std::fs::write(&files[0], "{\n  \"sop\": \"qui").unwrap();
     std::fs::remove_file(&files[1]).unwrap();
     std::fs::write(&files[2], "{\"status\": \"running\"}").unwrap();
+    std::fs::write(&rejected_file, "{\"status\": \"waiting_approval\"}").unwrap();
 
     let _d = Daemon::start(&home);
     for (id, file) in ended.iter().zip(&files) {
@@ -527,6 +543,11 @@ fn ended_runs_audit_files_are_settled_by_a_clean_stop_and_repaired_after_a_crash
         assert_eq!(doc["run_id"], id.as_str());
         assert_eq!(doc["steps"][0]["status"], "success");
     }
+    let doc = wait_for(Duration::from_secs(20), || {
+        read(&rejected_file).filter(|doc| doc["status"] == "rejected")
+    })
+    .expect("the rejected run's file was not rewritten");
+    assert_eq!(doc["approvals"][0]["comment"], "not today");
     // Only runs ended after the dead daemon's mark are rewritten; its mark is gone, and the
     // new daemon has its own.
     assert_eq!(

@@ -57,9 +57,11 @@ struct State {
 
 /// A registered run.
 struct Open {
-    /// The newest event `seq` known when it was registered: every event of its ending
-    /// comes after it.
+    /// The newest event `seq` known when it was first registered: every event of its
+    /// ending comes after it.
     floor: i64,
+    /// Registrations not dropped yet (a driver's and an operation's may overlap).
+    holders: u32,
     /// Its final file is written ([`Settler::written`]): it stays until that is durable.
     written: bool,
 }
@@ -106,8 +108,11 @@ impl Drop for Registration<'_> {
     fn drop(&mut self) {
         if self.armed && !std::thread::panicking() {
             let mut state = self.settler.state();
-            if state.open.get(&self.run).is_some_and(|o| !o.written) {
-                state.open.remove(&self.run);
+            if let Some(open) = state.open.get_mut(&self.run) {
+                open.holders = open.holders.saturating_sub(1);
+                if open.holders == 0 && !open.written {
+                    state.open.remove(&self.run);
+                }
             }
         }
     }
@@ -148,10 +153,15 @@ impl Settler {
     pub fn register(&self, id: &str) -> Registration<'_> {
         let mut state = self.state();
         let floor = state.floor;
-        state.open.entry(id.to_string()).or_insert(Open {
-            floor,
-            written: false,
-        });
+        state
+            .open
+            .entry(id.to_string())
+            .or_insert(Open {
+                floor,
+                holders: 0,
+                written: false,
+            })
+            .holders += 1;
         Registration {
             settler: self,
             run: id.to_string(),
@@ -178,6 +188,7 @@ impl Settler {
             .entry(id.to_string())
             .or_insert(Open {
                 floor: 0,
+                holders: 0,
                 written: true,
             })
             .written = true;

@@ -154,6 +154,7 @@ impl Server {
             home: &self.home,
             config: &self.config,
             served: true,
+            settle: None,
         }
     }
 
