@@ -462,8 +462,14 @@ mod tests {
 
         // A registered run the commit did not end holds nothing; the thread settles `c`
         // as it stops, and a clean stop removes the mark.
-        // Registered, not ended: dropped, it is unregistered.
-        drop(settler.register("c"));
+        // Registered, not ended: dropped, it is unregistered; registered twice (a driver and
+        // an operation), only when both are dropped.
+        let driver = settler.register("c");
+        let operation = settler.register("c");
+        drop(driver);
+        assert!(settler.state().open.contains_key("c"));
+        drop(operation);
+        assert!(!settler.state().open.contains_key("c"));
         end("c");
         let spare = write_settling(&*store, &home, "c").expect("c written");
         settler.written("c", spare);
