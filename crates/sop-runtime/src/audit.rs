@@ -54,7 +54,7 @@ pub enum Sync {
     /// is rewritten durably after a power loss: while the run moves on at once (its next
     /// step is starting; recovery marks that step `interrupted` and rewrites the file), for
     /// a new, queued run (`sop serve` rewrites queued runs' files it finds lost or torn
-    /// as it starts: `recovery::repair_queued_audit`), and for a run a daemon driver ended
+    /// as it starts: `recovery::repair_queued_audit`), and for a run `sop serve` ended
     /// ([`write_settling`]: synced with a group, or rewritten as `sop serve` starts).
     Deferred,
 }
@@ -100,7 +100,12 @@ pub fn write_final(
         return write(store, home, id);
     };
     match write_settling(store, home, id) {
-        Ok(spare) => settler.written(id, spare),
+        Ok(spare) => {
+            if !settler.written(id, spare) {
+                // The settler has closed (the daemon stops): durable here.
+                write(store, home, id)?;
+            }
+        }
         Err(e) => {
             // The file may be torn, and is not synced.
             tracing::warn!("run {id}: audit rewrite failed ({e}); retrying durably");

@@ -255,10 +255,14 @@ impl Ops<'_> {
     {
         let t = now();
         let mut registered = self.settle.map(|s| s.register(run_id));
-        let run = self
-            .store
-            .update_run(run_id, t, &mut |r, ev| change(r, ev, t))??;
-        if run.status.is_terminal() {
+        let mut changed = false;
+        let run = self.store.update_run(run_id, t, &mut |r, ev| {
+            change(r, ev, t)?;
+            changed = !ev.is_empty();
+            Ok(())
+        })??;
+        // Ended by this commit (a run that had ended before keeps its file as it is).
+        if changed && run.status.is_terminal() {
             if let Some(registered) = registered.as_mut() {
                 registered.keep();
             }

@@ -87,14 +87,17 @@ pub fn recover_runs(
     for id in store.due_deadlines(now())? {
         let t = now();
         let mut registered = settle.map(|s| s.register(&id));
+        let mut changed = false;
         let Ok(run) = store.update_run(&id, t, &mut |r, ev| {
             run::expire(r, t, ev);
+            changed = !ev.is_empty();
             Ok(())
         })?
         else {
             continue;
         };
-        if run.status.is_terminal() {
+        // Ended by this commit (not before it: that run's file is someone else's to write).
+        if changed && run.status.is_terminal() {
             if let Some(registered) = registered.as_mut() {
                 registered.keep();
             }

@@ -524,6 +524,12 @@ fn ended_runs_audit_files_are_settled_by_a_clean_stop_and_repaired_after_a_crash
     .expect("rejected");
     let rejected_file = home.audit_file("gated", &rejected);
     assert_eq!(read(&rejected_file).expect("file")["status"], "rejected");
+    // Written for the settler, not synced on its own: its spare waits beside it for the
+    // group's sync (a durable rewrite would have pooled it at once).
+    let name = rejected_file.file_name().unwrap().to_string_lossy();
+    assert!(rejected_file
+        .with_file_name(format!(".{name}.next"))
+        .exists());
     let marks = settle_marks(&home);
     assert_eq!(marks.len(), 1, "{marks:?}");
     d.kill9();

@@ -16,8 +16,8 @@
 //! (`recovery::repair_unsettled_audit`). Event `seq`s only grow (events are never
 //! removed), whatever the wall clock does.
 //!
-//! The mark only passes a run once its file is synced: a driver registers its run
-//! ([`Settler::register`]) before the commit that may end it, with the newest `seq` known
+//! The mark only passes a run once its file is synced: whoever commits a change that may
+//! end a run registers it first ([`Settler::register`]), with the newest `seq` known
 //! then (every event of that commit comes after it), and the run stays open, holding the
 //! mark at that floor, until a sync taken after its final rewrite has finished.
 
@@ -53,6 +53,9 @@ struct State {
     /// The mark last committed.
     mark: Option<i64>,
     stop: bool,
+    /// Settled for good (the mark removed, or left for the next start): files written from
+    /// now on are not taken ([`Settler::written`] says so).
+    closed: bool,
 }
 
 /// A registered run.
@@ -176,13 +179,17 @@ impl Settler {
     }
 
     /// Run `id` (registered) ended, and its final file is written, not synced; `spare`: the
-    /// spare it left beside the file, for the pool once synced.
-    pub fn written(&self, id: &str, spare: Option<PathBuf>) {
+    /// spare it left beside the file, for the pool once synced. `false`: the settler has
+    /// closed (the daemon stops): the caller makes the file durable itself.
+    #[must_use]
+    pub fn written(&self, id: &str, spare: Option<PathBuf>) -> bool {
         let mut state = self.state();
+        if state.closed {
+            return false;
+        }
         let first = state.written.is_empty();
-        // Not registered (a bug): its events are not known to be above any floor, so it
-        // holds the mark back entirely until it is synced.
-        debug_assert!(state.open.contains_key(id), "run {id} was not registered");
+        // Not registered (a durable rewrite by another holder cleared it): its events are
+        // not known to be above any floor, so it holds the mark back until it is synced.
         state
             .open
             .entry(id.to_string())
@@ -201,6 +208,7 @@ impl Settler {
         if first {
             self.bell.notify_all();
         }
+        true
     }
 
     /// Settles groups until [`Settler::stop`], then the last one; then removes the mark if
@@ -233,6 +241,7 @@ impl Settler {
                     return;
                 }
                 if !progressed {
+                    self.state().closed = true;
                     tracing::warn!("audit: {left} ended runs' audit files could not be made durable; the next `sop serve` rewrites them");
                     return;
                 }
@@ -333,7 +342,11 @@ impl Settler {
     /// A clean stop: with every run this process ended settled, its mark goes. (It stays
     /// after a failure: the next start then rewrites the files it does not cover.)
     fn finish(&self) {
-        let open = self.state().open.len();
+        let open = {
+            let mut state = self.state();
+            state.closed = true;
+            state.open.len()
+        };
         if open > 0 {
             tracing::warn!("audit: {open} ended runs' audit files are not known to be durable; the next `sop serve` rewrites them");
             return;
@@ -443,7 +456,7 @@ mod tests {
         let spare = write_settling(&*store, &home, "b").expect("b written");
         let spare = spare.expect("an ended run leaves its spare");
         assert!(spare.exists());
-        settler.written("b", Some(spare.clone()));
+        assert!(settler.written("b", Some(spare.clone())));
         settler.settle();
         // `a` holds the mark where it was registered: a crash now rewrites its file.
         assert_eq!(mark_now(), Some(start));
@@ -454,7 +467,7 @@ mod tests {
 
         // `a`'s file written: the next group passes both.
         let spare = write_settling(&*store, &home, "a").expect("a written");
-        settler.written("a", spare);
+        assert!(settler.written("a", spare));
         settler.settle();
         let through = mark_now().expect("a mark");
         assert_eq!(through, store.last_event_seq().expect("seq"));
@@ -472,7 +485,7 @@ mod tests {
         assert!(!settler.state().open.contains_key("c"));
         end("c");
         let spare = write_settling(&*store, &home, "c").expect("c written");
-        settler.written("c", spare);
+        assert!(settler.written("c", spare));
         std::thread::scope(|s| {
             s.spawn(|| settler.run());
             settler.stop();
@@ -498,7 +511,7 @@ mod tests {
         settler.register("a").keep();
         end(&store, "a");
         let spare = write_settling(&*store, &home, "a").expect("a written");
-        settler.written("a", spare);
+        assert!(settler.written("a", spare));
         // Its directory is gone before the group syncs (an operator cleaning up, a failing
         // disk): there is nothing to sync it through.
         let logs = home.root().join("logs");
