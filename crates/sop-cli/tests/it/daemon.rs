@@ -30,6 +30,15 @@ impl Daemon {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM (a clean stop) and waits up to `limit` for the daemon to exit.
+    pub fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        wait_for(limit, || self.child.try_wait().ok().flatten()).expect("daemon exited")
+    }
+
     /// Starts `sop serve --bind 127.0.0.1:0` and waits for its address.
     pub fn start(home: &Home) -> Daemon {
         let mut child = home
@@ -205,14 +214,7 @@ fn sigterm_drains_within_grace_and_the_running_step_is_interrupted() {
     })
     .expect("step started");
     let t = Instant::now();
-    std::process::Command::new("kill")
-        .args(["-TERM", &d.child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = wait_for(Duration::from_secs(10), || {
-        d.child.try_wait().ok().flatten()
-    })
-    .expect("daemon exited");
+    let status = d.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     assert!(
         t.elapsed() < Duration::from_secs(3),
@@ -480,15 +482,8 @@ fn ended_runs_audit_files_are_settled_by_a_clean_stop_and_repaired_after_a_crash
         1,
         "a serving daemon keeps its mark"
     );
-    std::process::Command::new("kill")
-        .args(["-TERM", &d.child.id().to_string()])
-        .status()
-        .unwrap();
     // The stop syncs the last group (`syncfs` of a shared file system can be slow).
-    let status = wait_for(Duration::from_secs(30), || {
-        d.child.try_wait().ok().flatten()
-    })
-    .expect("daemon exited");
+    let status = d.terminate(Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
     assert!(settle_marks(&home).is_empty(), "{:?}", settle_marks(&home));
     // Synced: every run's spare went back to the pool, none was left beside its file.
