@@ -59,6 +59,7 @@ const EXAMPLE_CONFIG: &str = r#"# sop runner configuration. Every key is optiona
 # sqlite_synchronous = "full"
 # step_output_limit = "1MiB"
 # kill_grace_secs = 10
+# audit_group_ms = 100
 # secret_env = ["AWS_SECRET_ACCESS_KEY"]
 "#;
 
