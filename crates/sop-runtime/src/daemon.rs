@@ -5,7 +5,7 @@
 //!
 //! A driver thread returns as soon as its run waits at a gate or cannot claim a slot
 //! (`release_when_idle`), so waiting runs cost no thread; a decision or a finished run
-//! wakes the loop, which hands released runs to new threads.
+//! wakes the loop, which hands released runs to its driver threads.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
