@@ -416,6 +416,17 @@ mod tests {
         (home, store)
     }
 
+    /// [`home_with_runs`], and a settler for it whose groups never close on their own.
+    fn settler_for(dir: &Path) -> (Home, Arc<SqliteStore>, Settler) {
+        let (home, store) = home_with_runs(dir);
+        let me = Owner {
+            pid: 1,
+            start_time: 1,
+        };
+        let settler = Settler::new(store.clone(), me, home.clone(), LONG);
+        (home, store, settler)
+    }
+
     /// A group window no test waits out (`Duration::from_hours` is newer than the MSRV).
     #[allow(clippy::duration_suboptimal_units)]
     const LONG: Duration = Duration::from_secs(3600);
@@ -434,12 +445,7 @@ mod tests {
     #[test]
     fn the_mark_passes_a_run_only_once_its_final_file_is_synced() {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let (home, store) = home_with_runs(tmp.path());
-        let me = Owner {
-            pid: 1,
-            start_time: 1,
-        };
-        let settler = Settler::new(store.clone(), me, home.clone(), LONG);
+        let (home, store, settler) = settler_for(tmp.path());
         let mark_now = || store.settle_marks().expect("marks").first().map(|m| m.1);
         let end = |id: &str| {
             settler.register(id).keep();
@@ -501,12 +507,7 @@ mod tests {
     #[test]
     fn a_group_that_cannot_be_synced_is_rewritten_durably_file_by_file() {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let (home, store) = home_with_runs(tmp.path());
-        let me = Owner {
-            pid: 2,
-            start_time: 2,
-        };
-        let settler = Settler::new(store.clone(), me, home.clone(), LONG);
+        let (home, store, settler) = settler_for(tmp.path());
         settler.begin().expect("mark");
         settler.register("a").keep();
         end(&store, "a");
