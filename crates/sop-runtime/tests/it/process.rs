@@ -412,6 +412,29 @@ fn on_spawn_gets_the_real_pid_and_start_time() {
 }
 
 #[test]
+fn every_start_time_taken_at_spawn_is_the_one_proc_shows() {
+    // Most are read off the boot clock around the spawn, not from `/proc`: each must still
+    // be exactly what `/proc` shows (else recovery would take the step for another process).
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..100 {
+        let mut seen = None;
+        run_step(
+            &Step::new("bash", "true", dir.path()).command(),
+            // Not reaped yet: `/proc` still shows the step, exited or not.
+            &mut |s| {
+                seen = Some((s.start_time, process_start_time(s.pid)));
+                Ok(())
+            },
+            &mut |_| {},
+            &mut || false,
+        )
+        .unwrap();
+        let (taken, shown) = seen.unwrap();
+        assert_eq!(Some(taken), shown);
+    }
+}
+
+#[test]
 fn a_failing_on_spawn_kills_the_step_and_is_returned() {
     let dir = tempfile::tempdir().unwrap();
     let mut pid = 0;
