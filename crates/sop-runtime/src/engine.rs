@@ -1,14 +1,16 @@
 //! Drives one run: asks `sop-core` what to do next inside a store transaction, commits it,
 //! then performs the side effect (spawn, wait, sleep). The engine decides nothing itself.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sop_core::config::RunnerConfig;
 use sop_core::policy::Blocked;
-use sop_core::run::{self, Action, Decision, Happened, Refusal, Run, RunStatus, Target};
+use sop_core::run::{
+    self, Action, Decision, ExitReport, Happened, Refusal, Run, RunStatus, Target,
+};
 use sop_store::{Owner, Store, StoreError};
 
 use crate::audit;
@@ -19,6 +21,7 @@ use crate::process;
 mod step;
 
 pub use step::redactor_for;
+use step::Ahead;
 
 /// How often a waiting owner looks at the store for decisions made by other processes.
 const POLL: Duration = Duration::from_millis(50);
@@ -256,7 +259,9 @@ struct Driver<'a, 'c> {
     ctx: &'a Context<'c>,
     run_id: String,
     /// The run ended and another thread finishes it ([`Handover::finish_elsewhere`]).
-    ended_elsewhere: std::cell::Cell<bool>,
+    ended_elsewhere: Cell<bool>,
+    /// The next step's process, started ahead of the commit that recorded it.
+    ahead: RefCell<Option<Ahead>>,
 }
 
 impl<'a, 'c> Driver<'a, 'c> {
@@ -265,7 +270,8 @@ impl<'a, 'c> Driver<'a, 'c> {
         Driver {
             ctx,
             run_id: run_id.to_string(),
-            ended_elsewhere: std::cell::Cell::new(false),
+            ended_elsewhere: Cell::new(false),
+            ahead: RefCell::new(None),
         }
     }
 
@@ -532,7 +538,11 @@ impl<'a, 'c> Driver<'a, 'c> {
                 Action::Wait { .. } if self.ctx.release_when_idle => return Ok(Some(run.status)),
                 Action::Wait { deadline } => self.wait_for_decision(run, deadline, obs)?,
                 Action::Spawn(exec) => {
-                    let report = self.execute(run, &exec, obs);
+                    let ahead = self
+                        .ahead
+                        .take()
+                        .filter(|a| a.run_id == run.id && a.exec == exec);
+                    let report = self.execute(run, &exec, ahead.map(|a| a.gated), obs);
                     let target = exec.target.clone();
                     let stopped = report.cancelled && self.ctx.stopping();
                     // The exit and the walk to what comes next are one transaction: both are
@@ -551,6 +561,14 @@ impl<'a, 'c> Driver<'a, 'c> {
                         }
                         _ => None,
                     };
+                    // The run's next step, started now and held at its gate: its shell starts
+                    // while the commit syncs.
+                    let ahead = if stopped || self.ctx.stopping() {
+                        None
+                    } else {
+                        self.start_next_ahead(run, &target, &report)
+                    };
+                    let adopted = Cell::new(false);
                     let run = self
                         .commit_handing(
                             obs,
@@ -561,7 +579,9 @@ impl<'a, 'c> Driver<'a, 'c> {
                                 } else {
                                     run::exited(run, &target, report.clone(), now(), ev);
                                     if !self.ctx.stopping() {
-                                        *next.borrow_mut() = Some(run::advance(run, now(), ev));
+                                        let action = run::advance(run, now(), ev);
+                                        adopted.set(record_ahead(ahead.as_ref(), run, &action, ev));
+                                        *next.borrow_mut() = Some(action);
                                     }
                                 }
                                 Ok(())
@@ -576,6 +596,9 @@ impl<'a, 'c> Driver<'a, 'c> {
                         .map_err(|r| {
                             EngineError::Internal(format!("step exit was refused: {r}"))
                         })?;
+                    if adopted.get() {
+                        *self.ahead.borrow_mut() = ahead;
+                    }
                     if let Some(action) = next.into_inner() {
                         *advanced = Some((run, action));
                     }
@@ -583,6 +606,21 @@ impl<'a, 'c> Driver<'a, 'c> {
             }
         }
         Ok(None)
+    }
+
+    /// The first process of the step the commit of `report` (the exit of `target`) will
+    /// start next in this run, started ahead and held at its gate (see
+    /// [`Driver::start_ahead`]). Worked out from the run as it is now; the commit uses it
+    /// only if it starts that very step (another process may have changed the run).
+    fn start_next_ahead(&self, run: &Run, target: &Target, report: &ExitReport) -> Option<Ahead> {
+        let t = now();
+        let mut ev = Vec::new();
+        let mut after = run.clone();
+        run::exited(&mut after, target, report.clone(), t, &mut ev);
+        match run::advance(&mut after, t, &mut ev) {
+            Action::Spawn(exec) => self.start_ahead(&after, &exec),
+            _ => None,
+        }
     }
 
     /// Sleeps until another process commits something, or `until` (ms) passes.
@@ -631,6 +669,24 @@ impl<'a, 'c> Driver<'a, 'c> {
             }
             std::thread::sleep(POLL);
         }
+    }
+}
+
+/// Records the pid of `ahead` in `run` if `action`, just committed for it, starts exactly
+/// the step `ahead` was started for.
+fn record_ahead(
+    ahead: Option<&Ahead>,
+    run: &mut Run,
+    action: &Action,
+    ev: &mut Vec<Happened>,
+) -> bool {
+    match (ahead, action) {
+        (Some(a), Action::Spawn(exec)) if a.run_id == run.id && a.exec == *exec => {
+            let s = a.gated.spawned();
+            run::spawned(run, &exec.target, s.pid, s.start_time, ev);
+            true
+        }
+        _ => false,
     }
 }
 

@@ -1,14 +1,15 @@
 //! Runs one step's command as a child in its own process group (SPEC §5, §8, §9): a clean
 //! environment, live output, timeout and cancel with SIGTERM → grace → SIGKILL to the whole
-//! group, and no child left behind when the step ends.
+//! group, and no child left behind when the step ends. A shell step can be started ahead
+//! of the commit that records it, held at a gate until then ([`Gated`]).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -84,6 +85,19 @@ pub fn script_args(interpreter: &str, code: &str) -> Vec<String> {
         "node" => vec!["-e".into(), code],
         _ => vec!["-c".into(), code],
     }
+}
+
+/// The gate a held step's shell passes first (see [`Gated`]): a line on standard input
+/// (a pipe) opens it; end-of-file (the gate closed unopened, or sop died) ends the shell
+/// before any of the code runs. Standard input is `/dev/null` again behind it, as for
+/// every step. On the code's first line, so line numbers in messages stay the code's own.
+const GATE: &str = "read -r _ || exit 125; exec </dev/null; ";
+
+/// [`script_args`] for a step started ahead of the commit that records it and held at a
+/// gate until then ([`spawn_gated`]): for `bash` and `sh` only (the gate is shell code);
+/// `None` for other interpreters, whose steps start after the commit.
+pub fn gated_script_args(interpreter: &str, code: &str) -> Option<Vec<String>> {
+    matches!(interpreter, "bash" | "sh").then(|| script_args(interpreter, &format!("{GATE}{code}")))
 }
 
 /// The environment every step starts from: the runner's own values of an allow-list and
@@ -168,6 +182,85 @@ pub fn run_step(
     on_output: &mut dyn FnMut(Chunk<'_>),
     should_cancel: &mut dyn FnMut() -> bool,
 ) -> io::Result<Outcome> {
+    let mut started = start(cmd, Stdio::null())?;
+    if let Err(e) = on_spawn(started.spawned) {
+        abandon(&mut started.child, started.pgid);
+        return Err(e);
+    }
+    started.supervise(cmd, on_output, should_cancel)
+}
+
+/// A step process started ahead of the commit that records it, held at its gate: its
+/// interpreter has started, none of its code has run (see [`gated_script_args`]). Either
+/// [`Gated::run`] opens the gate, or dropping it closes the gate and the process exits
+/// without running anything (also when this process dies: the gate reads end-of-file).
+pub struct Gated {
+    /// `None` once [`Gated::run`] took it.
+    started: Option<Started>,
+    spawned: Spawned,
+    gate: Option<ChildStdin>,
+    cmd: StepCommand,
+}
+
+/// Starts `cmd`, whose arguments come from [`gated_script_args`], held at its gate.
+pub fn spawn_gated(cmd: StepCommand) -> io::Result<Gated> {
+    let mut started = start(&cmd, Stdio::piped())?;
+    let gate = started.child.stdin.take();
+    Ok(Gated {
+        spawned: started.spawned,
+        started: Some(started),
+        gate,
+        cmd,
+    })
+}
+
+impl Gated {
+    /// The pid and start time to record before the gate opens.
+    pub fn spawned(&self) -> Spawned {
+        self.spawned
+    }
+
+    /// Opens the gate and runs the step as [`run_step`] does (its start was recorded with
+    /// [`Gated::spawned`]); the timeout counts from now.
+    pub fn run(
+        mut self,
+        on_output: &mut dyn FnMut(Chunk<'_>),
+        should_cancel: &mut dyn FnMut() -> bool,
+    ) -> io::Result<Outcome> {
+        let Some(mut started) = self.started.take() else {
+            return Err(io::Error::other("the step was already run"));
+        };
+        if let Some(mut gate) = self.gate.take() {
+            // A step that exited already (its first line did not parse) reads nothing: its
+            // exit is reported as it is.
+            let _ = gate.write_all(b"\n");
+        }
+        started.code_from = Instant::now();
+        started.supervise(&self.cmd, on_output, should_cancel)
+    }
+}
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        // Never run: the gate closes unopened, and the group goes.
+        if let Some(mut started) = self.started.take() {
+            drop(self.gate.take());
+            abandon(&mut started.child, started.pgid);
+        }
+    }
+}
+
+/// A spawned step, not yet supervised.
+struct Started {
+    child: Child,
+    pgid: Pid,
+    spawned: Spawned,
+    /// When the step's code was let run: its timeout counts from here.
+    code_from: Instant,
+}
+
+/// Spawns `cmd` in a new process group with `stdin`.
+fn start(cmd: &StepCommand, stdin: Stdio) -> io::Result<Started> {
     let base = base_env();
     // The `PATH` the step sees: its own, else the runner's (or the default).
     let path = cmd
@@ -195,7 +288,7 @@ pub fn run_step(
         .envs(base.iter().map(|(k, v)| (k, v)))
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&cmd.workdir)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -228,35 +321,49 @@ pub fn run_step(
             .or_else(|| process_start_time(pid))
             .unwrap_or(0),
     };
-    if let Err(e) = on_spawn(spawned) {
-        abandon(&mut child, group);
-        return Err(e);
-    }
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        abandon(&mut child, group);
-        return Err(io::Error::other("the step's output pipes are missing"));
-    };
-    let mut step = Supervisor {
+    Ok(Started {
         child,
         pgid: group,
-        pipes: Pipes::new(stdout, stderr),
-        status: None,
-        deadline: started.checked_add(cmd.timeout),
-        kill_grace: cmd.kill_grace,
-        timed_out: false,
-        cancelled: false,
-        idle_sleep: FIRST_IDLE_SLEEP,
-    };
-    step.run(on_output, should_cancel)?;
-    let status = step.status;
-    Ok(Outcome {
-        exit_code: status.and_then(|s| s.code()),
-        // No status only when the step could not be reaped even after SIGKILL.
-        signal: status.map_or(Some(Signal::SIGKILL as i32), |s| s.signal()),
-        timed_out: step.timed_out,
-        cancelled: step.cancelled,
-        duration: started.elapsed(),
+        spawned,
+        code_from: started,
     })
+}
+
+impl Started {
+    /// Watches the step until it and its group are gone (see [`run_step`]).
+    fn supervise(
+        mut self,
+        cmd: &StepCommand,
+        on_output: &mut dyn FnMut(Chunk<'_>),
+        should_cancel: &mut dyn FnMut() -> bool,
+    ) -> io::Result<Outcome> {
+        let (Some(stdout), Some(stderr)) = (self.child.stdout.take(), self.child.stderr.take())
+        else {
+            abandon(&mut self.child, self.pgid);
+            return Err(io::Error::other("the step's output pipes are missing"));
+        };
+        let mut step = Supervisor {
+            child: self.child,
+            pgid: self.pgid,
+            pipes: Pipes::new(stdout, stderr),
+            status: None,
+            deadline: self.code_from.checked_add(cmd.timeout),
+            kill_grace: cmd.kill_grace,
+            timed_out: false,
+            cancelled: false,
+            idle_sleep: FIRST_IDLE_SLEEP,
+        };
+        step.run(on_output, should_cancel)?;
+        let status = step.status;
+        Ok(Outcome {
+            exit_code: status.and_then(|s| s.code()),
+            // No status only when the step could not be reaped even after SIGKILL.
+            signal: status.map_or(Some(Signal::SIGKILL as i32), |s| s.signal()),
+            timed_out: step.timed_out,
+            cancelled: step.cancelled,
+            duration: self.code_from.elapsed(),
+        })
+    }
 }
 
 /// Where `execvp` would find `program` on `path` (the step's `PATH`): the first regular,

@@ -434,6 +434,31 @@ fn queued_runs_audit_files_lost_or_torn_are_rewritten_when_the_daemon_starts() {
     }
 }
 
+#[test]
+fn a_run_claimed_by_the_commit_ending_another_is_recorded_with_its_own_pid() {
+    // One run at a time: each run's end claims the next queued one, whose step starts ahead
+    // of that commit, held at its gate (`engine::Claimed`).
+    let home = Home::new();
+    std::fs::create_dir(home.file("pids")).unwrap();
+    home.simple(
+        "one",
+        "",
+        "## Steps\n\n1. **Go**\n   ```bash\n   echo $$ > \"../../pids/$SOP_RUN_ID\"\n   ```\n",
+    );
+    let d = Daemon::start(&home);
+    let ids: Vec<String> = (0..8).map(|_| d.execute("one", &json!({}))).collect();
+    for id in &ids {
+        d.wait_run(id, |v| v["status"] == "success");
+    }
+    let recorded = home.spawned_pids();
+    assert_eq!(recorded.len(), ids.len(), "{recorded:?}");
+    for (run, gate, pid) in recorded {
+        assert_eq!(gate, "step 1");
+        let ran = std::fs::read_to_string(home.file(&format!("pids/{run}"))).unwrap();
+        assert_eq!(ran.trim(), pid.to_string(), "run {run}");
+    }
+}
+
 /// The settle marks in the store (`sop serve`'s promise that the runs it ended up to then
 /// have durable audit files), read straight from the database.
 fn settle_marks(home: &Home) -> Vec<(String, i64)> {

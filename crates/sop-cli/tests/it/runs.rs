@@ -67,6 +67,37 @@ fn outputs_conditions_and_skips_are_recorded() {
 }
 
 #[test]
+fn each_step_is_recorded_with_the_pid_of_the_process_that_ran_it() {
+    // A shell step after another step starts ahead of the commit that records it, held at a
+    // gate (`process::Gated`): the pid committed must be the process that then ran its code,
+    // as for steps started after their commit (python3, and the first step).
+    let home = Home::new();
+    let step = |n: u32, lang: &str, code: &str| {
+        format!("{n}. **Step {n}**\n   ```{lang}\n   {code}\n   ```\n\n")
+    };
+    let md = format!(
+        "## Steps\n\n{}{}{}{}",
+        step(1, "bash", "echo $$ > pid-1"),
+        step(2, "sh", "echo $$ > pid-2"),
+        step(
+            3,
+            "python3",
+            "import os; open('pid-3', 'w').write(str(os.getpid()))"
+        ),
+        step(4, "bash", "echo $$ > pid-4"),
+    );
+    home.simple("pids", "", &md);
+    home.run(&["run", "pids"]).ok();
+    let recorded = home.spawned_pids();
+    assert_eq!(recorded.len(), 4, "{recorded:?}");
+    for (n, (_, gate, pid)) in (1..=4).zip(&recorded) {
+        assert_eq!(gate, &format!("step {n}"));
+        let ran = std::fs::read_to_string(home.file(&format!("sops/pids/pid-{n}"))).unwrap();
+        assert_eq!(ran.trim(), pid.to_string(), "step {n}");
+    }
+}
+
+#[test]
 fn failing_step_fails_the_run_with_exit_1_and_runs_rollback() {
     let home = Home::new();
     home.simple(

@@ -115,6 +115,34 @@ impl Home {
         files
     }
 
+    /// Every step process recorded as spawned, in order: (run id, gate, pid), read straight
+    /// from the store's events.
+    pub fn spawned_pids(&self) -> Vec<(String, String, u32)> {
+        let db = rusqlite::Connection::open_with_flags(
+            self.file("state/sop.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open the store");
+        let mut stmt = db
+            .prepare("SELECT run_id, body FROM events ORDER BY seq")
+            .expect("query");
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .expect("events")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("rows");
+        rows.into_iter()
+            .filter_map(|(run, body)| {
+                let v: serde_json::Value = serde_json::from_str(&body).expect("event json");
+                (v["event"] == "step_spawned").then(|| {
+                    let gate = v["gate"].as_str().expect("gate").to_string();
+                    let pid = u32::try_from(v["pid"].as_u64().expect("pid")).expect("pid");
+                    (run, gate, pid)
+                })
+            })
+            .collect()
+    }
+
     /// The audit file of run `id` of a SOP (`<created>-<run id>.json`).
     pub fn audit_file(&self, sop: &str, id: &str) -> PathBuf {
         self.audit_files(sop)

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use sop_core::config::RunnerConfig;
@@ -15,8 +14,15 @@ use crate::output::BoundedOutput;
 use crate::process::{self, Chunk, StepCommand};
 
 impl Driver<'_, '_> {
-    /// Runs the scripts of one step; the step is already committed as running.
-    pub(super) fn execute(&self, run: &Run, exec: &Exec, obs: &mut dyn Observer) -> ExitReport {
+    /// Runs the scripts of one step; the step is already committed as running (with the pid
+    /// of `ahead`, its first script's process started ahead and held at its gate, if any).
+    pub(super) fn execute(
+        &self,
+        run: &Run,
+        exec: &Exec,
+        mut ahead: Option<process::Gated>,
+        obs: &mut dyn Observer,
+    ) -> ExitReport {
         let ctx = self.ctx;
         let gate = match &exec.target {
             Target::Step {
@@ -53,8 +59,6 @@ impl Driver<'_, '_> {
         }) {
             return not_started(&format!("cannot prepare `{}`: {e}", output_file.display()));
         }
-        let env = step_env(run, exec, &output_file, &ctx.config.pass_env);
-        let workdir: PathBuf = ctx.home.sop_dir(&run.sop.name).join(&exec.workdir);
         let started = Instant::now();
         let total = Duration::from_secs(exec.timeout_secs.max(1));
         let mut captured = BoundedOutput::new(ctx.config.output_limit_bytes() as usize);
@@ -89,16 +93,15 @@ impl Driver<'_, '_> {
                 let _ = ctx.store.append_output(&run.id, &gate, exec.attempt, &text);
             }
         };
-        for script in &exec.scripts {
+        for (i, script) in exec.scripts.iter().enumerate() {
             let remaining = total.saturating_sub(started.elapsed());
-            let cmd = StepCommand {
-                program: script.interpreter.clone(),
-                args: process::script_args(&script.interpreter, &script.code),
-                env: env.clone(),
-                workdir: workdir.clone(),
-                timeout: remaining.max(Duration::from_millis(1)),
-                kill_grace: Duration::from_secs(ctx.config.kill_grace_secs),
-            };
+            let cmd = self.command(
+                run,
+                exec,
+                &script.interpreter,
+                process::script_args(&script.interpreter, &script.code),
+                remaining.max(Duration::from_millis(1)),
+            );
             let target = exec.target.clone();
             let mut on_spawn = |s: process::Spawned| -> std::io::Result<()> {
                 // Unsynced: a pid means nothing after a power loss (the step is then
@@ -145,20 +148,23 @@ impl Driver<'_, '_> {
                 }
                 _ => false,
             };
-            let outcome =
-                match process::run_step(&cmd, &mut on_spawn, &mut on_output, &mut should_cancel) {
-                    Ok(outcome) => outcome,
-                    // The step could not start (missing interpreter or workdir, ...): it
-                    // failed; it was not interrupted.
-                    Err(e) => {
-                        let mut failed =
-                            not_started(&format!("cannot start `{}`: {e}", script.interpreter));
-                        failed.duration_ms = started.elapsed().as_millis() as i64;
-                        failed.output =
-                            format!("{}{}", redactor.redact(&captured.finish()), failed.output);
-                        return failed;
-                    }
-                };
+            let ran = match ahead.take() {
+                Some(gated) if i == 0 => gated.run(&mut on_output, &mut should_cancel),
+                _ => process::run_step(&cmd, &mut on_spawn, &mut on_output, &mut should_cancel),
+            };
+            let outcome = match ran {
+                Ok(outcome) => outcome,
+                // The step could not start (missing interpreter or workdir, ...): it
+                // failed; it was not interrupted.
+                Err(e) => {
+                    let mut failed =
+                        not_started(&format!("cannot start `{}`: {e}", script.interpreter));
+                    failed.duration_ms = started.elapsed().as_millis() as i64;
+                    failed.output =
+                        format!("{}{}", redactor.redact(&captured.finish()), failed.output);
+                    return failed;
+                }
+            };
             report.exit_code = outcome.exit_code;
             report.signal = outcome.signal;
             report.timed_out = outcome.timed_out;
@@ -200,6 +206,54 @@ impl Driver<'_, '_> {
         }
         report
     }
+
+    /// The command of one of `exec`'s scripts: `program` with `args`, in the step's
+    /// environment and working directory.
+    fn command(
+        &self,
+        run: &Run,
+        exec: &Exec,
+        program: &str,
+        args: Vec<String>,
+        timeout: Duration,
+    ) -> StepCommand {
+        let ctx = self.ctx;
+        let output_file = output_file_of(ctx.home, &run.id);
+        StepCommand {
+            program: program.to_string(),
+            args,
+            env: step_env(run, exec, &output_file, &ctx.config.pass_env),
+            workdir: ctx.home.sop_dir(&run.sop.name).join(&exec.workdir),
+            timeout,
+            kill_grace: Duration::from_secs(ctx.config.kill_grace_secs),
+        }
+    }
+
+    /// The first script of `exec` (the step `run`, as it will be committed, starts next)
+    /// started now and held at its gate, so its interpreter starts while the commit that
+    /// records it syncs. `None` where it cannot be held (not a shell) or not started (the
+    /// step then starts after the commit, and reports why it could not).
+    pub(super) fn start_ahead(&self, run: &Run, exec: &Exec) -> Option<Ahead> {
+        let script = exec.scripts.first()?;
+        let args = process::gated_script_args(&script.interpreter, &script.code)?;
+        let timeout = Duration::from_secs(exec.timeout_secs.max(1));
+        let cmd = self.command(run, exec, &script.interpreter, args, timeout);
+        let gated = process::spawn_gated(cmd).ok()?;
+        Some(Ahead {
+            run_id: run.id.clone(),
+            exec: exec.clone(),
+            gated,
+        })
+    }
+}
+
+/// A step's first process started ahead of the commit that starts the step: used only if
+/// that commit starts exactly `exec` of run `run_id` (and records its pid); else dropped,
+/// and the process exits without running any of the step's code.
+pub(super) struct Ahead {
+    pub(super) run_id: String,
+    pub(super) exec: Exec,
+    pub(super) gated: process::Gated,
 }
 
 /// A line of step output longer than this is passed on (and redacted) in pieces.

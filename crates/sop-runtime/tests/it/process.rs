@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use sop_runtime::output::BoundedOutput;
 use sop_runtime::process::{
-    is_same_process, kill_group_if_same, pid_alive, process_start_time, run_step, script_args,
-    Chunk, Outcome, Spawned, StepCommand,
+    gated_script_args, is_same_process, kill_group_if_same, pid_alive, process_start_time,
+    run_step, script_args, spawn_gated, Chunk, Outcome, Spawned, StepCommand,
 };
 
 /// What one step did, as seen through `run_step`'s callbacks.
@@ -100,6 +100,16 @@ impl<'a> Step<'a> {
             stderr,
             combined: captured.finish(),
             took: started.elapsed(),
+        }
+    }
+}
+
+impl Step<'_> {
+    /// The command held at its gate (see `spawn_gated`).
+    fn gated(&self) -> StepCommand {
+        StepCommand {
+            args: gated_script_args(self.program, self.code).expect("a shell"),
+            ..self.command()
         }
     }
 }
@@ -650,4 +660,103 @@ fn a_step_flooding_its_output_still_times_out() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_step_held_at_its_gate_runs_none_of_its_code_until_it_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    for shell in ["bash", "sh"] {
+        let step = Step::new(shell, "touch ran\necho \"$0\"", dir.path());
+        let gated = spawn_gated(step.gated()).unwrap();
+        let pid = gated.spawned().pid;
+        assert_eq!(
+            process_start_time(pid),
+            Some(gated.spawned().start_time),
+            "{shell}"
+        );
+        // Its interpreter started and waits at the gate (the shell's start-up is ~1 ms).
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(pid_alive(pid), "{shell}");
+        assert!(!ran.exists(), "{shell}: code ran before the gate opened");
+        let mut out = Vec::new();
+        let outcome = gated
+            .run(
+                &mut |c| {
+                    if let Chunk::Stdout(b) = c {
+                        out.extend_from_slice(b);
+                    }
+                },
+                &mut || false,
+            )
+            .unwrap();
+        assert_eq!(outcome.exit_code, Some(0), "{shell}");
+        assert!(ran.exists(), "{shell}");
+        assert_eq!(String::from_utf8_lossy(&out), "sop-step\n", "{shell}");
+        std::fs::remove_file(&ran).unwrap();
+    }
+}
+
+#[test]
+fn a_gate_dropped_unopened_ends_its_step_without_running_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let step = Step::new("bash", "touch ran", dir.path());
+    let gated = spawn_gated(step.gated()).unwrap();
+    let pid = gated.spawned().pid;
+    drop(gated);
+    assert!(!pid_alive(pid), "reaped");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!dir.path().join("ran").exists());
+}
+
+#[test]
+fn a_gate_closed_by_a_dying_runner_ends_the_shell_before_its_code() {
+    // sop killed while a step waits at its gate: the pipe's other end closes, the shell reads
+    // end-of-file and exits 125 without running the code.
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "sh"] {
+        let mut child = std::process::Command::new(shell)
+            .args(gated_script_args(shell, "touch ran").unwrap())
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdin.take());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(125), "{shell}");
+        assert!(!dir.path().join("ran").exists(), "{shell}");
+    }
+}
+
+#[test]
+fn behind_the_gate_a_step_reads_dev_null_and_its_errors_keep_their_line_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let step = Step::new(
+        "bash",
+        "if read -r line; then echo \"read: $line\"; else echo eof; fi\nno-such-command-xyz",
+        dir.path(),
+    );
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let outcome = spawn_gated(step.gated())
+        .unwrap()
+        .run(
+            &mut |c| match c {
+                Chunk::Stdout(b) => out.extend_from_slice(b),
+                Chunk::Stderr(b) => err.extend_from_slice(b),
+            },
+            &mut || false,
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out), "eof\n");
+    assert_eq!(outcome.exit_code, Some(127));
+    let err = String::from_utf8_lossy(&err);
+    assert!(err.contains("line 2: no-such-command-xyz"), "{err}");
+}
+
+#[test]
+fn only_shells_are_held_at_a_gate() {
+    assert!(gated_script_args("python3", "print(1)").is_none());
+    assert!(gated_script_args("node", "1").is_none());
+    assert!(gated_script_args("zsh", "true").is_none());
 }
