@@ -667,9 +667,21 @@ fn a_step_held_at_its_gate_runs_none_of_its_code_until_it_is_opened() {
     let dir = tempfile::tempdir().unwrap();
     let ran = dir.path().join("ran");
     for shell in ["bash", "sh"] {
-        let step = Step::new(shell, "touch ran\necho \"$0\"", dir.path());
+        let step = Step::new(
+            shell,
+            "touch ran\necho \"$0\"\ngrep Cpus_allowed_list /proc/self/status",
+            dir.path(),
+        );
         let gated = spawn_gated(step.gated()).unwrap();
         let pid = gated.spawned().pid;
+        if cpus_allowed("self").contains(['-', ',']) {
+            // Held off the spawning thread's CPU while the commit runs there.
+            assert_ne!(
+                cpus_allowed(&pid.to_string()),
+                cpus_allowed("self"),
+                "{shell}"
+            );
+        }
         assert_eq!(
             process_start_time(pid),
             Some(gated.spawned().start_time),
@@ -692,9 +704,25 @@ fn a_step_held_at_its_gate_runs_none_of_its_code_until_it_is_opened() {
             .unwrap();
         assert_eq!(outcome.exit_code, Some(0), "{shell}");
         assert!(ran.exists(), "{shell}");
-        assert_eq!(String::from_utf8_lossy(&out), "sop-step\n", "{shell}");
+        // The code runs with the CPUs it inherited.
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!("sop-step\nCpus_allowed_list:\t{}\n", cpus_allowed("self")),
+            "{shell}"
+        );
         std::fs::remove_file(&ran).unwrap();
     }
+}
+
+/// `Cpus_allowed_list` of a process (`self` or a pid), from `/proc`.
+fn cpus_allowed(pid: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 #[test]
