@@ -563,39 +563,51 @@ impl<'a, 'c> Driver<'a, 'c> {
                     };
                     // The run's next step, started now and held at its gate: its shell starts
                     // while the commit syncs.
-                    let ahead = if stopped || self.ctx.stopping() {
+                    let mut ahead = if stopped || self.ctx.stopping() {
                         None
                     } else {
                         self.start_next_ahead(run, &target, &report)
                     };
                     let adopted = Cell::new(false);
-                    let run = self
-                        .commit_handing(
-                            obs,
-                            &mut |run, ev| {
-                                *next.borrow_mut() = None;
-                                if stopped {
-                                    run::interrupt(run, now(), ev);
-                                } else {
-                                    run::exited(run, &target, report.clone(), now(), ev);
-                                    if !self.ctx.stopping() {
-                                        let action = run::advance(run, now(), ev);
-                                        adopted.set(record_ahead(ahead.as_ref(), run, &action, ev));
-                                        *next.borrow_mut() = Some(action);
-                                    }
+                    let committed = self.commit_handing(
+                        obs,
+                        &mut |run, ev| {
+                            *next.borrow_mut() = None;
+                            if stopped {
+                                run::interrupt(run, now(), ev);
+                            } else {
+                                run::exited(run, &target, report.clone(), now(), ev);
+                                if !self.ctx.stopping() {
+                                    let action = run::advance(run, now(), ev);
+                                    adopted.set(record_ahead(ahead.as_ref(), run, &action, ev));
+                                    *next.borrow_mut() = Some(action);
                                 }
+                            }
+                            Ok(())
+                        },
+                        &|_| {
+                            next.borrow()
+                                .as_ref()
+                                .map_or(audit::Sync::Durable, sync_for)
+                        },
+                        reserved,
+                    );
+                    if committed.is_err() && adopted.get() {
+                        // Committed as started with its pid, but its audit rewrite failed:
+                        // the held process goes unopened, and the step is not spawned after
+                        // all (the run is halted next, recording it as not started).
+                        if let Some(held) = ahead.take() {
+                            let target = held.exec.target.clone();
+                            drop(held);
+                            let _ = self.ctx.store.update_run(&self.run_id, now(), &mut |r, _| {
+                                run::unspawned(r, &target);
                                 Ok(())
-                            },
-                            &|_| {
-                                next.borrow()
-                                    .as_ref()
-                                    .map_or(audit::Sync::Durable, sync_for)
-                            },
-                            reserved,
-                        )?
-                        .map_err(|r| {
-                            EngineError::Internal(format!("step exit was refused: {r}"))
-                        })?;
+                            });
+                        }
+                    }
+                    let run = committed?.map_err(|r| {
+                        EngineError::Internal(format!("step exit was refused: {r}"))
+                    })?;
                     if adopted.get() {
                         *self.ahead.borrow_mut() = ahead;
                     }

@@ -205,8 +205,22 @@ pub struct Gated {
     cmd: StepCommand,
 }
 
-/// Starts `cmd`, whose arguments come from [`gated_script_args`], held at its gate.
+/// Variables that make a shell run code, or trace, before its `-c` code begins: a step
+/// whose environment sets one (through `pass_env` or a run variable) is not held.
+const BEFORE_CODE: [&str; 4] = ["BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS"];
+
+/// Starts `cmd`, whose arguments come from [`gated_script_args`], held at its gate; refused
+/// when its environment would run something before the gate (see [`BEFORE_CODE`]).
 pub fn spawn_gated(cmd: StepCommand) -> io::Result<Gated> {
+    if let Some((name, _)) = cmd
+        .env
+        .iter()
+        .find(|(n, _)| BEFORE_CODE.contains(&n.as_str()))
+    {
+        return Err(io::Error::other(format!(
+            "`{name}` acts before the step's code: the step cannot be held at a gate"
+        )));
+    }
     let mut started = start(&cmd, Stdio::piped())?;
     let gate = started.child.stdin.take();
     let cpus = steer_away(started.pgid);
@@ -250,7 +264,11 @@ impl Gated {
             return Err(io::Error::other("the step was already run"));
         };
         if let Some(cpus) = self.cpus.take() {
-            if let Err(e) = sched_setaffinity(started.pgid, &cpus) {
+            // ESRCH: it exited already (its first line did not parse).
+            if let Err(e) = sched_setaffinity(started.pgid, &cpus).or_else(|e| match e {
+                Errno::ESRCH => Ok(()),
+                e => Err(e),
+            }) {
                 tracing::warn!(
                     "step pid {}: cannot give its CPUs back ({e}); it runs on fewer",
                     started.pgid

@@ -435,27 +435,27 @@ fn queued_runs_audit_files_lost_or_torn_are_rewritten_when_the_daemon_starts() {
 }
 
 #[test]
-fn a_run_claimed_by_the_commit_ending_another_is_recorded_with_its_own_pid() {
-    // One run at a time: each run's end claims the next queued one, whose step starts ahead
-    // of that commit, held at its gate (`engine::Claimed`).
+fn served_runs_steps_are_recorded_with_the_pids_of_the_processes_that_ran_them() {
+    // One run at a time: each run's end claims the next queued one in the same commit (its
+    // first step starts after that commit); each second step is started ahead of the commit
+    // of the first's exit, held at its gate.
     let home = Home::new();
     std::fs::create_dir(home.file("pids")).unwrap();
-    home.simple(
-        "one",
-        "",
-        "## Steps\n\n1. **Go**\n   ```bash\n   echo $$ > \"../../pids/$SOP_RUN_ID\"\n   ```\n",
-    );
+    let step = |n: u32| {
+        format!("{n}. **Step {n}**\n   ```bash\n   echo $$ > \"../../pids/$SOP_RUN_ID-{n}\"\n   ```\n\n")
+    };
+    home.simple("two", "", &format!("## Steps\n\n{}{}", step(1), step(2)));
     let d = Daemon::start(&home);
-    let ids: Vec<String> = (0..8).map(|_| d.execute("one", &json!({}))).collect();
+    let ids: Vec<String> = (0..6).map(|_| d.execute("two", &json!({}))).collect();
     for id in &ids {
         d.wait_run(id, |v| v["status"] == "success");
     }
     let recorded = home.spawned_pids();
-    assert_eq!(recorded.len(), ids.len(), "{recorded:?}");
+    assert_eq!(recorded.len(), 2 * ids.len(), "{recorded:?}");
     for (run, gate, pid) in recorded {
-        assert_eq!(gate, "step 1");
-        let ran = std::fs::read_to_string(home.file(&format!("pids/{run}"))).unwrap();
-        assert_eq!(ran.trim(), pid.to_string(), "run {run}");
+        let n = gate.strip_prefix("step ").expect("a step");
+        let ran = std::fs::read_to_string(home.file(&format!("pids/{run}-{n}"))).unwrap();
+        assert_eq!(ran.trim(), pid.to_string(), "run {run}, {gate}");
     }
 }
 

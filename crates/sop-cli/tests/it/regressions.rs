@@ -174,6 +174,17 @@ fn no_step_starts_without_an_audit_trail() {
             .contains("audit file"),
         "{v}"
     );
+    // Step 2 was started ahead, held at its gate, and recorded with its pid by the commit
+    // whose audit rewrite failed: it never ran, and is recorded so.
+    let step2 = &v["steps"][1];
+    assert_eq!(step2["status"], "failure", "{v}");
+    assert!(
+        step2["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("not started"),
+        "{v}"
+    );
 }
 
 /// Before: `sop show --json` printed the default of a secret variable.

@@ -68,23 +68,21 @@ fn outputs_conditions_and_skips_are_recorded() {
 
 #[test]
 fn each_step_is_recorded_with_the_pid_of_the_process_that_ran_it() {
-    // A shell step after another step starts ahead of the commit that records it, held at a
-    // gate (`process::Gated`): the pid committed must be the process that then ran its code,
-    // as for steps started after their commit (python3, and the first step).
+    // A shell step that the previous step's exit commit starts is spawned ahead of that
+    // commit, held at a gate (`process::Gated`): the pid committed must be the process that
+    // then ran its code, as for steps started after their commit (python3, the first step).
     let home = Home::new();
-    let step = |n: u32, lang: &str, code: &str| {
-        format!("{n}. **Step {n}**\n   ```{lang}\n   {code}\n   ```\n\n")
+    let shell = |n: u32, lang: &str| {
+        format!(
+            "{n}. **Step {n}**\n   ```{lang}\n   echo $$ > pid-{n}\n   tr '\\0' ' ' < /proc/$$/cmdline > cmd-{n}\n   ```\n\n"
+        )
     };
+    let python = "import os; open('pid-3', 'w').write(str(os.getpid())); open('cmd-3', 'w').write(open('/proc/self/cmdline').read())";
     let md = format!(
-        "## Steps\n\n{}{}{}{}",
-        step(1, "bash", "echo $$ > pid-1"),
-        step(2, "sh", "echo $$ > pid-2"),
-        step(
-            3,
-            "python3",
-            "import os; open('pid-3', 'w').write(str(os.getpid()))"
-        ),
-        step(4, "bash", "echo $$ > pid-4"),
+        "## Steps\n\n{}{}3. **Step 3**\n   ```python3\n   {python}\n   ```\n\n{}",
+        shell(1, "bash"),
+        shell(2, "sh"),
+        shell(4, "bash"),
     );
     home.simple("pids", "", &md);
     home.run(&["run", "pids"]).ok();
@@ -92,8 +90,17 @@ fn each_step_is_recorded_with_the_pid_of_the_process_that_ran_it() {
     assert_eq!(recorded.len(), 4, "{recorded:?}");
     for (n, (_, gate, pid)) in (1..=4).zip(&recorded) {
         assert_eq!(gate, &format!("step {n}"));
-        let ran = std::fs::read_to_string(home.file(&format!("sops/pids/pid-{n}"))).unwrap();
-        assert_eq!(ran.trim(), pid.to_string(), "step {n}");
+        let file = |what: &str| {
+            std::fs::read_to_string(home.file(&format!("sops/pids/{what}-{n}"))).unwrap()
+        };
+        assert_eq!(file("pid").trim(), pid.to_string(), "step {n}");
+        // Held (its command line holds the gate): the shells the previous exit started.
+        assert_eq!(
+            file("cmd").contains("read -r _"),
+            n == 2 || n == 4,
+            "step {n}: {}",
+            file("cmd")
+        );
     }
 }
 

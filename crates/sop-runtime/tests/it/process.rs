@@ -731,6 +731,8 @@ fn a_gate_dropped_unopened_ends_its_step_without_running_anything() {
     let step = Step::new("bash", "touch ran", dir.path());
     let gated = spawn_gated(step.gated()).unwrap();
     let pid = gated.spawned().pid;
+    // At its gate by now (the shell's start-up is ~1 ms).
+    std::thread::sleep(Duration::from_millis(100));
     drop(gated);
     assert!(!pid_alive(pid), "reaped");
     std::thread::sleep(Duration::from_millis(50));
@@ -787,4 +789,19 @@ fn only_shells_are_held_at_a_gate() {
     assert!(gated_script_args("python3", "print(1)").is_none());
     assert!(gated_script_args("node", "1").is_none());
     assert!(gated_script_args("zsh", "true").is_none());
+}
+
+#[test]
+fn a_step_whose_environment_acts_before_its_code_is_not_held() {
+    // `BASH_ENV` is sourced, `SHELLOPTS=xtrace` traces, before the gate: such a step starts
+    // after its commit instead.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("env.sh"), "touch sourced\n").unwrap();
+    let env_file = dir.path().join("env.sh").display().to_string();
+    for (name, value) in [("BASH_ENV", env_file.as_str()), ("SHELLOPTS", "xtrace")] {
+        let step = Step::new("bash", "true", dir.path()).env(name, value);
+        let refused = spawn_gated(step.gated()).err().expect("refused");
+        assert!(refused.to_string().contains(name), "{refused}");
+    }
+    assert!(!dir.path().join("sourced").exists());
 }

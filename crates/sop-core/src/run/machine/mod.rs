@@ -16,4 +16,4 @@ pub use control::{
 pub use cursor::{current_label, current_record, current_target, record_for};
 pub use decide::decide;
 pub use types::*;
-pub use walk::{advance, claimed, exited, expire, spawned};
+pub use walk::{advance, claimed, exited, expire, spawned, unspawned};
