@@ -597,10 +597,11 @@ impl<'a, 'c> Driver<'a, 'c> {
                         // the held process goes unopened, and the step is not spawned after
                         // all (the run is halted next, recording it as not started).
                         if let Some(held) = ahead.take() {
-                            let target = held.exec.target.clone();
+                            let (target, pid) =
+                                (held.exec.target.clone(), held.gated.spawned().pid);
                             drop(held);
                             let _ = self.ctx.store.update_run(&self.run_id, now(), &mut |r, _| {
-                                run::unspawned(r, &target);
+                                run::unspawned(r, &target, pid);
                                 Ok(())
                             });
                         }

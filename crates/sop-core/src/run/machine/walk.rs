@@ -216,13 +216,16 @@ pub fn spawned(run: &mut Run, target: &Target, pid: u32, start_time: u64, ev: &m
     ev.push(Happened::StepSpawned { gate, pid });
 }
 
-/// The process [`spawned`] recorded never ran the step's code (it was started ahead of
-/// the commit and held, then let go): the step is recorded as not spawned again, so that
-/// [`super::halt`] records it as not started.
-pub fn unspawned(run: &mut Run, target: &Target) {
+/// Process `pid`, which [`spawned`] recorded, never ran the step's code (it was started
+/// ahead of the commit and held, then let go): the step is recorded as not spawned again,
+/// so that [`super::halt`] records it as not started. Nothing changes if `pid` is not the
+/// one recorded (the commit that would have recorded it failed).
+pub fn unspawned(run: &mut Run, target: &Target, pid: u32) {
     let rec = record_mut(run, target);
-    rec.pid = None;
-    rec.pid_start_time = None;
+    if rec.pid == Some(pid) {
+        rec.pid = None;
+        rec.pid_start_time = None;
+    }
 }
 
 /// Records how the current step's process ended and what follows from it.
