@@ -413,7 +413,7 @@ def write_results(args, started):
                  f"floor {fmt('floor_per_step')}; just {fmt('just_per_step')}",
                  f"{s / fl:.2f}× floor (+{added:.2f} ms); {s / j:.2f}× just" if s and fl and j else "",
                  "≤ 0.5 ms over floor, ≤ just",
-                 verdict(None if s is None else (added <= 0.5 and (j is None or s <= j)))))
+                 "" if s is None else f"over floor {verdict(added <= 0.5)}; ≤ just {verdict(None if j is None else s <= j)}"))
     sd, xd = val(f"sop_drain_{n}"), val(f"xargs_drain_{n}")
     pq = val(f"pueue_jobs_per_s_{args.pueue_jobs}")
     rows.append((f"queue drain, {n} one-step runs, workers = 2", fmt(f"sop_drain_{n}"),
@@ -421,7 +421,7 @@ def write_results(args, started):
                  (f"{xd / sd * 100:.0f} % of xargs throughput" if sd else "")
                  + (f"; {(n / sd) / pq:.0f}× pueue" if sd and pq else ""),
                  "≥ 50 % of xargs, ≥ 100× pueue",
-                 verdict(None if sd is None else (xd / sd >= 0.5 and (pq is None or (n / sd) / pq >= 100)))))
+                 "" if sd is None else f"xargs {verdict(xd / sd >= 0.5)}; pueue {verdict(None if pq is None else (n / sd) / pq >= 100)}"))
     p99 = val("enqueue_p99_64_clients")
     rows.append(("enqueue latency, 64 concurrent clients", f"p50 {fmt('enqueue_p50_64_clients')}; p99 {fmt('enqueue_p99_64_clients')}; {fmt('enqueue_rate_64_clients', 0)}",
                  "—", "", "p99 ≤ 20 ms", verdict(None if p99 is None else p99 <= 20)))
