@@ -462,20 +462,7 @@ fn served_runs_steps_are_recorded_with_the_pids_of_the_processes_that_ran_them()
 /// The settle marks in the store (`sop serve`'s promise that the runs it ended up to then
 /// have durable audit files), read straight from the database.
 fn settle_marks(home: &Home) -> Vec<(String, i64)> {
-    let db = rusqlite::Connection::open_with_flags(
-        home.file("state/sop.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the store");
-    let mut stmt = db
-        .prepare("SELECT key, value FROM meta WHERE key LIKE 'settled:%'")
-        .expect("query");
-    let marks = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("marks")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("rows");
-    marks
+    home.store_rows("SELECT key, value FROM meta WHERE key LIKE 'settled:%'")
 }
 
 #[test]

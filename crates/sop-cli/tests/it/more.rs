@@ -366,7 +366,9 @@ fn logs_follow_prints_output_as_it_arrives_and_exits_when_the_run_ends() {
 fn audit_file_is_valid_json_at_every_moment() {
     let home = Home::new();
     let mut md = String::from("## Steps\n\n");
-    for i in 1..=30 {
+    // Enough steps that the run outlasts the wait for its file (50 ms polls) with rewrites
+    // to race: steps take ~1.3 ms each here.
+    for i in 1..=200 {
         let _ = write!(md, "{i}. **Step {i}**\n   ```bash\n   true\n   ```\n\n");
     }
     home.simple("many", "", &md);
@@ -397,7 +399,7 @@ fn audit_file_is_valid_json_at_every_moment() {
     assert!(statuses.contains("running"), "read mid-run: {statuses:?}");
     let audit: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(audit["status"], "success");
-    assert_eq!(audit["steps"].as_array().map(Vec::len), Some(30));
+    assert_eq!(audit["steps"].as_array().map(Vec::len), Some(200));
     let id = audit["run_id"].as_str().expect("run id");
     assert_eq!(home.status_json(id), audit);
     assert_eq!(home.audit_files("many").len(), 1, "one file, rewritten");

@@ -115,23 +115,30 @@ impl Home {
         files
     }
 
-    /// Every step process recorded as spawned, in order: (run id, gate, pid), read straight
-    /// from the store's events.
-    pub fn spawned_pids(&self) -> Vec<(String, String, u32)> {
+    /// The two columns of `sql`'s rows, read straight from the store (read-only).
+    pub fn store_rows<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+    ) -> Vec<(A, B)> {
         let db = rusqlite::Connection::open_with_flags(
             self.file("state/sop.db"),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
         .expect("open the store");
-        let mut stmt = db
-            .prepare("SELECT run_id, body FROM events ORDER BY seq")
-            .expect("query");
+        let mut stmt = db.prepare(sql).expect("query");
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .expect("events")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
             .collect::<Result<Vec<_>, _>>()
             .expect("rows");
-        rows.into_iter()
+        rows
+    }
+
+    /// Every step process recorded as spawned, in order: (run id, gate, pid), read straight
+    /// from the store's events.
+    pub fn spawned_pids(&self) -> Vec<(String, String, u32)> {
+        self.store_rows::<String, String>("SELECT run_id, body FROM events ORDER BY seq")
+            .into_iter()
             .filter_map(|(run, body)| {
                 let v: serde_json::Value = serde_json::from_str(&body).expect("event json");
                 (v["event"] == "step_spawned").then(|| {
