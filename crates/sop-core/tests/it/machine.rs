@@ -751,3 +751,30 @@ fn variables_set_at_a_gate_are_checked_against_the_declared_vars() {
     run::decide(&mut r, &d, 3, &mut Vec::new()).unwrap();
     assert_eq!(r.vars["ticket"], "OPS-7");
 }
+
+#[test]
+fn a_held_process_let_go_leaves_its_step_not_started_when_the_run_halts() {
+    let mut r = new(sop(
+        ExecutionMode::Automatic,
+        vec![step("a", Some("true")), step("b", Some("true"))],
+    ));
+    assert_eq!(spawned_number(&go(&mut r, 1)), 1);
+    exit(&mut r, 0, 2);
+    let mut ev = Vec::new();
+    let Action::Spawn(next) = run::advance(&mut r, 2, &mut ev) else {
+        panic!("step 2 starts")
+    };
+    // The commit recorded the held process; its audit rewrite then failed.
+    run::spawned(&mut r, &next.target, 4242, 99, &mut ev);
+    run::unspawned(&mut r, &next.target, 1111);
+    assert_eq!(r.steps[1].pid, Some(4242), "another pid is left alone");
+    run::unspawned(&mut r, &next.target, 4242);
+    assert_eq!((r.steps[1].pid, r.steps[1].pid_start_time), (None, None));
+    run::halt(&mut r, "cannot write the audit file", 3, &mut ev);
+    assert_eq!(r.status, RunStatus::Failure);
+    assert_eq!(statuses(&r), [StepStatus::Success, StepStatus::Failure]);
+    assert!(r.steps[1]
+        .reason
+        .as_deref()
+        .is_some_and(|why| why.starts_with("not started")));
+}
