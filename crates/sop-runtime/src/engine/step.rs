@@ -93,15 +93,7 @@ impl Driver<'_, '_> {
                 let _ = ctx.store.append_output(&run.id, &gate, exec.attempt, &text);
             }
         };
-        for (i, script) in exec.scripts.iter().enumerate() {
-            let remaining = total.saturating_sub(started.elapsed());
-            let cmd = self.command(
-                run,
-                exec,
-                &script.interpreter,
-                process::script_args(&script.interpreter, &script.code),
-                remaining.max(Duration::from_millis(1)),
-            );
+        for script in &exec.scripts {
             let target = exec.target.clone();
             let mut on_spawn = |s: process::Spawned| -> std::io::Result<()> {
                 // Unsynced: a pid means nothing after a power loss (the step is then
@@ -148,9 +140,19 @@ impl Driver<'_, '_> {
                 }
                 _ => false,
             };
-            let ran = match ahead.take() {
-                Some(gated) if i == 0 => gated.run(&mut on_output, &mut should_cancel),
-                _ => process::run_step(&cmd, &mut on_spawn, &mut on_output, &mut should_cancel),
+            // The first script may have been started ahead (`ahead` goes with it).
+            let ran = if let Some(gated) = ahead.take() {
+                gated.run(&mut on_output, &mut should_cancel)
+            } else {
+                let remaining = total.saturating_sub(started.elapsed());
+                let cmd = self.command(
+                    run,
+                    exec,
+                    &script.interpreter,
+                    process::script_args(&script.interpreter, &script.code),
+                    remaining.max(Duration::from_millis(1)),
+                );
+                process::run_step(&cmd, &mut on_spawn, &mut on_output, &mut should_cancel)
             };
             let outcome = match ran {
                 Ok(outcome) => outcome,
