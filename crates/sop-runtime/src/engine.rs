@@ -262,6 +262,9 @@ struct Driver<'a, 'c> {
     ended_elsewhere: Cell<bool>,
     /// The next step's process, started ahead of the commit that recorded it.
     ahead: RefCell<Option<Ahead>>,
+    /// The process of the step that follows the running one if it succeeds, started (and
+    /// held) as soon as the running one's last script began (see [`Driver::start_following`]).
+    following: RefCell<Option<Ahead>>,
 }
 
 impl<'a, 'c> Driver<'a, 'c> {
@@ -272,6 +275,7 @@ impl<'a, 'c> Driver<'a, 'c> {
             run_id: run_id.to_string(),
             ended_elsewhere: Cell::new(false),
             ahead: RefCell::new(None),
+            following: RefCell::new(None),
         }
     }
 
@@ -538,11 +542,9 @@ impl<'a, 'c> Driver<'a, 'c> {
                 Action::Wait { .. } if self.ctx.release_when_idle => return Ok(Some(run.status)),
                 Action::Wait { deadline } => self.wait_for_decision(run, deadline, obs)?,
                 Action::Spawn(exec) => {
-                    let ahead = self
-                        .ahead
-                        .take()
-                        .filter(|a| a.run_id == run.id && a.exec == exec);
+                    let ahead = self.ahead.take().filter(|a| a.is_for(run, &exec));
                     let report = self.execute(run, &exec, ahead.map(|a| a.gated), obs);
+                    let following = self.following.take();
                     let target = exec.target.clone();
                     let stopped = report.cancelled && self.ctx.stopping();
                     // The exit and the walk to what comes next are one transaction: both are
@@ -564,9 +566,10 @@ impl<'a, 'c> Driver<'a, 'c> {
                     // The run's next step, started now and held at its gate: its shell starts
                     // while the commit syncs.
                     let mut ahead = if stopped || self.ctx.stopping() {
+                        drop(following);
                         None
                     } else {
-                        self.start_next_ahead(run, &target, &report)
+                        self.start_next_ahead(run, &target, &report, following)
                     };
                     let adopted = Cell::new(false);
                     let committed = self.commit_handing(
@@ -623,17 +626,46 @@ impl<'a, 'c> Driver<'a, 'c> {
 
     /// The first process of the step the commit of `report` (the exit of `target`) will
     /// start next in this run, started ahead and held at its gate (see
-    /// [`Driver::start_ahead`]). Worked out from the run as it is now; the commit uses it
-    /// only if it starts that very step (another process may have changed the run).
-    fn start_next_ahead(&self, run: &Run, target: &Target, report: &ExitReport) -> Option<Ahead> {
-        let t = now();
-        let mut ev = Vec::new();
-        let mut after = run.clone();
-        run::exited(&mut after, target, report.clone(), t, &mut ev);
-        match run::advance(&mut after, t, &mut ev) {
-            Action::Spawn(exec) => self.start_ahead(&after, &exec),
-            _ => None,
+    /// [`Driver::start_ahead`]): `started`, if it was started for that step and is still
+    /// current ([`process::Gated::is_current`]), else a new one. Worked out from the run as
+    /// it is now; the commit uses it only if it starts that very step (another process may
+    /// have changed the run).
+    fn start_next_ahead(
+        &self,
+        run: &Run,
+        target: &Target,
+        report: &ExitReport,
+        started: Option<Ahead>,
+    ) -> Option<Ahead> {
+        let (after, exec) = spawned_after(run, target, report.clone())?;
+        // One that cannot be used is let go (and gone) before another is started.
+        started
+            .filter(|a| a.is_for(&after, &exec))
+            .and_then(|mut a| a.gated.is_current().then_some(a))
+            .or_else(|| self.start_ahead(&after, &exec))
+    }
+
+    /// Called as the last script of `exec` (committed as running in `run`) starts: the
+    /// step that follows it if it succeeds with no `$SOP_OUTPUT` variables (the usual case)
+    /// is started now and held, so its interpreter starts while this step runs. Its exit
+    /// commit uses it only if that step does follow then, with the same variables, and the
+    /// process is still current (see [`Driver::start_next_ahead`]); else it is let go.
+    fn start_following(&self, run: &Run, exec: &run::Exec) {
+        if self.ctx.stopping() {
+            return;
         }
+        let success = ExitReport {
+            exit_code: Some(0),
+            signal: None,
+            timed_out: false,
+            cancelled: false,
+            duration_ms: 0,
+            output: String::new(),
+            outputs: std::collections::BTreeMap::new(),
+        };
+        let started = spawned_after(run, &exec.target, success)
+            .and_then(|(after, next)| self.start_ahead(&after, &next));
+        *self.following.borrow_mut() = started;
     }
 
     /// Sleeps until another process commits something, or `until` (ms) passes.
@@ -685,6 +717,19 @@ impl<'a, 'c> Driver<'a, 'c> {
     }
 }
 
+/// The run as `report` (the exit of `target`) and the walk after it would leave it, and the
+/// step that walk starts, if it starts one.
+fn spawned_after(run: &Run, target: &Target, report: ExitReport) -> Option<(Run, run::Exec)> {
+    let t = now();
+    let mut ev = Vec::new();
+    let mut after = run.clone();
+    run::exited(&mut after, target, report, t, &mut ev);
+    match run::advance(&mut after, t, &mut ev) {
+        Action::Spawn(exec) => Some((after, exec)),
+        _ => None,
+    }
+}
+
 /// Records the pid of `ahead` in `run` if `action`, just committed for it, starts exactly
 /// the step `ahead` was started for.
 fn record_ahead(
@@ -694,7 +739,7 @@ fn record_ahead(
     ev: &mut Vec<Happened>,
 ) -> bool {
     match (ahead, action) {
-        (Some(a), Action::Spawn(exec)) if a.run_id == run.id && a.exec == *exec => {
+        (Some(a), Action::Spawn(exec)) if a.is_for(run, exec) => {
             let s = a.gated.spawned();
             run::spawned(run, &exec.target, s.pid, s.start_time, ev);
             true

@@ -7,6 +7,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
@@ -61,6 +62,26 @@ pub struct StepCommand {
     pub timeout: Duration,
     /// How long to wait after SIGTERM before sending SIGKILL.
     pub kill_grace: Duration,
+}
+
+impl StepCommand {
+    /// Where `program` is found on the step's `PATH` (its own, else the runner's), if it
+    /// can be found here (see [`locate`]).
+    fn program_path(&self) -> Option<PathBuf> {
+        let path = self
+            .env
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "PATH")
+            .map(|(_, value)| OsStr::new(value))
+            .or_else(|| {
+                base_env()
+                    .iter()
+                    .find(|(name, _)| name == "PATH")
+                    .map(|(_, value)| value.as_os_str())
+            })?;
+        locate(&self.program, path)
+    }
 }
 
 /// The arguments that make `interpreter` run `code` exactly as written. Variables never
@@ -253,10 +274,37 @@ impl Gated {
         self.spawned
     }
 
+    /// Whether the held process is still what a spawn of its command now would start: alive
+    /// and held, in the same working directory (not one removed or replaced since), running
+    /// the interpreter found on its `PATH` now (not one replaced since, by an upgrade).
+    /// `false` when that cannot be told. The held process keeps its directory and program
+    /// file alive, so equal device and inode numbers mean the very same ones.
+    pub fn is_current(&mut self) -> bool {
+        let Some(started) = self.started.as_mut() else {
+            return false;
+        };
+        if !matches!(started.child.try_wait(), Ok(None)) {
+            return false;
+        }
+        let Some(program) = started.program_path.as_deref() else {
+            return false;
+        };
+        let same = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+            _ => false,
+        };
+        let proc_dir = PathBuf::from(format!("/proc/{}", started.spawned.pid));
+        same(&proc_dir.join("cwd"), &self.cmd.workdir)
+            && same(&proc_dir.join("exe"), program)
+            && self.cmd.program_path().as_deref() == Some(program)
+    }
+
     /// Opens the gate and runs the step as [`run_step`] does (its start was recorded with
-    /// [`Gated::spawned`]); the timeout counts from now.
+    /// [`Gated::spawned`]); the timeout counts from now. `on_open` is called as soon as the
+    /// step's code may run.
     pub fn run(
         mut self,
+        on_open: &mut dyn FnMut(),
         on_output: &mut dyn FnMut(Chunk<'_>),
         should_cancel: &mut dyn FnMut() -> bool,
     ) -> io::Result<Outcome> {
@@ -281,6 +329,7 @@ impl Gated {
             let _ = gate.write_all(b"\n");
         }
         started.code_from = Instant::now();
+        on_open();
         started.supervise(&self.cmd, on_output, should_cancel)
     }
 }
@@ -302,26 +351,16 @@ struct Started {
     spawned: Spawned,
     /// When the step's code was let run: its timeout counts from here.
     code_from: Instant,
+    /// The interpreter's file, where it was found on the step's `PATH` here.
+    program_path: Option<PathBuf>,
 }
 
 /// Spawns `cmd` in a new process group with `stdin`.
 fn start(cmd: &StepCommand, stdin: Stdio) -> io::Result<Started> {
     let base = base_env();
-    // The `PATH` the step sees: its own, else the runner's (or the default).
-    let path = cmd
-        .env
-        .iter()
-        .rev()
-        .find(|(name, _)| name == "PATH")
-        .map(|(_, value)| OsStr::new(value))
-        .or_else(|| {
-            base.iter()
-                .find(|(name, _)| name == "PATH")
-                .map(|(_, value)| value.as_os_str())
-        });
     // Found here on the step's `PATH`, the interpreter is started by path, which lets std
     // use `posix_spawn` (no copy of this process) instead of fork + exec.
-    let located = path.and_then(|p| locate(&cmd.program, p));
+    let located = cmd.program_path();
     let program = located
         .as_deref()
         .map_or(OsStr::new(&cmd.program), Path::as_os_str);
@@ -371,6 +410,7 @@ fn start(cmd: &StepCommand, stdin: Stdio) -> io::Result<Started> {
         pgid: group,
         spawned,
         code_from: started,
+        program_path: located,
     })
 }
 

@@ -68,9 +68,10 @@ fn outputs_conditions_and_skips_are_recorded() {
 
 #[test]
 fn each_step_is_recorded_with_the_pid_of_the_process_that_ran_it() {
-    // A shell step that the previous step's exit commit starts is spawned ahead of that
-    // commit, held at a gate (`process::Gated`): the pid committed must be the process that
-    // then ran its code, as for steps started after their commit (python3, the first step).
+    // A shell step after another is spawned ahead of the commit that starts it (while the
+    // step before it runs), held at a gate (`process::Gated`): the pid committed must be the
+    // process that then ran its code, as for steps started after their commit (python3, the
+    // first step).
     let home = Home::new();
     let shell = |n: u32, lang: &str| {
         format!(
@@ -102,6 +103,47 @@ fn each_step_is_recorded_with_the_pid_of_the_process_that_ran_it() {
             file("cmd")
         );
     }
+}
+
+#[test]
+fn a_step_started_while_the_one_before_runs_sees_what_that_one_did() {
+    // While a step runs, the next one is started and held (`Driver::start_following`). What
+    // the running step does must reach the next one as if it had started afterwards.
+    let home = Home::new();
+    let md = r#"## Steps
+
+1. **Replace the directory the next step works in**
+   ```bash
+   rm -rf work && mkdir work && echo fresh > work/marker
+   ```
+
+2. **Read it, and kill the next step's held shell** [workdir: work]
+   ```bash
+   cat marker
+   for i in $(seq 250); do
+     held=$(grep -las 'marker[-]three' /proc/[0-9]*/cmdline || true)
+     [ -n "$held" ] && break
+     sleep 0.02
+   done
+   for f in $held; do kill -KILL "$(basename "$(dirname "$f")")"; done
+   echo "killed: ${held:-nothing}"
+   echo "from_two=set" >> "$SOP_OUTPUT"
+   ```
+
+3. **Run anyway, with the variable step 2 set**
+   ```bash
+   echo "marker-three ran with $from_two"
+   ```
+"#;
+    home.simple("behind", "", md);
+    std::fs::create_dir(home.file("sops/behind/work")).unwrap();
+    let out = home.run(&["run", "behind"]);
+    out.ok()
+        .stdout_has("fresh")
+        .stdout_has("killed: /proc/")
+        .stdout_has("marker-three ran with set");
+    let v = home.status_json(&only_run(&home, "behind"));
+    assert_eq!(v["status"], "success");
 }
 
 #[test]

@@ -93,8 +93,10 @@ impl Driver<'_, '_> {
                 let _ = ctx.store.append_output(&run.id, &gate, exec.attempt, &text);
             }
         };
-        for script in &exec.scripts {
+        for (i, script) in exec.scripts.iter().enumerate() {
             let target = exec.target.clone();
+            // Once the step's last script runs, the step after it can be started and held.
+            let last = i + 1 == exec.scripts.len();
             let mut on_spawn = |s: process::Spawned| -> std::io::Result<()> {
                 // Unsynced: a pid means nothing after a power loss (the step is then
                 // `interrupted` either way); a crash of this process does keep it.
@@ -105,6 +107,9 @@ impl Driver<'_, '_> {
                     })
                     .map_err(|e| std::io::Error::other(e.to_string()))?
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
+                if last {
+                    self.start_following(run, exec);
+                }
                 Ok(())
             };
             let mut on_output = |chunk: Chunk<'_>| {
@@ -142,7 +147,12 @@ impl Driver<'_, '_> {
             };
             // The first script may have been started ahead (`ahead` goes with it).
             let ran = if let Some(gated) = ahead.take() {
-                gated.run(&mut on_output, &mut should_cancel)
+                let mut on_open = || {
+                    if last {
+                        self.start_following(run, exec);
+                    }
+                };
+                gated.run(&mut on_open, &mut on_output, &mut should_cancel)
             } else {
                 let remaining = total.saturating_sub(started.elapsed());
                 let cmd = self.command(
@@ -243,6 +253,7 @@ impl Driver<'_, '_> {
         let gated = process::spawn_gated(cmd).ok()?;
         Some(Ahead {
             run_id: run.id.clone(),
+            vars: run.vars.clone(),
             exec: exec.clone(),
             gated,
         })
@@ -250,12 +261,21 @@ impl Driver<'_, '_> {
 }
 
 /// A step's first process started ahead of the commit that starts the step: used only if
-/// that commit starts exactly `exec` of run `run_id` (and records its pid); else dropped,
-/// and the process exits without running any of the step's code.
+/// that commit starts exactly `exec` of run `run_id` with the variables `vars` (and records
+/// its pid); else dropped, and the process exits without running any of the step's code.
 pub(super) struct Ahead {
-    pub(super) run_id: String,
+    run_id: String,
+    /// The run's variables it was started with (its environment).
+    vars: BTreeMap<String, String>,
     pub(super) exec: Exec,
     pub(super) gated: process::Gated,
+}
+
+impl Ahead {
+    /// Whether it was started as `exec` of `run` (as committed, or about to be) would be.
+    pub(super) fn is_for(&self, run: &Run, exec: &Exec) -> bool {
+        self.run_id == run.id && self.exec == *exec && self.vars == run.vars
+    }
 }
 
 /// A line of step output longer than this is passed on (and redacted) in pieces.

@@ -694,6 +694,7 @@ fn a_step_held_at_its_gate_runs_none_of_its_code_until_it_is_opened() {
         let mut out = Vec::new();
         let outcome = gated
             .run(
+                &mut || {},
                 &mut |c| {
                     if let Chunk::Stdout(b) = c {
                         out.extend_from_slice(b);
@@ -771,6 +772,7 @@ fn behind_the_gate_a_step_reads_dev_null_and_its_errors_keep_their_line_numbers(
     let outcome = spawn_gated(step.gated())
         .unwrap()
         .run(
+            &mut || {},
             &mut |c| match c {
                 Chunk::Stdout(b) => out.extend_from_slice(b),
                 Chunk::Stderr(b) => err.extend_from_slice(b),
@@ -782,6 +784,79 @@ fn behind_the_gate_a_step_reads_dev_null_and_its_errors_keep_their_line_numbers(
     assert_eq!(outcome.exit_code, Some(127));
     let err = String::from_utf8_lossy(&err);
     assert!(err.contains("line 2: no-such-command-xyz"), "{err}");
+}
+
+#[test]
+fn a_held_step_stays_current_only_while_its_directory_program_and_process_do() {
+    // A step started behind a running one may be held while that one replaces its working
+    // directory or its interpreter, or kills it: it is then not what a spawn now would start.
+    let dir = tempfile::tempdir().unwrap();
+    let (work, bin) = (dir.path().join("work"), dir.path().join("bin"));
+    std::fs::create_dir(&bin).unwrap();
+    let bash = bin.join("bash");
+    std::fs::copy("/bin/bash", &bash).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let held = || {
+        std::fs::create_dir_all(&work).unwrap();
+        let step = Step::new("bash", "true", &work).env("PATH", &path);
+        spawn_gated(step.gated()).unwrap()
+    };
+    let mut fresh = held();
+    assert!(fresh.is_current(), "just started");
+    assert!(fresh.is_current(), "asking again changes nothing");
+    drop(fresh);
+
+    let mut moved = held();
+    std::fs::remove_dir_all(&work).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    assert!(!moved.is_current(), "its working directory was replaced");
+    drop(moved);
+
+    let mut upgraded = held();
+    std::fs::copy("/bin/bash", bin.join("bash.new")).unwrap();
+    std::fs::rename(bin.join("bash.new"), &bash).unwrap();
+    assert!(!upgraded.is_current(), "its interpreter was replaced");
+    drop(upgraded);
+
+    let mut killed = held();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(killed.spawned().pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let since = Instant::now();
+    while killed.is_current() {
+        assert!(since.elapsed() < Duration::from_secs(5), "still current");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_gate_calls_on_open_while_the_step_code_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let step = Step::new("bash", "touch opened\nsleep 0.3", dir.path());
+    let gated = spawn_gated(step.gated()).unwrap();
+    let mut seen_running = 0;
+    let outcome = gated
+        .run(
+            &mut || {
+                // The code runs meanwhile: its first line shows up while this waits.
+                let since = Instant::now();
+                while !dir.path().join("opened").exists() {
+                    assert!(
+                        since.elapsed() < Duration::from_secs(5),
+                        "the code never ran"
+                    );
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                seen_running += 1;
+            },
+            &mut |_| {},
+            &mut || false,
+        )
+        .unwrap();
+    assert_eq!(outcome.exit_code, Some(0));
+    assert_eq!(seen_running, 1, "called once");
 }
 
 #[test]
