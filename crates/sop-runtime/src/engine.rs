@@ -563,8 +563,9 @@ impl<'a, 'c> Driver<'a, 'c> {
                         }
                         _ => None,
                     };
-                    // The run's next step, started now and held at its gate: its shell starts
-                    // while the commit syncs.
+                    // The run's next step, held at its gate: the one started while this step
+                    // ran if it fits, else one started now, whose shell starts while the
+                    // commit syncs.
                     let mut ahead = if stopped || self.ctx.stopping() {
                         drop(following);
                         None
