@@ -651,8 +651,21 @@ impl<'a, 'c> Driver<'a, 'c> {
     /// is started now and held, so its interpreter starts while this step runs. Its exit
     /// commit uses it only if that step does follow then, with the same variables, and the
     /// process is still current (see [`Driver::start_next_ahead`]); else it is let go.
+    /// Not for a step that declares `outputs` (it would change the variables), nor when the
+    /// next step works in another directory (a held shell there would keep that directory
+    /// busy while this step runs: an unmount of it would fail).
     fn start_following(&self, run: &Run, exec: &run::Exec) {
-        if self.ctx.stopping() {
+        let declares_outputs = match &exec.target {
+            Target::Step { phase, index } => {
+                let steps = match phase {
+                    run::Phase::Main => &run.sop.steps,
+                    run::Phase::Rollback => &run.sop.rollback,
+                };
+                steps.get(*index).is_some_and(|s| !s.outputs.is_empty())
+            }
+            Target::Gate { .. } => false,
+        };
+        if self.ctx.stopping() || declares_outputs {
             return;
         }
         let success = ExitReport {
@@ -665,6 +678,7 @@ impl<'a, 'c> Driver<'a, 'c> {
             outputs: std::collections::BTreeMap::new(),
         };
         let started = spawned_after(run, &exec.target, success)
+            .filter(|(_, next)| next.workdir == exec.workdir)
             .and_then(|(after, next)| self.start_ahead(&after, &next));
         *self.following.borrow_mut() = started;
     }

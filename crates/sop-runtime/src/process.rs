@@ -19,6 +19,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
 use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::{access, getpgrp, AccessFlags, Pid};
 
 /// How often the running step is checked for exit, timeout and cancellation.
@@ -115,11 +116,20 @@ pub fn script_args(interpreter: &str, code: &str) -> Vec<String> {
 /// every step. On the code's first line, so line numbers in messages stay the code's own.
 const GATE: &str = "read -r _ || exit 125; exec </dev/null; ";
 
+/// What bash does behind the gate besides: `$SECONDS` counts from the gate's opening, as
+/// it would from the start of a shell spawned then (a held shell may wait for minutes).
+const BASH_GATE: &str = "read -r _ || exit 125; exec </dev/null; SECONDS=0; ";
+
 /// [`script_args`] for a step started ahead of the commit that records it and held at a
 /// gate until then ([`spawn_gated`]): for `bash` and `sh` only (the gate is shell code);
 /// `None` for other interpreters, whose steps start after the commit.
 pub fn gated_script_args(interpreter: &str, code: &str) -> Option<Vec<String>> {
-    matches!(interpreter, "bash" | "sh").then(|| script_args(interpreter, &format!("{GATE}{code}")))
+    let gate = match interpreter {
+        "bash" => BASH_GATE,
+        "sh" => GATE,
+        _ => return None,
+    };
+    Some(script_args(interpreter, &format!("{gate}{code}")))
 }
 
 /// The environment every step starts from: the runner's own values of an allow-list and
@@ -224,24 +234,25 @@ pub struct Gated {
     /// The CPUs the process inherited, while [`steer_away`] keeps it off some of them.
     cpus: Option<CpuSet>,
     cmd: StepCommand,
+    /// The host's name when the shell started (bash sets `$HOSTNAME` from it).
+    host: Option<OsString>,
 }
 
-/// Variables that make a shell run code, or trace, before its `-c` code begins: a step
-/// whose environment sets one (through `pass_env` or a run variable) is not held.
-const BEFORE_CODE: [&str; 4] = ["BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS"];
+/// Variables a held shell cannot honour as a shell spawned later would: they make it run
+/// code or trace before its `-c` code begins (`BASH_ENV`, `ENV`, `SHELLOPTS`, `BASHOPTS`),
+/// or set start-up state the gate resets (`SECONDS`). A step whose environment sets one
+/// (through `pass_env` or a run variable) is not held.
+const NOT_HELD: [&str; 5] = ["BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "SECONDS"];
 
 /// Starts `cmd`, whose arguments come from [`gated_script_args`], held at its gate; refused
-/// when its environment would run something before the gate (see [`BEFORE_CODE`]).
+/// when its environment sets what a held shell cannot honour (see [`NOT_HELD`]).
 pub fn spawn_gated(cmd: StepCommand) -> io::Result<Gated> {
-    if let Some((name, _)) = cmd
-        .env
-        .iter()
-        .find(|(n, _)| BEFORE_CODE.contains(&n.as_str()))
-    {
+    if let Some((name, _)) = cmd.env.iter().find(|(n, _)| NOT_HELD.contains(&n.as_str())) {
         return Err(io::Error::other(format!(
             "`{name}` acts before the step's code: the step cannot be held at a gate"
         )));
     }
+    let host = host_name();
     let mut started = start(&cmd, Stdio::piped())?;
     let gate = started.child.stdin.take();
     let cpus = steer_away(started.pgid);
@@ -251,7 +262,15 @@ pub fn spawn_gated(cmd: StepCommand) -> io::Result<Gated> {
         gate,
         cpus,
         cmd,
+        host,
     })
+}
+
+/// The host's name (`uname`), if it can be read.
+fn host_name() -> Option<OsString> {
+    nix::sys::utsname::uname()
+        .ok()
+        .map(|u| u.nodename().to_os_string())
 }
 
 /// Keeps a held step's start-up off the CPU this thread runs on, so that the two overlap.
@@ -274,16 +293,24 @@ impl Gated {
         self.spawned
     }
 
-    /// Whether the held process is still what a spawn of its command now would start: alive
-    /// and held, in the same working directory (not one removed or replaced since), running
-    /// the interpreter found on its `PATH` now (not one replaced since, by an upgrade).
-    /// `false` when that cannot be told. The held process keeps its directory and program
-    /// file alive, so equal device and inode numbers mean the very same ones.
+    /// Whether what the held process took in as it started is still what a spawn of its
+    /// command now would take in: it is alive; its working directory is the step's (not
+    /// one removed or replaced since); it runs the interpreter found on its `PATH` now, and
+    /// no file it mapped (the interpreter, its libraries) was removed or replaced since
+    /// (an upgrade); the host's name is the same. `false` when that cannot be told. The
+    /// held process keeps its directory and program file alive, so equal device and inode
+    /// numbers mean the very same ones. Not checked: locale files (a shell reads them as
+    /// it starts) and other files a shell reads at start-up.
     pub fn is_current(&mut self) -> bool {
         let Some(started) = self.started.as_mut() else {
             return false;
         };
-        if !matches!(started.child.try_wait(), Ok(None)) {
+        // Not reaped here: `Drop` must not signal the group of a reaped process.
+        let alive = waitid(
+            Id::Pid(started.pgid),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+        );
+        if !matches!(alive, Ok(WaitStatus::StillAlive)) {
             return false;
         }
         let Some(program) = started.program_path.as_deref() else {
@@ -294,9 +321,14 @@ impl Gated {
             _ => false,
         };
         let proc_dir = PathBuf::from(format!("/proc/{}", started.spawned.pid));
+        let nothing_replaced = std::fs::read_to_string(proc_dir.join("maps"))
+            .is_ok_and(|maps| !maps.lines().any(|l| l.ends_with(" (deleted)")));
         same(&proc_dir.join("cwd"), &self.cmd.workdir)
             && same(&proc_dir.join("exe"), program)
             && self.cmd.program_path().as_deref() == Some(program)
+            && nothing_replaced
+            && self.host.is_some()
+            && host_name() == self.host
     }
 
     /// Opens the gate and runs the step as [`run_step`] does (its start was recorded with

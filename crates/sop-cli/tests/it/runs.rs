@@ -105,45 +105,138 @@ fn each_step_is_recorded_with_the_pid_of_the_process_that_ran_it() {
     }
 }
 
+/// Shell code that waits (up to 5 s) for the held shell of the step whose code holds
+/// `marker` and puts its pid in `$held` (empty if none came). Write the marker with a `[-]`
+/// for its dash here (`marker[-]two`), so this code's own command line does not match.
+fn find_held(pattern: &str) -> String {
+    format!(
+        "held=\n   for i in $(seq 250); do\n     f=$(grep -las '{pattern}' /proc/[0-9]*/cmdline | head -n 1 || true)\n     if [ -n \"$f\" ]; then held=$(basename \"$(dirname \"$f\")\"); break; fi\n     sleep 0.02\n   done"
+    )
+}
+
+#[test]
+fn the_step_after_a_running_one_starts_while_it_runs_and_runs_there() {
+    // While a step's last script runs, the next step's shell is started and held
+    // (`Driver::start_following`); that very shell runs the next step, as if just started.
+    let home = Home::new();
+    let md = format!(
+        r#"## Steps
+
+1. **Look for the next step's shell**
+   ```bash
+   test -z "$(grep -las 'marker[-]two' /proc/[0-9]*/cmdline)" && echo "none during the first script"
+   ```
+   ```bash
+   {}
+   echo "$held" > held-pid
+   sleep 1.2
+   ```
+
+2. **Run in the shell held for it**
+   ```bash
+   echo "marker-two $$ $SECONDS" > ran
+   ```
+"#,
+        find_held("marker[-]two")
+    );
+    home.simple("early", "", &md);
+    home.run(&["run", "early"])
+        .ok()
+        .stdout_has("none during the first script");
+    let read = |f: &str| std::fs::read_to_string(home.file(&format!("sops/early/{f}"))).unwrap();
+    let held = read("held-pid").trim().to_string();
+    assert!(!held.is_empty(), "no held shell seen during step 1");
+    // Its `$SECONDS` counts from the gate's opening, not from its start 1.2 s earlier.
+    assert_eq!(read("ran").trim(), format!("marker-two {held} 0"));
+    // One pid per script: two for step 1, then step 2's.
+    let recorded: Vec<(String, u32)> = home
+        .spawned_pids()
+        .into_iter()
+        .map(|(_, gate, pid)| (gate, pid))
+        .collect();
+    let gates: Vec<&str> = recorded.iter().map(|(g, _)| g.as_str()).collect();
+    assert_eq!(gates, ["step 1", "step 1", "step 2"]);
+    assert_eq!(recorded[2].1.to_string(), held);
+}
+
 #[test]
 fn a_step_started_while_the_one_before_runs_sees_what_that_one_did() {
-    // While a step runs, the next one is started and held (`Driver::start_following`). What
-    // the running step does must reach the next one as if it had started afterwards.
+    // What the running step does reaches the next one as if it had started afterwards: a
+    // replaced working directory, its held shell killed.
     let home = Home::new();
-    let md = r#"## Steps
+    let md = format!(
+        r#"## Steps
 
-1. **Replace the directory the next step works in**
+1. **Replace the directory the steps work in** [workdir: work]
    ```bash
-   rm -rf work && mkdir work && echo fresh > work/marker
+   cd .. && rm -rf work && mkdir work && echo fresh > work/marker
    ```
 
 2. **Read it, and kill the next step's held shell** [workdir: work]
    ```bash
    cat marker
-   for i in $(seq 250); do
-     held=$(grep -las 'marker[-]three' /proc/[0-9]*/cmdline || true)
-     [ -n "$held" ] && break
-     sleep 0.02
-   done
-   for f in $held; do kill -KILL "$(basename "$(dirname "$f")")"; done
-   echo "killed: ${held:-nothing}"
-   echo "from_two=set" >> "$SOP_OUTPUT"
+   {}
+   kill -KILL "$held"
+   echo "killed $held"
    ```
 
-3. **Run anyway, with the variable step 2 set**
+3. **Run anyway** [workdir: work]
    ```bash
-   echo "marker-three ran with $from_two"
+   echo "marker-three ran in $$"
    ```
-"#;
-    home.simple("behind", "", md);
+"#,
+        find_held("marker[-]three")
+    );
+    home.simple("behind", "", &md);
     std::fs::create_dir(home.file("sops/behind/work")).unwrap();
     let out = home.run(&["run", "behind"]);
     out.ok()
         .stdout_has("fresh")
-        .stdout_has("killed: /proc/")
-        .stdout_has("marker-three ran with set");
-    let v = home.status_json(&only_run(&home, "behind"));
-    assert_eq!(v["status"], "success");
+        .stdout_has("marker-three ran in");
+    let pid_after = |word: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.split_once(word).map(|(_, p)| p.trim().to_string()))
+            .unwrap_or_else(|| panic!("no `{word}` in {}", out.stdout))
+    };
+    let (killed, ran) = (pid_after("killed "), pid_after("ran in "));
+    assert!(!killed.is_empty());
+    assert_ne!(killed, ran, "the killed shell cannot have run step 3");
+}
+
+#[test]
+fn a_failing_step_lets_go_of_the_next_steps_held_shell_before_the_rollback() {
+    let home = Home::new();
+    let md = format!(
+        r#"## Steps
+
+1. **Fail once the next step's shell is held**
+   ```bash
+   {}
+   echo "$held" > held-pid
+   exit 1
+   ```
+
+2. **Never**
+   ```bash
+   echo "marker-two ran"
+   ```
+
+## Rollback
+
+1. **Look for it**
+   ```bash
+   if kill -0 "$(cat held-pid)" 2>/dev/null; then echo "held shell still there"; else echo "held shell gone"; fi
+   ```
+"#,
+        find_held("marker[-]two")
+    );
+    home.simple("letgo", "", &md);
+    let out = home.run(&["run", "letgo"]);
+    out.code(1).stdout_has("held shell gone");
+    assert!(!out.stdout.contains("marker-two ran"), "{}", out.stdout);
+    let held = std::fs::read_to_string(home.file("sops/letgo/held-pid")).unwrap();
+    assert!(!held.trim().is_empty(), "no held shell seen during step 1");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! groups left behind, live output and its bounded capture.
 
 use std::cell::Cell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sop_runtime::output::BoundedOutput;
@@ -818,6 +818,40 @@ fn a_held_step_stays_current_only_while_its_directory_program_and_process_do() {
     assert!(!upgraded.is_current(), "its interpreter was replaced");
     drop(upgraded);
 
+    // A library it mapped replaced (an upgrade): one of bash's own (`ldd`), found through
+    // `LD_LIBRARY_PATH` in a directory of ours. Skipped where bash links no such library.
+    let ldd = std::process::Command::new("ldd").arg("/bin/bash").output();
+    let ldd = ldd
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let library = ldd.lines().find_map(|l| {
+        let (soname, rest) = l.trim().split_once(" => ")?;
+        let file = rest.split_whitespace().next()?;
+        (!soname.starts_with("libc.")).then(|| (soname.to_string(), PathBuf::from(file)))
+    });
+    if let Some((soname, library)) = library {
+        let libs = dir.path().join("lib");
+        std::fs::create_dir(&libs).unwrap();
+        let copy = libs.join(&soname);
+        std::fs::copy(&library, &copy).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        let step = Step::new("bash", "true", &work)
+            .env("PATH", &path)
+            .env("LD_LIBRARY_PATH", &libs.display().to_string());
+        let mut relinked = spawn_gated(step.gated()).unwrap();
+        // At its gate by now, its libraries loaded (the shell's start-up is ~1 ms).
+        std::thread::sleep(Duration::from_millis(100));
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", relinked.spawned().pid));
+        assert!(
+            maps.unwrap().contains(&copy.display().to_string()),
+            "{soname} not ours"
+        );
+        assert!(relinked.is_current(), "with its own copy of {soname}");
+        std::fs::copy(&library, libs.join("new")).unwrap();
+        std::fs::rename(libs.join("new"), &copy).unwrap();
+        assert!(!relinked.is_current(), "a library it mapped was replaced");
+    }
+
     let mut killed = held();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(killed.spawned().pid as i32),
@@ -860,6 +894,34 @@ fn a_gate_calls_on_open_while_the_step_code_runs() {
 }
 
 #[test]
+fn a_held_bash_counts_its_seconds_from_the_gate() {
+    // `$SECONDS` counts from a shell's start; a held shell may wait long before its code runs.
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, code, expected) in [
+        ("bash", "echo \"$SECONDS\"", "0\n"),
+        // dash has no `$SECONDS`: the gate leaves it unset.
+        ("sh", "echo \"${SECONDS-unset}\"", "unset\n"),
+    ] {
+        let gated = spawn_gated(Step::new(shell, code, dir.path()).gated()).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        let mut out = Vec::new();
+        let outcome = gated
+            .run(
+                &mut || {},
+                &mut |c| {
+                    if let Chunk::Stdout(b) = c {
+                        out.extend_from_slice(b);
+                    }
+                },
+                &mut || false,
+            )
+            .unwrap();
+        assert_eq!(outcome.exit_code, Some(0), "{shell}");
+        assert_eq!(String::from_utf8_lossy(&out), expected, "{shell}");
+    }
+}
+
+#[test]
 fn only_shells_are_held_at_a_gate() {
     assert!(gated_script_args("python3", "print(1)").is_none());
     assert!(gated_script_args("node", "1").is_none());
@@ -873,7 +935,12 @@ fn a_step_whose_environment_acts_before_its_code_is_not_held() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("env.sh"), "touch sourced\n").unwrap();
     let env_file = dir.path().join("env.sh").display().to_string();
-    for (name, value) in [("BASH_ENV", env_file.as_str()), ("SHELLOPTS", "xtrace")] {
+    for (name, value) in [
+        ("BASH_ENV", env_file.as_str()),
+        ("SHELLOPTS", "xtrace"),
+        // Start-up state the gate resets (see the next test).
+        ("SECONDS", "100"),
+    ] {
         let step = Step::new("bash", "true", dir.path()).env(name, value);
         let refused = spawn_gated(step.gated()).err().expect("refused");
         assert!(refused.to_string().contains(name), "{refused}");
