@@ -177,7 +177,7 @@ fn self_approval_refused_when_disallowed() {
 fn cancel_of_a_running_step_kills_its_whole_process_group() {
     let home = Home::new();
     std::fs::write(home.file("sop.toml"), "kill_grace_secs = 2\n").unwrap();
-    home.simple("tree", "", "## Steps\n\n1. **Tree**\n   ```bash\n   echo $$ > group.pid\n   sleep 100 &\n   sleep 100\n   ```\n");
+    home.simple("tree", "", "## Steps\n\n1. **Tree**\n   ```bash\n   echo $$ > group.pid\n   sleep 100 &\n   sleep 100\n   ```\n\n2. **Next**\n   ```bash\n   echo marker-next > ran-next\n   ```\n");
     let child = home.spawn(&["run", "tree"]);
     let id = wait_run(&home, "tree");
     let pid_file = home.file("sops/tree/group.pid");
@@ -189,6 +189,11 @@ fn cancel_of_a_running_step_kills_its_whole_process_group() {
         (group_members(pgid).len() >= 2).then_some(())
     })
     .expect("sleeps started");
+    // The next step's shell waits, held, while step 1 runs.
+    let held = crate::support::wait_for(Duration::from_secs(20), || {
+        processes_running("marker-next").first().copied()
+    })
+    .expect("the next step's shell is held");
     home.run(&["cancel", "tree"]).ok();
     let out = wait_child(child, Duration::from_secs(20));
     out.code(1);
@@ -198,6 +203,30 @@ fn cancel_of_a_running_step_kills_its_whole_process_group() {
         "processes of group {pgid} survived: {:?}",
         group_members(pgid)
     );
+    assert!(group_members(held).is_empty(), "the held shell survived");
+    assert!(
+        !home.file("sops/tree/ran-next").exists(),
+        "the next step ran"
+    );
+}
+
+/// Live (non-zombie) processes whose command line contains `needle`.
+pub fn processes_running(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(proc_id) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let live = std::fs::read_to_string(format!("/proc/{proc_id}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, a)| !a.starts_with('Z'))
+        });
+        let cmdline = std::fs::read(format!("/proc/{proc_id}/cmdline")).unwrap_or_default();
+        if live && String::from_utf8_lossy(&cmdline).contains(needle) {
+            out.push(proc_id);
+        }
+    }
+    out
 }
 
 /// Live (non-zombie) processes whose process group is `pgid`.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::approvals::group_members;
+use crate::approvals::{group_members, processes_running};
 use crate::support::{wait_for, Home};
 
 /// A running `sop serve`; killed when dropped.
@@ -205,7 +205,7 @@ fn a_non_loopback_bind_without_tokens_is_refused() {
 fn sigterm_drains_within_grace_and_the_running_step_is_interrupted() {
     let home = Home::new();
     std::fs::write(home.file("sop.toml"), "kill_grace_secs = 1\n").unwrap();
-    home.simple("long", "", "## Steps\n\n1. **Long**\n   ```bash\n   echo $$ > group.pid\n   trap '' TERM\n   sleep 100\n   ```\n");
+    home.simple("long", "", "## Steps\n\n1. **Long**\n   ```bash\n   echo $$ > group.pid\n   trap '' TERM\n   sleep 100\n   ```\n\n2. **Next**\n   ```bash\n   echo marker-next > ran-next\n   ```\n");
     let mut d = Daemon::start(&home);
     let id = d.execute("long", &json!({}));
     let pid_file = home.file("sops/long/group.pid");
@@ -213,6 +213,11 @@ fn sigterm_drains_within_grace_and_the_running_step_is_interrupted() {
         std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
     })
     .expect("step started");
+    // The next step's shell waits, held, while step 1 runs.
+    let held = wait_for(Duration::from_secs(20), || {
+        processes_running("marker-next").first().copied()
+    })
+    .expect("the next step's shell is held");
     let t = Instant::now();
     let status = d.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
@@ -225,9 +230,15 @@ fn sigterm_drains_within_grace_and_the_running_step_is_interrupted() {
         group_members(pgid).is_empty(),
         "step processes survived the drain"
     );
+    assert!(group_members(held).is_empty(), "the held shell survived");
+    assert!(
+        !home.file("sops/long/ran-next").exists(),
+        "the next step ran"
+    );
     let v = home.status_json(&id);
     assert_eq!(v["status"], "interrupted", "{v}");
     assert_eq!(v["steps"][0]["status"], "interrupted");
+    assert_eq!(v["steps"][1]["status"], "pending", "{v}");
 }
 
 #[test]
