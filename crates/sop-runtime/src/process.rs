@@ -249,7 +249,7 @@ const NOT_HELD: [&str; 5] = ["BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "SECOND
 pub fn spawn_gated(cmd: StepCommand) -> io::Result<Gated> {
     if let Some((name, _)) = cmd.env.iter().find(|(n, _)| NOT_HELD.contains(&n.as_str())) {
         return Err(io::Error::other(format!(
-            "`{name}` acts before the step's code: the step cannot be held at a gate"
+            "`{name}` is set: a shell held at a gate would not honour it as one started later"
         )));
     }
     let host = host_name();

@@ -242,8 +242,8 @@ impl Driver<'_, '_> {
     }
 
     /// The first script of `exec` (the step `run`, as it will be committed, starts next)
-    /// started now and held at its gate, so its interpreter starts while the commit that
-    /// records it syncs. `None` where it cannot be held (not a shell) or not started (the
+    /// started now and held at its gate, so its interpreter starts while the step before
+    /// runs or the commit that records it syncs. `None` where it cannot be held (not a shell) or not started (the
     /// step then starts after the commit, and reports why it could not).
     pub(super) fn start_ahead(&self, run: &Run, exec: &Exec) -> Option<Ahead> {
         let script = exec.scripts.first()?;
