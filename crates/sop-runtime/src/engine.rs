@@ -668,16 +668,7 @@ impl<'a, 'c> Driver<'a, 'c> {
         if self.ctx.stopping() || declares_outputs {
             return;
         }
-        let success = ExitReport {
-            exit_code: Some(0),
-            signal: None,
-            timed_out: false,
-            cancelled: false,
-            duration_ms: 0,
-            output: String::new(),
-            outputs: std::collections::BTreeMap::new(),
-        };
-        let started = spawned_after(run, &exec.target, success)
+        let started = spawned_after(run, &exec.target, ExitReport::success())
             .filter(|(_, next)| next.workdir == exec.workdir)
             .and_then(|(after, next)| self.start_ahead(&after, &next));
         *self.following.borrow_mut() = started;

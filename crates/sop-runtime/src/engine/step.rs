@@ -62,15 +62,7 @@ impl Driver<'_, '_> {
         let started = Instant::now();
         let total = Duration::from_secs(exec.timeout_secs.max(1));
         let mut captured = BoundedOutput::new(ctx.config.output_limit_bytes() as usize);
-        let mut report = ExitReport {
-            exit_code: Some(0),
-            signal: None,
-            timed_out: false,
-            cancelled: false,
-            duration_ms: 0,
-            output: String::new(),
-            outputs: BTreeMap::new(),
-        };
+        let mut report = ExitReport::success();
         let mut line_buf = String::new();
         let store_limit = ctx.config.output_limit_bytes();
         let mut stored: u64 = 0;

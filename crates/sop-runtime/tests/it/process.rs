@@ -691,18 +691,7 @@ fn a_step_held_at_its_gate_runs_none_of_its_code_until_it_is_opened() {
         std::thread::sleep(Duration::from_millis(150));
         assert!(pid_alive(pid), "{shell}");
         assert!(!ran.exists(), "{shell}: code ran before the gate opened");
-        let mut out = Vec::new();
-        let outcome = gated
-            .run(
-                &mut || {},
-                &mut |c| {
-                    if let Chunk::Stdout(b) = c {
-                        out.extend_from_slice(b);
-                    }
-                },
-                &mut || false,
-            )
-            .unwrap();
+        let (outcome, out) = open_gate(gated);
         assert_eq!(outcome.exit_code, Some(0), "{shell}");
         assert!(ran.exists(), "{shell}");
         // The code runs with the CPUs it inherited.
@@ -713,6 +702,23 @@ fn a_step_held_at_its_gate_runs_none_of_its_code_until_it_is_opened() {
         );
         std::fs::remove_file(&ran).unwrap();
     }
+}
+
+/// Opens the gate of a held step and runs it to its end: its outcome and its stdout.
+fn open_gate(gated: sop_runtime::process::Gated) -> (Outcome, Vec<u8>) {
+    let mut out = Vec::new();
+    let outcome = gated
+        .run(
+            &mut || {},
+            &mut |c| {
+                if let Chunk::Stdout(b) = c {
+                    out.extend_from_slice(b);
+                }
+            },
+            &mut || false,
+        )
+        .unwrap();
+    (outcome, out)
 }
 
 /// `Cpus_allowed_list` of a process (`self` or a pid), from `/proc`.
@@ -906,18 +912,7 @@ fn a_held_bash_counts_its_seconds_from_the_gate() {
     ] {
         let gated = spawn_gated(Step::new(shell, code, dir.path()).gated()).unwrap();
         std::thread::sleep(Duration::from_millis(held_for));
-        let mut out = Vec::new();
-        let outcome = gated
-            .run(
-                &mut || {},
-                &mut |c| {
-                    if let Chunk::Stdout(b) = c {
-                        out.extend_from_slice(b);
-                    }
-                },
-                &mut || false,
-            )
-            .unwrap();
+        let (outcome, out) = open_gate(gated);
         assert_eq!(outcome.exit_code, Some(0), "{shell}");
         let out = String::from_utf8_lossy(&out).trim().to_string();
         match shell {

@@ -60,6 +60,21 @@ pub struct ExitReport {
     pub outputs: BTreeMap<String, String>,
 }
 
+impl ExitReport {
+    /// Exit code 0 in no time, with no output and no variables.
+    pub fn success() -> ExitReport {
+        ExitReport {
+            exit_code: Some(0),
+            signal: None,
+            timed_out: false,
+            cancelled: false,
+            duration_ms: 0,
+            output: String::new(),
+            outputs: BTreeMap::new(),
+        }
+    }
+}
+
 /// A person's decision at a waiting gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
