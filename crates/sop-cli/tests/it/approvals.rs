@@ -177,7 +177,8 @@ fn self_approval_refused_when_disallowed() {
 fn cancel_of_a_running_step_kills_its_whole_process_group() {
     let home = Home::new();
     std::fs::write(home.file("sop.toml"), "kill_grace_secs = 2\n").unwrap();
-    home.simple("tree", "", "## Steps\n\n1. **Tree**\n   ```bash\n   echo $$ > group.pid\n   sleep 100 &\n   sleep 100\n   ```\n\n2. **Next**\n   ```bash\n   echo marker-next > ran-next\n   ```\n");
+    let next = home.marker("next");
+    home.simple("tree", "", &format!("## Steps\n\n1. **Tree**\n   ```bash\n   echo $$ > group.pid\n   sleep 100 &\n   sleep 100\n   ```\n\n2. **Next**\n   ```bash\n   echo {next} > ran-next\n   ```\n"));
     let child = home.spawn(&["run", "tree"]);
     let id = wait_run(&home, "tree");
     let pid_file = home.file("sops/tree/group.pid");
@@ -191,7 +192,7 @@ fn cancel_of_a_running_step_kills_its_whole_process_group() {
     .expect("sleeps started");
     // The next step's shell waits, held, while step 1 runs.
     let held = crate::support::wait_for(Duration::from_secs(20), || {
-        processes_running("marker-next").first().copied()
+        processes_running(&next).first().copied()
     })
     .expect("the next step's shell is held");
     home.run(&["cancel", "tree"]).ok();

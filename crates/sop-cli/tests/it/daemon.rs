@@ -205,7 +205,8 @@ fn a_non_loopback_bind_without_tokens_is_refused() {
 fn sigterm_drains_within_grace_and_the_running_step_is_interrupted() {
     let home = Home::new();
     std::fs::write(home.file("sop.toml"), "kill_grace_secs = 1\n").unwrap();
-    home.simple("long", "", "## Steps\n\n1. **Long**\n   ```bash\n   echo $$ > group.pid\n   trap '' TERM\n   sleep 100\n   ```\n\n2. **Next**\n   ```bash\n   echo marker-next > ran-next\n   ```\n");
+    let next = home.marker("next");
+    home.simple("long", "", &format!("## Steps\n\n1. **Long**\n   ```bash\n   echo $$ > group.pid\n   trap '' TERM\n   sleep 100\n   ```\n\n2. **Next**\n   ```bash\n   echo {next} > ran-next\n   ```\n"));
     let mut d = Daemon::start(&home);
     let id = d.execute("long", &json!({}));
     let pid_file = home.file("sops/long/group.pid");
@@ -215,7 +216,7 @@ fn sigterm_drains_within_grace_and_the_running_step_is_interrupted() {
     .expect("step started");
     // The next step's shell waits, held, while step 1 runs.
     let held = wait_for(Duration::from_secs(20), || {
-        processes_running("marker-next").first().copied()
+        processes_running(&next).first().copied()
     })
     .expect("the next step's shell is held");
     let t = Instant::now();

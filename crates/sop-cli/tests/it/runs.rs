@@ -106,12 +106,19 @@ fn each_step_is_recorded_with_the_pid_of_the_process_that_ran_it() {
 }
 
 /// Shell code that waits (up to 5 s) for the held shell of the step whose code holds
-/// `marker` and puts its pid in `$held` (empty if none came). Write the marker with a `[-]`
-/// for its dash here (`marker[-]two`), so this code's own command line does not match.
-fn find_held(pattern: &str) -> String {
+/// `marker` (from `Home::marker`: no other test's) and puts its pid in `$held` (empty if
+/// none came).
+fn find_held(marker: &str) -> String {
     format!(
-        "held=\n   for i in $(seq 250); do\n     f=$(grep -las '{pattern}' /proc/[0-9]*/cmdline | head -n 1 || true)\n     if [ -n \"$f\" ]; then held=$(basename \"$(dirname \"$f\")\"); break; fi\n     sleep 0.02\n   done"
+        "held=\n   for i in $(seq 250); do\n     f=$(grep -las '{}' /proc/[0-9]*/cmdline | head -n 1 || true)\n     if [ -n \"$f\" ]; then held=$(basename \"$(dirname \"$f\")\"); break; fi\n     sleep 0.02\n   done",
+        pattern(marker)
     )
+}
+
+/// A `grep` pattern matching `marker` but not itself: the first `-` as `[-]`, so the code
+/// that searches does not find its own command line.
+fn pattern(marker: &str) -> String {
+    marker.replacen('-', "[-]", 1)
 }
 
 #[test]
@@ -119,12 +126,13 @@ fn the_step_after_a_running_one_starts_while_it_runs_and_runs_there() {
     // While a step's last script runs, the next step's shell is started and held
     // (`Driver::start_following`); that very shell runs the next step, as if just started.
     let home = Home::new();
+    let two = home.marker("two");
     let md = format!(
         r#"## Steps
 
 1. **Look for the next step's shell**
    ```bash
-   test -z "$(grep -las 'marker[-]two' /proc/[0-9]*/cmdline)" && echo "none during the first script"
+   test -z "$(grep -las '{}' /proc/[0-9]*/cmdline)" && echo "none during the first script"
    ```
    ```bash
    {}
@@ -134,10 +142,11 @@ fn the_step_after_a_running_one_starts_while_it_runs_and_runs_there() {
 
 2. **Run in the shell held for it**
    ```bash
-   echo "marker-two $$ $SECONDS" > ran
+   echo "{two} $$ $SECONDS" > ran
    ```
 "#,
-        find_held("marker[-]two")
+        pattern(&two),
+        find_held(&two)
     );
     home.simple("early", "", &md);
     home.run(&["run", "early"])
@@ -150,7 +159,7 @@ fn the_step_after_a_running_one_starts_while_it_runs_and_runs_there() {
     // from its start 2.1 s earlier.
     let ran = read("ran");
     let fields: Vec<&str> = ran.split_whitespace().collect();
-    assert_eq!(fields[..2], ["marker-two", held.as_str()], "{ran}");
+    assert_eq!(fields[..2], [two.as_str(), held.as_str()], "{ran}");
     assert!(matches!(fields[2], "0" | "1"), "{ran}");
     // One pid per script: two for step 1, then step 2's.
     let recorded: Vec<(String, u32)> = home
@@ -168,6 +177,7 @@ fn a_step_started_while_the_one_before_runs_sees_what_that_one_did() {
     // What the running step does reaches the next one as if it had started afterwards: a
     // replaced working directory, its held shell killed.
     let home = Home::new();
+    let three = home.marker("three");
     let md = format!(
         r#"## Steps
 
@@ -186,17 +196,17 @@ fn a_step_started_while_the_one_before_runs_sees_what_that_one_did() {
 
 3. **Run anyway** [workdir: work]
    ```bash
-   echo "marker-three ran in $$"
+   echo "{three} ran in $$"
    ```
 "#,
-        find_held("marker[-]three")
+        find_held(&three)
     );
     home.simple("behind", "", &md);
     std::fs::create_dir(home.file("sops/behind/work")).unwrap();
     let out = home.run(&["run", "behind"]);
     out.ok()
         .stdout_has("fresh")
-        .stdout_has("marker-three ran in");
+        .stdout_has(&format!("{three} ran in"));
     let pid_after = |word: &str| {
         out.stdout
             .lines()
@@ -211,6 +221,7 @@ fn a_step_started_while_the_one_before_runs_sees_what_that_one_did() {
 #[test]
 fn a_failing_step_lets_go_of_the_next_steps_held_shell_before_the_rollback() {
     let home = Home::new();
+    let two = home.marker("two");
     let md = format!(
         r#"## Steps
 
@@ -223,7 +234,7 @@ fn a_failing_step_lets_go_of_the_next_steps_held_shell_before_the_rollback() {
 
 2. **Never**
    ```bash
-   echo "marker-two ran"
+   echo "{two} ran"
    ```
 
 ## Rollback
@@ -233,12 +244,16 @@ fn a_failing_step_lets_go_of_the_next_steps_held_shell_before_the_rollback() {
    if kill -0 "$(cat held-pid)" 2>/dev/null; then echo "held shell still there"; else echo "held shell gone"; fi
    ```
 "#,
-        find_held("marker[-]two")
+        find_held(&two)
     );
     home.simple("letgo", "", &md);
     let out = home.run(&["run", "letgo"]);
     out.code(1).stdout_has("held shell gone");
-    assert!(!out.stdout.contains("marker-two ran"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(&format!("{two} ran")),
+        "{}",
+        out.stdout
+    );
     let held = std::fs::read_to_string(home.file("sops/letgo/held-pid")).unwrap();
     assert!(!held.trim().is_empty(), "no held shell seen during step 1");
 }

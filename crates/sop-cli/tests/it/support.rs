@@ -19,6 +19,19 @@ impl Home {
         self.dir.path()
     }
 
+    /// A word no other test's processes carry (`<what>-<this home's random name>`), for
+    /// finding this test's step processes by their command line while tests run in
+    /// parallel.
+    pub fn marker(&self, what: &str) -> String {
+        let name = self
+            .path()
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        let token: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+        format!("{what}-{token}")
+    }
+
     /// Writes `sops/<name>/SOP.toml` and `SOP.md`.
     pub fn sop(&self, name: &str, toml: &str, md: &str) -> &Self {
         let dir = self.path().join("sops").join(name);
