@@ -497,7 +497,7 @@ def main():
         if "validate" in only:
             bench_validate(tmp, args.reps)
         if "daemon" in only:
-            bench_daemon(tmp, args.drain, args.mem, max(1, min(args.reps, 3)), args.reps,
+            bench_daemon(tmp, args.drain, args.mem, max(1, min(args.reps, 3)), max(1, args.reps),
                          args.pueue_jobs, args.full)
     finally:
         stop_all()

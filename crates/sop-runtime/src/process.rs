@@ -113,23 +113,18 @@ pub fn script_args(interpreter: &str, code: &str) -> Vec<String> {
 /// The gate a held step's shell passes first (see [`Gated`]): a line on standard input
 /// (a pipe) opens it; end-of-file (the gate closed unopened, or sop died) ends the shell
 /// before any of the code runs. Standard input is `/dev/null` again behind it, as for
-/// every step. On the code's first line, so line numbers in messages stay the code's own.
-const GATE: &str = "read -r _ || exit 125; exec </dev/null; ";
-
-/// What bash does behind the gate besides: `$SECONDS` counts from the gate's opening, as
-/// it would from the start of a shell spawned then (a held shell may wait for minutes).
-const BASH_GATE: &str = "read -r _ || exit 125; exec </dev/null; SECONDS=0; ";
+/// every step. A shell that has `$SECONDS` (bash, also as `sh`; not dash) counts it from
+/// the gate's opening, as it would from the start of a shell spawned then (a held shell
+/// may wait for minutes). On the code's first line, so line numbers in messages stay the
+/// code's own.
+const GATE: &str =
+    "read -r _ || exit 125; exec </dev/null; case ${SECONDS+x} in x) SECONDS=0;; esac; ";
 
 /// [`script_args`] for a step started ahead of the commit that records it and held at a
 /// gate until then ([`spawn_gated`]): for `bash` and `sh` only (the gate is shell code);
 /// `None` for other interpreters, whose steps start after the commit.
 pub fn gated_script_args(interpreter: &str, code: &str) -> Option<Vec<String>> {
-    let gate = match interpreter {
-        "bash" => BASH_GATE,
-        "sh" => GATE,
-        _ => return None,
-    };
-    Some(script_args(interpreter, &format!("{gate}{code}")))
+    matches!(interpreter, "bash" | "sh").then(|| script_args(interpreter, &format!("{GATE}{code}")))
 }
 
 /// The environment every step starts from: the runner's own values of an allow-list and
@@ -266,6 +261,16 @@ pub fn spawn_gated(cmd: StepCommand) -> io::Result<Gated> {
     })
 }
 
+/// Whether a line of `/proc/<pid>/maps` maps a file removed or replaced since: not shared
+/// anonymous memory (`/dev/zero`, `memfd:`, `SYSV` segments), which shows as deleted too.
+fn replaced_file(line: &str) -> bool {
+    let Some(path) = line.strip_suffix(" (deleted)") else {
+        return false;
+    };
+    let path = path.split_whitespace().nth(5).unwrap_or("");
+    !(path.starts_with("/dev/zero") || path.starts_with("/memfd:") || path.starts_with("/SYSV"))
+}
+
 /// The host's name (`uname`), if it can be read.
 fn host_name() -> Option<OsString> {
     nix::sys::utsname::uname()
@@ -322,7 +327,7 @@ impl Gated {
         };
         let proc_dir = PathBuf::from(format!("/proc/{}", started.spawned.pid));
         let nothing_replaced = std::fs::read_to_string(proc_dir.join("maps"))
-            .is_ok_and(|maps| !maps.lines().any(|l| l.ends_with(" (deleted)")));
+            .is_ok_and(|maps| !maps.lines().any(replaced_file));
         same(&proc_dir.join("cwd"), &self.cmd.workdir)
             && same(&proc_dir.join("exe"), program)
             && self.cmd.program_path().as_deref() == Some(program)
@@ -927,6 +932,22 @@ impl ProcStat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_file_is_told_from_shared_memory_in_maps() {
+        let line = |path: &str| format!("7f00-7f01 r-xp 00000000 fd:01 1234  {path}");
+        for (path, replaced) in [
+            ("/usr/lib/x86_64-linux-gnu/libtinfo.so.6.4", false),
+            ("/usr/lib/x86_64-linux-gnu/libtinfo.so.6.4 (deleted)", true),
+            ("/usr/bin/bash (deleted)", true),
+            ("/dev/zero (deleted)", false),
+            ("/memfd:buffer (deleted)", false),
+            ("/SYSV00000000 (deleted)", false),
+            ("[heap]", false),
+        ] {
+            assert_eq!(replaced_file(&line(path)), replaced, "{path}");
+        }
+    }
 
     #[test]
     fn parses_stat_with_tricky_command_name() {
