@@ -641,8 +641,7 @@ impl<'a, 'c> Driver<'a, 'c> {
         let (after, exec) = spawned_after(run, target, report.clone())?;
         // One that cannot be used is let go (and gone) before another is started.
         started
-            .filter(|a| a.is_for(&after, &exec))
-            .and_then(|mut a| a.gated.is_current().then_some(a))
+            .filter(|a| a.is_for(&after, &exec) && a.gated.is_current())
             .or_else(|| self.start_ahead(&after, &exec))
     }
 

@@ -306,8 +306,8 @@ impl Gated {
     /// held process keeps its directory and program file alive, so equal device and inode
     /// numbers mean the very same ones. Not checked: locale files (a shell reads them as
     /// it starts) and other files a shell reads at start-up.
-    pub fn is_current(&mut self) -> bool {
-        let Some(started) = self.started.as_mut() else {
+    pub fn is_current(&self) -> bool {
+        let Some(started) = self.started.as_ref() else {
             return false;
         };
         // Not reaped here: `Drop` must not signal the group of a reaped process.

@@ -819,18 +819,18 @@ fn a_held_step_stays_current_only_while_its_directory_program_and_process_do() {
         let step = Step::new("bash", "true", &work).env("PATH", &path);
         spawn_gated(step.gated()).unwrap()
     };
-    let mut fresh = held();
+    let fresh = held();
     assert!(fresh.is_current(), "just started");
     assert!(fresh.is_current(), "asking again changes nothing");
     drop(fresh);
 
-    let mut moved = held();
+    let moved = held();
     std::fs::remove_dir_all(&work).unwrap();
     std::fs::create_dir(&work).unwrap();
     assert!(!moved.is_current(), "its working directory was replaced");
     drop(moved);
 
-    let mut upgraded = held();
+    let upgraded = held();
     copy_program("/bin/bash", &bin.join("bash.new"));
     std::fs::rename(bin.join("bash.new"), &bash).unwrap();
     assert!(!upgraded.is_current(), "its interpreter was replaced");
@@ -856,7 +856,7 @@ fn a_held_step_stays_current_only_while_its_directory_program_and_process_do() {
         let step = Step::new("bash", "true", &work)
             .env("PATH", &path)
             .env("LD_LIBRARY_PATH", &libs.display().to_string());
-        let mut relinked = spawn_gated(step.gated()).unwrap();
+        let relinked = spawn_gated(step.gated()).unwrap();
         // Its libraries are loaded once the shell has started.
         let maps = format!("/proc/{}/maps", relinked.spawned().pid);
         let since = Instant::now();
@@ -876,7 +876,7 @@ fn a_held_step_stays_current_only_while_its_directory_program_and_process_do() {
         assert!(!relinked.is_current(), "a library it mapped was replaced");
     }
 
-    let mut killed = held();
+    let killed = held();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(killed.spawned().pid as i32),
         nix::sys::signal::Signal::SIGKILL,
