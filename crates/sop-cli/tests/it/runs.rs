@@ -477,3 +477,40 @@ fn detach_prints_the_run_id_and_the_run_finishes_in_the_background() {
         .unwrap()
         .contains("background"));
 }
+
+#[test]
+fn steps_get_the_runners_shell_or_else_its_users_login_shell() {
+    let home = Home::new();
+    home.simple(
+        "shell",
+        "",
+        "## Steps\n\n1. **Show**\n   ```bash\n   echo \"shell=$(printenv SHELL || echo unset)\"\n   ```\n",
+    );
+    let set = home
+        .cmd()
+        .env("SHELL", "/opt/sop-test/shell")
+        .args(["run", "shell"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&set.stdout);
+    assert!(out.contains("shell=/opt/sop-test/shell\n"), "{out}");
+
+    // Without one, the password database's: what a login (or systemd's `User=`) sets.
+    let passwd = std::process::Command::new("sh")
+        .args(["-c", "getent passwd \"$(id -u)\" | cut -d: -f7"])
+        .output()
+        .unwrap();
+    let login = String::from_utf8_lossy(&passwd.stdout).trim().to_string();
+    assert!(
+        !login.is_empty(),
+        "the test needs a passwd entry for its user"
+    );
+    let unset = home
+        .cmd()
+        .env_remove("SHELL")
+        .args(["run", "shell"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&unset.stdout);
+    assert!(out.contains(&format!("shell={login}\n")), "{out}");
+}

@@ -255,7 +255,7 @@ fn only_the_allow_list_of_the_parent_environment_is_passed() {
     assert!(names.iter().any(|n| n == "MY_VAR"), "{names:?}");
     let allowed = |n: &str| {
         [
-            "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR",
+            "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR",
         ]
         .contains(&n)
             || n.starts_with("LC_")
