@@ -8,6 +8,7 @@ import argparse
 import atexit
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -92,15 +93,22 @@ def new_home(tmp, name, workers=None):
 # --- local figures -------------------------------------------------------------------
 
 
+def sop_pair(home, n, prefix=()):
+    """T(1 step) and T(n steps) of `sop run`, one after the other."""
+    t1 = timed([*prefix, SOP, "--home", home, "run", "s1"])
+    return t1, timed([*prefix, SOP, "--home", home, "run", f"s{n}"])
+
+
+def per_step(pairs, n):
+    """(T(n) - T(1)) / (n - 1) per repetition, T(1) the median of all repetitions' (one
+    step is mostly process start, which varies on its own)."""
+    t1 = statistics.median(a for a, _ in pairs)
+    return [(tn - t1) / (n - 1) for _, tn in pairs]
+
+
 def per_step_sop(home, n, reps, prefix=()):
-    """(T(n steps) - T(1 step)) / (n - 1) for `sop run`, per repetition (T(1 step): the
-    median of as many runs, taken alternately). `prefix`: a command sop runs under."""
-    t1s, tns = [], []
-    for _ in range(reps):
-        t1s.append(timed([*prefix, SOP, "--home", home, "run", "s1"]))
-        tns.append(timed([*prefix, SOP, "--home", home, "run", f"s{n}"]))
-    t1 = statistics.median(t1s)
-    return [(tn - t1) / (n - 1) for tn in tns]
+    """Per step of an `n`-step `sop run`, `reps` times. `prefix`: a command sop runs under."""
+    return per_step([sop_pair(home, n, prefix) for _ in range(reps)], n)
 
 
 def bench_local(tmp, reps, big_reps):
@@ -108,13 +116,6 @@ def bench_local(tmp, reps, big_reps):
     for n in (1, 10, 100, 1000):
         write_sop(home, f"s{n}", n)
     timed([SOP, "--home", home, "run", "s1"])  # creates the store
-    # the floor: a small Rust program spawning `bash -c true`, output captured
-    floor = []
-    for _ in range(reps):
-        t1 = float(subprocess.check_output([BENCHTOOL, "floor", "1"]))
-        t100 = float(subprocess.check_output([BENCHTOOL, "floor", "100"]))
-        floor.append((t100 - t1) / 99)
-    f = report("floor_per_step", floor, "ms", 1000)
     # just: 100 recipes, each `true` through `bash -c`
     jdir = os.path.join(tmp, "just")
     os.makedirs(jdir)
@@ -124,16 +125,29 @@ def bench_local(tmp, reps, big_reps):
             jf.write("all: " + " ".join(f"r{i}" for i in range(1, n + 1)) + "\n\n")
             for i in range(1, n + 1):
                 jf.write(f"r{i}:\n    @true\n\n")
-    just = []
+
+    def floor_pair():
+        # the floor: a small Rust program spawning `bash -c true`, output captured
+        t1 = float(subprocess.check_output([BENCHTOOL, "floor", "1"]))
+        return t1, float(subprocess.check_output([BENCHTOOL, "floor", "100"]))
+
+    def just_pair():
+        t1 = timed([JUST, "--justfile", os.path.join(jdir, "j1"), "all"])
+        return t1, timed([JUST, "--justfile", os.path.join(jdir, "j100"), "all"])
+
+    # The three take turns (the first of each repetition rotates), so the machine's drift
+    # over the minutes of the run falls on all three alike.
+    measures = {"floor": floor_pair, "sop": lambda: sop_pair(home, 100)}
     if os.path.exists(JUST):
-        for _ in range(reps):
-            t1 = timed([JUST, "--justfile", os.path.join(jdir, "j1"), "all"])
-            t100 = timed([JUST, "--justfile", os.path.join(jdir, "j100"), "all"])
-            just.append((t100 - t1) / 99)
-        j = report("just_per_step", just, "ms", 1000)
-    else:
-        j = None
-    s = report("sop_per_step_100", per_step_sop(home, 100, reps), "ms", 1000)
+        measures["just"] = just_pair
+    pairs = {name: [] for name in measures}
+    order = list(measures)
+    for r in range(reps):
+        for name in order[r % len(order):] + order[: r % len(order)]:
+            pairs[name].append(measures[name]())
+    f = report("floor_per_step", per_step(pairs["floor"], 100), "ms", 1000)
+    j = report("just_per_step", per_step(pairs["just"], 100), "ms", 1000) if "just" in pairs else None
+    s = report("sop_per_step_100", per_step(pairs["sop"], 100), "ms", 1000)
     single("sop_added_per_step_over_floor", s - f, "ms")
     if j:
         single("sop_per_step_vs_just", s / j, "x")
@@ -489,6 +503,16 @@ def main():
     if args.full:
         args.mem = 10000
     started = time.time()
+    # sop gives its steps the login shell as SHELL when it has none (README, "Run"); the
+    # baselines' bash gets the same, or it would look it up at every start and pay what
+    # sop's steps do not.
+    if "SHELL" not in os.environ:
+        try:
+            shell = pwd.getpwuid(os.getuid()).pw_shell
+        except KeyError:
+            shell = ""
+        if shell:
+            os.environ["SHELL"] = shell
     only = args.only.split(",")
     tmp = tempfile.mkdtemp(prefix="sop-bench-")
     try:
