@@ -80,8 +80,13 @@ thread_local! {
 
 impl Shared {
     fn ring(&self) {
-        *self.woken.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.bell.notify_all();
+        let mut woken = self.woken.lock().unwrap_or_else(PoisonError::into_inner);
+        // Already rung: the loop sees it before it waits again (it waits only while the
+        // flag is down, under this lock).
+        if !*woken {
+            *woken = true;
+            self.bell.notify_all();
+        }
     }
 
     /// Whether another live process (a foreground `sop run`) owns the run of `row`.
@@ -193,8 +198,8 @@ impl Scheduler {
         let mut last_sweep = Instant::now()
             .checked_sub(Duration::from_secs(1))
             .unwrap_or_else(Instant::now);
+        let workers = self.shared.config.workers as usize;
         while !self.shared.stop.load(Ordering::SeqCst) {
-            let change = self.shared.store.change_counter().ok();
             let woken = std::mem::take(
                 &mut *self
                     .shared
@@ -203,9 +208,19 @@ impl Scheduler {
                     .unwrap_or_else(PoisonError::into_inner),
             );
             // A full sweep (recovery, deadlines, the whole queue) once a second; in between,
-            // a wake-up or another process's commit only looks at the head of the queue.
+            // a wake-up or another process's commit only looks at the head of the queue ...
             let full = last_sweep.elapsed() >= Duration::from_secs(1);
-            if full || woken || change != last_change {
+            // ... and only while a worker is free: nothing can start before one is, and a
+            // driver that frees its worker rings. (Every commit of a busy daemon changes
+            // the counter, and each execute rings: reading the counter for them took turns
+            // at the store with the drivers.) The first pass with a free worker looks.
+            let change = if full || self.active_count() < workers {
+                self.shared.store.change_counter().ok()
+            } else {
+                last_change = None;
+                None
+            };
+            if full || (woken || change != last_change) && self.active_count() < workers {
                 last_change = change;
                 if full {
                     last_sweep = Instant::now();
