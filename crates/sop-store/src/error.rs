@@ -23,6 +23,16 @@ pub enum StoreError {
     BadSlot { id: String, slot: String },
     #[error("committing new runs failed: {0}")]
     Commit(String),
+    #[error("cannot open the store's write-ahead log `{path}`: {source}")]
+    OpenLog {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the store's write-ahead log could not be synced to disk ({0}): what this sop wrote \
+         since may be lost; stop it and start it again (SQLite recovers the log as it opens)"
+    )]
+    Unsynced(String),
     #[error("the store was written by a newer sop (schema {found}, this sop knows {known})")]
     TooNew { found: i64, known: i64 },
 }

@@ -1,8 +1,8 @@
 //! Group commit of new runs. Concurrent `create_run` calls (the daemon's execute requests)
 //! queue their request; whichever caller gets the connection next commits every queued
-//! request in one transaction with one sync, and leaves each caller its answer. A caller
-//! that finds its answer already there returns it. The batch forms by itself while the
-//! previous commit syncs; a lone request is a batch of one.
+//! request in one transaction, and leaves each caller its answer. A caller that finds its
+//! answer already there returns it (once the commit's sync is done). The batch forms by
+//! itself while the connection is busy; a lone request is a batch of one.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -49,22 +49,23 @@ impl SqliteStore {
             answer: Mutex::new(None),
         });
         lock(&self.creating).push(Arc::clone(&slot));
-        let mut conn = self.lock();
-        if let Some(answer) = lock(&slot.answer).take() {
-            return answer; // an earlier holder of the connection committed it
-        }
-        let batch = std::mem::take(&mut *lock(&self.creating));
-        if let Err(e) = commit_batch(&mut conn, self, &batch) {
-            // Nothing of the batch was committed: every caller learns why.
-            let why = e.to_string();
-            for s in batch.iter().filter(|s| !Arc::ptr_eq(s, &slot)) {
-                *lock(&s.answer) = Some(Err(StoreError::Commit(why.clone())));
+        // Either way, the answer is returned once the batch's commit is on disk (`with`).
+        self.with(|conn| {
+            if let Some(answer) = lock(&slot.answer).take() {
+                return answer; // an earlier holder of the connection committed it
             }
-            return Err(e);
-        }
-        drop(conn);
-        let answer = lock(&slot.answer).take();
-        answer.unwrap_or_else(|| Err(StoreError::Commit("the request was lost".to_string())))
+            let batch = std::mem::take(&mut *lock(&self.creating));
+            if let Err(e) = commit_batch(conn, self, &batch) {
+                // Nothing of the batch was committed: every caller learns why.
+                let why = e.to_string();
+                for s in batch.iter().filter(|s| !Arc::ptr_eq(s, &slot)) {
+                    *lock(&s.answer) = Some(Err(StoreError::Commit(why.clone())));
+                }
+                return Err(e);
+            }
+            let answer = lock(&slot.answer).take();
+            answer.unwrap_or_else(|| Err(StoreError::Commit("the request was lost".to_string())))
+        })
     }
 }
 

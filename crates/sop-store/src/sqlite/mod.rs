@@ -1,7 +1,10 @@
-//! The `SQLite` store: one file, WAL, `synchronous=FULL` by default. Each decision is a
-//! `BEGIN IMMEDIATE` transaction, so several `sop` processes on one home agree.
+//! The `SQLite` store: one file, WAL, every commit on disk before its call returns by
+//! default (`durable.rs`: the log is synced outside the connection's lock, so concurrent
+//! commits share syncs). Each decision is a `BEGIN IMMEDIATE` transaction, so several `sop`
+//! processes on one home agree.
 
 mod batch;
+mod durable;
 mod migrate;
 mod records;
 mod runs;
@@ -34,7 +37,8 @@ impl Synchronous {
 /// `SQLite` implementation of [`crate::Store`].
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    sync: Synchronous,
+    /// The log, synced after commits (`synchronous = "full"`); `None` with `"normal"`.
+    wal: Option<durable::WalSync>,
     /// Recently read runs by (id, version), so a transaction on a run this process just
     /// wrote does not parse its whole JSON record again. Checked against the committed
     /// `version` inside every transaction, so it never hides another process's write.
@@ -77,7 +81,8 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", sync.pragma())
+        // `FULL` durability is `WalSync`'s: `SQLite` itself syncs only around checkpoints.
+        conn.pragma_update(None, "synchronous", Synchronous::Normal.pragma())
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
@@ -90,48 +95,79 @@ impl SqliteStore {
             true,
         )
         .map_err(open_err)?;
-        let store = SqliteStore {
+        let mut store = SqliteStore {
             conn: Mutex::new(conn),
-            sync,
+            wal: None,
             cache: Mutex::new(runs::RunCache::default()),
             snapshots: Mutex::new(records::Snapshots::default()),
             creating: Mutex::new(Vec::new()),
         };
         store.migrate()?;
+        if sync == Synchronous::Full {
+            // The log exists now (the migration's transaction ran in WAL mode), and what the
+            // migration wrote goes to disk with the first sync.
+            let wal = durable::WalSync::open(path)?;
+            wal.through(wal.made())?;
+            store.wal = Some(wal);
+        }
         Ok(store)
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        migrate::migrate(&tx, &self.snapshots)?;
-        tx.commit()?;
-        Ok(())
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            migrate::migrate(&tx, &self.snapshots)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
-    /// Makes the next commits on `conn` not fsynced (`synchronous=NORMAL`): in WAL mode
-    /// such a commit survives a crash of this process but not a power loss, and the next
-    /// `FULL` commit fsyncs the log and so makes it durable as well. [`Self::restore`] undoes it.
-    pub(crate) fn relax(&self, conn: &Connection) -> Result<(), StoreError> {
-        if self.sync != Synchronous::Normal {
-            conn.prepare_cached("PRAGMA synchronous = NORMAL")?
-                .execute([])?;
-        }
-        Ok(())
+    /// Runs `f` with the connection locked; then, unlocked, waits until what `f` committed
+    /// is on disk, or (if it wrote nothing) what it could have read (see `durable.rs`).
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_sync(true, f)
     }
 
-    pub(crate) fn restore(&self, conn: &Connection) -> Result<(), StoreError> {
-        if self.sync != Synchronous::Normal {
-            let sql = match self.sync {
-                Synchronous::Full => "PRAGMA synchronous = FULL",
-                Synchronous::Normal => "PRAGMA synchronous = NORMAL",
+    /// [`Self::with`] for a commit that need not survive a power loss (only while processes
+    /// live does it matter): not synced. A crash of this process keeps it, and the next
+    /// synced commit's sync takes it to disk as well.
+    pub(crate) fn with_unsynced<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_sync(false, f)
+    }
+
+    fn with_sync<T>(
+        &self,
+        synced: bool,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(wal) = &self.wal else {
+            // `synchronous = "normal"`: nothing is synced, as configured.
+            return f(&mut self.lock());
+        };
+        wal.check()?;
+        let (out, through) = {
+            let mut conn = self.lock();
+            let before = conn.total_changes();
+            let out = f(&mut conn);
+            let wrote = conn.total_changes() != before;
+            let through = if wrote && synced {
+                wal.made()
+            } else {
+                wal.latest()
             };
-            conn.prepare_cached(sql)?.execute([])?;
-        }
-        Ok(())
+            (out, through)
+        };
+        wal.through(through)?;
+        out
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (the transaction
         // rolls back on drop), so a poisoned lock is safe to keep using.
         self.conn
@@ -145,4 +181,99 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{durable::WalSync, SqliteStore, Synchronous};
+    use crate::{Store, StoreError};
+
+    fn store(dir: &tempfile::TempDir) -> SqliteStore {
+        SqliteStore::open(&dir.path().join("sop.db"), Synchronous::Full).unwrap()
+    }
+
+    fn wal(store: &SqliteStore) -> &WalSync {
+        store.wal.as_ref().expect("full durability syncs the log")
+    }
+
+    #[test]
+    fn a_write_returns_once_its_commit_is_on_disk_and_a_read_syncs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let before = wal(&store).syncs();
+        store.check_writable().unwrap();
+        assert_eq!(wal(&store).syncs(), before + 1);
+        assert_eq!(wal(&store).synced(), wal(&store).latest());
+        store.change_counter().unwrap();
+        assert_eq!(
+            wal(&store).syncs(),
+            before + 1,
+            "a read has nothing to sync"
+        );
+    }
+
+    #[test]
+    fn an_unsynced_write_is_not_synced_and_normal_syncs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let before = wal(&store).syncs();
+        store
+            .with_unsynced(|conn| {
+                conn.execute("INSERT INTO meta (key, value) VALUES ('test', 1)", [])?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(wal(&store).syncs(), before);
+        let normal = SqliteStore::open(&dir.path().join("other.db"), Synchronous::Normal).unwrap();
+        assert!(normal.wal.is_none());
+        normal.check_writable().unwrap();
+    }
+
+    #[test]
+    fn concurrent_writers_each_return_after_a_sync_that_covers_their_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let first = wal(&store).syncs();
+        let (threads, each) = (8, 25);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    for _ in 0..each {
+                        // This call's commit is numbered after every commit made before it.
+                        let made_before = wal(&store).latest();
+                        store.check_writable().unwrap();
+                        assert!(wal(&store).synced() > made_before);
+                    }
+                });
+            }
+        });
+        let w = wal(&store);
+        assert_eq!(w.synced(), w.latest());
+        let syncs = w.syncs() - first;
+        assert!(
+            (1..=threads * each).contains(&syncs),
+            "{syncs} syncs for {} commits",
+            threads * each
+        );
+        eprintln!("{syncs} syncs for {} commits", threads * each);
+    }
+
+    #[test]
+    fn after_a_failed_sync_every_call_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store(&dir);
+        // `fdatasync` on a pipe fails (EINVAL), as it may on a disk that lost its writes.
+        let (reader, _writer) = std::io::pipe().unwrap();
+        store.wal = Some(WalSync::on(std::fs::File::from(
+            std::os::fd::OwnedFd::from(reader),
+        )));
+        let err = store.check_writable().unwrap_err();
+        assert!(matches!(err, StoreError::Unsynced(_)), "{err}");
+        assert!(err.to_string().contains("start it again"), "{err}");
+        // Nothing after is taken as durable, not even a read.
+        assert!(matches!(
+            store.change_counter().unwrap_err(),
+            StoreError::Unsynced(_)
+        ));
+    }
 }

@@ -482,71 +482,75 @@ impl Store for SqliteStore {
     }
 
     fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError> {
-        let conn = self.lock();
-        let Some(version) = version_of(&conn, id)? else {
-            return Ok(None);
-        };
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id, version);
-        if let Some(run) = cached {
-            return Ok(Some(run));
-        }
-        let run = read_whole(&conn, self, id)?;
-        remember(&self.cache, version, run.clone());
-        Ok(Some(run))
+        self.with(|conn| {
+            let Some(version) = version_of(conn, id)? else {
+                return Ok(None);
+            };
+            let cached = self
+                .cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(id, version);
+            if let Some(run) = cached {
+                return Ok(Some(run));
+            }
+            let run = read_whole(conn, self, id)?;
+            remember(&self.cache, version, run.clone());
+            Ok(Some(run))
+        })
     }
 
     fn find_run_ids(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            // A range on the primary key (ids are ASCII; U+10FFFF sorts after any of them).
-            "SELECT id FROM runs WHERE id >= ?1 AND id < ?1 || char(1114111) ORDER BY created_at LIMIT 20",
-        )?;
-        let ids = stmt
-            .query_map([prefix], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(ids)
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                // A range on the primary key (ids are ASCII; U+10FFFF sorts after any of them).
+                "SELECT id FROM runs WHERE id >= ?1 AND id < ?1 || char(1114111) ORDER BY created_at LIMIT 20",
+            )?;
+            let ids = stmt
+                .query_map([prefix], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(ids)
+        })
     }
 
     fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
-        let conn = self.lock();
-        let mut sql = format!("SELECT {ROW_COLUMNS} FROM runs WHERE 1 = 1");
-        let mut args: Vec<String> = Vec::new();
-        if let Some(sop) = &filter.sop {
-            args.push(sop.clone());
-            let _ = write!(sql, " AND sop = ?{}", args.len());
-        }
-        if !filter.statuses.is_empty() {
-            let marks: Vec<String> = filter
-                .statuses
-                .iter()
-                .map(|s| {
-                    args.push(s.as_str().to_string());
-                    format!("?{}", args.len())
-                })
-                .collect();
-            let _ = write!(sql, " AND status IN ({})", marks.join(", "));
-        }
-        sql.push_str(" ORDER BY created_at DESC, id DESC");
-        if let Some(limit) = filter.limit {
-            let _ = write!(sql, " LIMIT {limit}");
-        }
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args.iter()), run_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.with(|conn| {
+            let mut sql = format!("SELECT {ROW_COLUMNS} FROM runs WHERE 1 = 1");
+            let mut args: Vec<String> = Vec::new();
+            if let Some(sop) = &filter.sop {
+                args.push(sop.clone());
+                let _ = write!(sql, " AND sop = ?{}", args.len());
+            }
+            if !filter.statuses.is_empty() {
+                let marks: Vec<String> = filter
+                    .statuses
+                    .iter()
+                    .map(|s| {
+                        args.push(s.as_str().to_string());
+                        format!("?{}", args.len())
+                    })
+                    .collect();
+                let _ = write!(sql, " AND status IN ({})", marks.join(", "));
+            }
+            sql.push_str(" ORDER BY created_at DESC, id DESC");
+            if let Some(limit) = filter.limit {
+                let _ = write!(sql, " LIMIT {limit}");
+            }
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args.iter()), run_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
     }
 
     fn run_row(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
-        let conn = self.lock();
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM runs WHERE id = ?1"))?;
-        let row = stmt.query_row([id], run_row).optional()?;
-        Ok(row)
+        self.with(|conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM runs WHERE id = ?1"))?;
+            let row = stmt.query_row([id], run_row).optional()?;
+            Ok(row)
+        })
     }
 
     fn update_run(
@@ -555,8 +559,7 @@ impl Store for SqliteStore {
         now: Millis,
         change: &mut RunChange<'_>,
     ) -> Result<Result<Run, Refusal>, StoreError> {
-        let mut conn = self.lock();
-        update_in(&mut conn, self, id, now, change)
+        self.with(|conn| update_in(conn, self, id, now, change))
     }
 
     fn update_run_unsynced(
@@ -565,11 +568,7 @@ impl Store for SqliteStore {
         now: Millis,
         change: &mut RunChange<'_>,
     ) -> Result<Result<Run, Refusal>, StoreError> {
-        let mut conn = self.lock();
-        self.relax(&conn)?;
-        let result = update_in(&mut conn, self, id, now, change);
-        self.restore(&conn)?;
-        result
+        self.with_unsynced(|conn| update_in(conn, self, id, now, change))
     }
 
     fn claim(&self, id: &str, workers: u32, now: Millis) -> Result<ClaimResult, StoreError> {
@@ -585,17 +584,18 @@ impl Store for SqliteStore {
         now: Millis,
         then: &mut RunChange<'_>,
     ) -> Result<Result<Option<Run>, policy::Blocked>, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (run, version) = match claim_in(&tx, self, id, workers, now, then)? {
-            Claim::Claimed(run, version) => (*run, version),
-            Claim::NotQueued => return Ok(Ok(None)),
-            Claim::Blocked(why) => return Ok(Err(why)),
-        };
-        bump(&tx)?;
-        tx.commit()?;
-        remember(&self.cache, version + 1, run.clone());
-        Ok(Ok(Some(run)))
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (run, version) = match claim_in(&tx, self, id, workers, now, then)? {
+                Claim::Claimed(run, version) => (*run, version),
+                Claim::NotQueued => return Ok(Ok(None)),
+                Claim::Blocked(why) => return Ok(Err(why)),
+            };
+            bump(&tx)?;
+            tx.commit()?;
+            remember(&self.cache, version + 1, run.clone());
+            Ok(Ok(Some(run)))
+        })
     }
 
     fn update_run_then_claim(
@@ -606,50 +606,54 @@ impl Store for SqliteStore {
         next: &Successor<'_>,
         then: &mut RunChange<'_>,
     ) -> Result<(Result<Run, Refusal>, Option<Run>), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (run, written) = match apply_in(&tx, self, id, now, change)? {
-            Applied::Refused(refusal) => return Ok((Err(refusal), None)),
-            Applied::Unchanged(run) => (run, None),
-            Applied::Written(run, version) => (run, Some(version)),
-        };
-        // The next run, if this one ended (its slot is free now, in this transaction). Under
-        // a savepoint: whatever goes wrong with it, this run's change is committed.
-        let mut claimed = None;
-        if run.status.is_terminal() {
-            tx.execute_batch("SAVEPOINT successor")?;
-            match claim_successor(&tx, self, now, next, then) {
-                Ok(Some(next_claimed)) => {
-                    tx.execute_batch("RELEASE successor")?;
-                    claimed = Some(next_claimed);
-                }
-                // SQLite rolled the whole transaction back (a full disk, an I/O error): this
-                // run's change is made again, alone.
-                Err(_) if tx.is_autocommit() => {
-                    drop(tx);
-                    return Ok((update_in(&mut conn, self, id, now, change)?, None));
-                }
-                // Not claimed, or it failed: the next run stays queued, as it was, and the
-                // scheduler sees to it.
-                Ok(None) => tx.execute_batch("ROLLBACK TO successor; RELEASE successor")?,
-                Err(e) => {
-                    tracing::warn!("run {}: not claimed with the end of run {id}: {e}", next.id);
-                    tx.execute_batch("ROLLBACK TO successor; RELEASE successor")?;
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (run, written) = match apply_in(&tx, self, id, now, change)? {
+                Applied::Refused(refusal) => return Ok((Err(refusal), None)),
+                Applied::Unchanged(run) => (run, None),
+                Applied::Written(run, version) => (run, Some(version)),
+            };
+            // The next run, if this one ended (its slot is free now, in this transaction). Under
+            // a savepoint: whatever goes wrong with it, this run's change is committed.
+            let mut claimed = None;
+            if run.status.is_terminal() {
+                tx.execute_batch("SAVEPOINT successor")?;
+                match claim_successor(&tx, self, now, next, then) {
+                    Ok(Some(next_claimed)) => {
+                        tx.execute_batch("RELEASE successor")?;
+                        claimed = Some(next_claimed);
+                    }
+                    // SQLite rolled the whole transaction back (a full disk, an I/O error): this
+                    // run's change is made again, alone.
+                    Err(_) if tx.is_autocommit() => {
+                        drop(tx);
+                        return Ok((update_in(conn, self, id, now, change)?, None));
+                    }
+                    // Not claimed, or it failed: the next run stays queued, as it was, and the
+                    // scheduler sees to it.
+                    Ok(None) => tx.execute_batch("ROLLBACK TO successor; RELEASE successor")?,
+                    Err(e) => {
+                        tracing::warn!(
+                            "run {}: not claimed with the end of run {id}: {e}",
+                            next.id
+                        );
+                        tx.execute_batch("ROLLBACK TO successor; RELEASE successor")?;
+                    }
                 }
             }
-        }
-        if written.is_some() || claimed.is_some() {
-            bump(&tx)?;
-            tx.commit()?;
-        }
-        if let Some(version) = written {
-            remember(&self.cache, version + 1, run.clone());
-        }
-        let claimed = claimed.map(|(next_run, next_version)| {
-            remember(&self.cache, next_version + 1, next_run.clone());
-            next_run
-        });
-        Ok((Ok(run), claimed))
+            if written.is_some() || claimed.is_some() {
+                bump(&tx)?;
+                tx.commit()?;
+            }
+            if let Some(version) = written {
+                remember(&self.cache, version + 1, run.clone());
+            }
+            let claimed = claimed.map(|(next_run, next_version)| {
+                remember(&self.cache, next_version + 1, next_run.clone());
+                next_run
+            });
+            Ok((Ok(run), claimed))
+        })
     }
 
     fn claim_preview(
@@ -658,9 +662,10 @@ impl Store for SqliteStore {
         workers: u32,
         _now: Millis,
     ) -> Result<Option<policy::Blocked>, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        Ok(queue_verdict(&tx, id, workers)?.err())
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            Ok(queue_verdict(&tx, id, workers)?.err())
+        })
     }
 
     fn acquire(
@@ -669,35 +674,28 @@ impl Store for SqliteStore {
         me: Owner,
         is_alive: &dyn Fn(Owner) -> bool,
     ) -> Result<Owner, StoreError> {
-        let mut conn = self.lock();
         // Ownership only matters while processes live, and a power loss ends them all:
         // no fsync needed (a crash of this process keeps it).
-        self.relax(&conn)?;
-        let result = acquire_in(&mut conn, id, me, is_alive);
-        self.restore(&conn)?;
-        result
+        self.with_unsynced(|conn| acquire_in(conn, id, me, is_alive))
     }
 
     fn release(&self, id: &str, me: Owner) -> Result<(), StoreError> {
-        let mut conn = self.lock();
         // Ownership only matters while processes live, and a power loss ends them all:
         // no fsync needed (a crash of this process keeps it).
-        self.relax(&conn)?;
-        let result = release_in(&mut conn, id, me);
-        self.restore(&conn)?;
-        result
+        self.with_unsynced(|conn| release_in(conn, id, me))
     }
 
     fn active_runs(&self) -> Result<Vec<RunRow>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ROW_COLUMNS} FROM runs WHERE status IN ('queued', 'running', 'waiting_approval', 'waiting_confirmation', 'interrupted')
-             ORDER BY priority DESC, created_at, id"
-        ))?;
-        let rows = stmt
-            .query_map([], run_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM runs WHERE status IN ('queued', 'running', 'waiting_approval', 'waiting_confirmation', 'interrupted')
+                 ORDER BY priority DESC, created_at, id"
+            ))?;
+            let rows = stmt
+                .query_map([], run_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
     }
 
     fn append_output(
@@ -707,147 +705,159 @@ impl Store for SqliteStore {
         attempt: u32,
         text: &str,
     ) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        tx.prepare_cached(
-            "INSERT INTO output (run_id, gate, attempt, text) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![run_id, gate, attempt, text])?;
-        bump(&tx)?;
-        tx.commit()?;
-        Ok(())
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            tx.prepare_cached(
+                "INSERT INTO output (run_id, gate, attempt, text) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![run_id, gate, attempt, text])?;
+            bump(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn output_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<OutputChunk>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT seq, gate, attempt, text FROM output WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")?;
-        let rows = stmt
-            .query_map(params![run_id, after_seq], |r| {
-                Ok(OutputChunk {
-                    seq: r.get(0)?,
-                    gate: r.get(1)?,
-                    attempt: r.get(2)?,
-                    text: r.get(3)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT seq, gate, attempt, text FROM output WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")?;
+            let rows = stmt
+                .query_map(params![run_id, after_seq], |r| {
+                    Ok(OutputChunk {
+                        seq: r.get(0)?,
+                        gate: r.get(1)?,
+                        attempt: r.get(2)?,
+                        text: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
     }
 
     fn events_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<EventRow>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, at, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
-        )?;
-        let rows = stmt
-            .query_map(params![run_id, after_seq], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter()
-            .map(|(seq, at, body)| {
-                let event = serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
-                    id: run_id.to_string(),
-                    source,
-                })?;
-                Ok(EventRow {
-                    seq,
-                    run_id: run_id.to_string(),
-                    at,
-                    event,
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, at, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+            )?;
+            let rows = stmt
+                .query_map(params![run_id, after_seq], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(seq, at, body)| {
+                    let event =
+                        serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
+                            id: run_id.to_string(),
+                            source,
+                        })?;
+                    Ok(EventRow {
+                        seq,
+                        run_id: run_id.to_string(),
+                        at,
+                        event,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     fn queue_head(&self, limit: u32) -> Result<Vec<RunRow>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ROW_COLUMNS} FROM runs WHERE status = 'queued' ORDER BY priority DESC, created_at, id LIMIT ?1"
-        ))?;
-        let rows = stmt
-            .query_map([limit], run_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM runs WHERE status = 'queued' ORDER BY priority DESC, created_at, id LIMIT ?1"
+            ))?;
+            let rows = stmt
+                .query_map([limit], run_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
     }
 
     fn due_deadlines(&self, now: Millis) -> Result<Vec<String>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM runs WHERE deadline IS NOT NULL AND deadline <= ?1
-             AND status IN ('waiting_approval', 'waiting_confirmation') ORDER BY deadline",
-        )?;
-        let ids = stmt
-            .query_map([now], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(ids)
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM runs WHERE deadline IS NOT NULL AND deadline <= ?1
+                 AND status IN ('waiting_approval', 'waiting_confirmation') ORDER BY deadline",
+            )?;
+            let ids = stmt
+                .query_map([now], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(ids)
+        })
     }
 
     fn change_counter(&self) -> Result<i64, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT value FROM meta WHERE key = 'changes'")?;
-        let counter = stmt.query_row([], |r| r.get(0))?;
-        Ok(counter)
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT value FROM meta WHERE key = 'changes'")?;
+            let counter = stmt.query_row([], |r| r.get(0))?;
+            Ok(counter)
+        })
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        bump(&tx)?;
-        tx.commit()?;
-        Ok(())
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            bump(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn last_event_seq(&self) -> Result<i64, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?;
-        let seq = stmt.query_row([], |r| r.get(0))?;
-        Ok(seq)
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?;
+            let seq = stmt.query_row([], |r| r.get(0))?;
+            Ok(seq)
+        })
     }
 
     fn ended_since(&self, after_seq: i64) -> Result<Vec<String>, StoreError> {
-        let conn = self.lock();
-        // The events after the mark (a range of `seq`, the rowid), and the runs they name.
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM runs WHERE completed_at IS NOT NULL
-             AND id IN (SELECT run_id FROM events WHERE seq > ?1) ORDER BY completed_at, id",
-        )?;
-        let ids = stmt
-            .query_map([after_seq], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(ids)
+        self.with(|conn| {
+            // The events after the mark (a range of `seq`, the rowid), and the runs they name.
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM runs WHERE completed_at IS NOT NULL
+                 AND id IN (SELECT run_id FROM events WHERE seq > ?1) ORDER BY completed_at, id",
+            )?;
+            let ids = stmt
+                .query_map([after_seq], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(ids)
+        })
     }
 
     fn settle_marks(&self) -> Result<Vec<(Owner, i64)>, StoreError> {
-        let conn = self.lock();
-        let mut stmt =
-            conn.prepare_cached("SELECT key, value FROM meta WHERE key LIKE 'settled:%'")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        // A key this build cannot read is not a mark of any live `sop`: left alone.
-        Ok(rows
-            .into_iter()
-            .filter_map(|(key, through)| Some((mark_owner(&key)?, through)))
-            .collect())
+        self.with(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT key, value FROM meta WHERE key LIKE 'settled:%'")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            // A key this build cannot read is not a mark of any live `sop`: left alone.
+            Ok(rows
+                .into_iter()
+                .filter_map(|(key, through)| Some((mark_owner(&key)?, through)))
+                .collect())
+        })
     }
 
     fn set_settle_mark(&self, owner: Owner, through: Option<i64>) -> Result<(), StoreError> {
         let key = mark_key(owner);
-        let conn = self.lock();
-        match through {
-            Some(seq) => conn
-                .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
-                .execute(params![key, seq])?,
-            None => conn
-                .prepare_cached("DELETE FROM meta WHERE key = ?1")?
-                .execute([key])?,
-        };
-        Ok(())
+        self.with(|conn| {
+            match through {
+                Some(seq) => conn
+                    .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+                    .execute(params![key, seq])?,
+                None => conn
+                    .prepare_cached("DELETE FROM meta WHERE key = ?1")?
+                    .execute([key])?,
+            };
+            Ok(())
+        })
     }
 }
 

@@ -1,0 +1,153 @@
+//! Durable commits without holding the connection while the disk syncs (group commit).
+//!
+//! With `synchronous = "full"` (the default), `SQLite` itself would `fdatasync` the
+//! write-ahead log inside every commit, while this process's one connection is locked: the
+//! daemon's drivers and API requests then wait for each other's syncs as well as their own.
+//! Instead the connection runs at `synchronous=NORMAL` (a commit writes its log frames and
+//! returns; `SQLite` still syncs around checkpoints and when the log is reused), and
+//! [`WalSync`] syncs the log after the connection is unlocked:
+//!
+//! - a store call that wrote returns only once a sync that started after its commit has
+//!   succeeded, so what it committed is on disk, as with `FULL`;
+//! - every other call first waits for the commits it could have seen: no caller acts on, or
+//!   shows, a state that a power loss could take back;
+//! - one sync covers every commit made before it starts, so commits made while a sync runs
+//!   share the next one.
+//!
+//! The log's inode stays the same while this process has the database open: `SQLite`
+//! removes the file only when its last connection closes, and restarts or truncates it in
+//! place. A sync that fails leaves unknown what reached the disk (the kernel may have
+//! dropped the pages it could not write), so every later call fails: `sop` must be
+//! restarted, and `SQLite` recovers the log as it opens.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use crate::StoreError;
+
+/// The database's write-ahead log and how far it is on disk.
+pub(crate) struct WalSync {
+    log: File,
+    /// Commits that must be durable, counted as they are made (under the connection's lock,
+    /// after their log frames were written).
+    made: AtomicU64,
+    state: Mutex<State>,
+    synced_cv: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Every commit up to this count is on disk.
+    synced: u64,
+    /// A sync is running (others wait for it rather than start their own).
+    syncing: bool,
+    /// Why a sync failed: from then on, nothing is known to be durable.
+    failed: Option<String>,
+    /// Syncs made, for tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    syncs: u64,
+}
+
+impl WalSync {
+    /// The log of the database at `db` (in WAL mode, opened by a connection that keeps it).
+    pub(crate) fn open(db: &Path) -> Result<WalSync, StoreError> {
+        let mut name = db.as_os_str().to_owned();
+        name.push("-wal");
+        let log = File::open(Path::new(&name)).map_err(|source| StoreError::OpenLog {
+            path: Path::new(&name).display().to_string(),
+            source,
+        })?;
+        Ok(WalSync {
+            log,
+            made: AtomicU64::new(0),
+            state: Mutex::new(State::default()),
+            synced_cv: Condvar::new(),
+        })
+    }
+
+    /// A log that is this file (tests: one whose sync fails).
+    #[cfg(test)]
+    pub(crate) fn on(log: File) -> WalSync {
+        WalSync {
+            log,
+            made: AtomicU64::new(0),
+            state: Mutex::new(State::default()),
+            synced_cv: Condvar::new(),
+        }
+    }
+
+    /// Counts a commit just made that must be durable; call with the connection locked.
+    /// Returns its number, for [`WalSync::through`].
+    pub(crate) fn made(&self) -> u64 {
+        self.made.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The number of the latest commit made.
+    pub(crate) fn latest(&self) -> u64 {
+        self.made.load(Ordering::SeqCst)
+    }
+
+    /// Returns once commit `n` and every one before it are on disk: at once if they are,
+    /// after the running sync if it covers them, else after a sync of its own (which covers
+    /// every commit made until it starts).
+    pub(crate) fn through(&self, n: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        loop {
+            if let Some(why) = &state.failed {
+                return Err(failed(why));
+            }
+            if state.synced >= n {
+                return Ok(());
+            }
+            if state.syncing {
+                state = self
+                    .synced_cv
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            state.syncing = true;
+            let target = self.latest();
+            drop(state);
+            let result = self.log.sync_data();
+            state = self.lock();
+            state.syncing = false;
+            state.syncs += 1;
+            match result {
+                Ok(()) => state.synced = state.synced.max(target),
+                Err(e) => state.failed = Some(e.to_string()),
+            }
+            self.synced_cv.notify_all();
+        }
+    }
+
+    /// An error if a sync failed before: nothing may be written or read as durable since.
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        match &self.lock().failed {
+            Some(why) => Err(failed(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// How many syncs were made (tests).
+    #[cfg(test)]
+    pub(crate) fn syncs(&self) -> u64 {
+        self.lock().syncs
+    }
+
+    /// The count of commits on disk (tests).
+    #[cfg(test)]
+    pub(crate) fn synced(&self) -> u64 {
+        self.lock().synced
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn failed(why: &str) -> StoreError {
+    StoreError::Unsynced(why.to_string())
+}
