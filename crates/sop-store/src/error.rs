@@ -29,8 +29,9 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error(
-        "the store's write-ahead log could not be synced to disk ({0}): what this sop wrote \
-         since may be lost; stop it and start it again (SQLite recovers the log as it opens)"
+        "the store's write-ahead log could not be synced to disk ({0}): what was written since \
+         may not be on disk, so this sop takes no more requests; check the disk, then stop \
+         every sop using this home and start them again"
     )]
     Unsynced(String),
     #[error("the store was written by a newer sop (schema {found}, this sop knows {known})")]

@@ -10,15 +10,18 @@
 //! - a store call that wrote returns only once a sync that started after its commit has
 //!   succeeded, so what it committed is on disk, as with `FULL`;
 //! - every other call first waits for the commits it could have seen: no caller acts on, or
-//!   shows, a state that a power loss could take back;
+//!   shows, a state that a power loss could take back. That includes other processes'
+//!   commits (`SQLite` shows a commit to other connections before its process syncs it):
+//!   when `PRAGMA data_version` says another connection committed, the call syncs the log
+//!   itself (one `fdatasync` covers every write to the file, whoever made it);
 //! - one sync covers every commit made before it starts, so commits made while a sync runs
 //!   share the next one.
 //!
 //! The log's inode stays the same while this process has the database open: `SQLite`
 //! removes the file only when its last connection closes, and restarts or truncates it in
 //! place. A sync that fails leaves unknown what reached the disk (the kernel may have
-//! dropped the pages it could not write), so every later call fails: `sop` must be
-//! restarted, and `SQLite` recovers the log as it opens.
+//! dropped the pages it could not write), so every later call fails (a call whose commit
+//! was synced before is still answered), until the process is restarted.
 
 use std::fs::File;
 use std::path::Path;
@@ -51,7 +54,9 @@ struct State {
 }
 
 impl WalSync {
-    /// The log of the database at `db` (in WAL mode, opened by a connection that keeps it).
+    /// The log of the database at `db`, the name `SQLite` resolved (symbolic links followed,
+    /// as `SQLite` names its log after the file they lead to), in WAL mode, opened by a
+    /// connection that keeps it open.
     pub(crate) fn open(db: &Path) -> Result<WalSync, StoreError> {
         let mut name = db.as_os_str().to_owned();
         name.push("-wal");
@@ -95,11 +100,12 @@ impl WalSync {
     pub(crate) fn through(&self, n: u64) -> Result<(), StoreError> {
         let mut state = self.lock();
         loop {
-            if let Some(why) = &state.failed {
-                return Err(failed(why));
-            }
+            // A commit synced before a sync failed is on disk: its caller is answered.
             if state.synced >= n {
                 return Ok(());
+            }
+            if let Some(why) = &state.failed {
+                return Err(failed(why));
             }
             if state.syncing {
                 state = self
@@ -129,6 +135,20 @@ impl WalSync {
             Some(why) => Err(failed(why)),
             None => Ok(()),
         }
+    }
+
+    /// Marks a sync failed (tests).
+    #[cfg(test)]
+    pub(crate) fn fail(&self, why: &str) {
+        self.lock().failed = Some(why.to_string());
+    }
+
+    /// Device and inode of the file synced (tests).
+    #[cfg(test)]
+    pub(crate) fn file_id(&self) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self.log.metadata().unwrap();
+        (meta.dev(), meta.ino())
     }
 
     /// How many syncs were made (tests).

@@ -9,8 +9,9 @@ mod migrate;
 mod records;
 mod runs;
 
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -39,6 +40,10 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The log, synced after commits (`synchronous = "full"`); `None` with `"normal"`.
     wal: Option<durable::WalSync>,
+    /// Commits made on `conn` (counted by its commit hook).
+    commits: std::sync::Arc<AtomicU64>,
+    /// `PRAGMA data_version` as last read: it changes when another connection commits.
+    data_version: AtomicI64,
     /// Recently read runs by (id, version), so a transaction on a run this process just
     /// wrote does not parse its whole JSON record again. Checked against the committed
     /// `version` inside every transaction, so it never hides another process's write.
@@ -95,9 +100,26 @@ impl SqliteStore {
             true,
         )
         .map_err(open_err)?;
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&commits);
+        conn.commit_hook(Some(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            false // let it commit
+        }));
+        // The database's name as SQLite resolved it (symbolic links followed): its log is
+        // named after it.
+        let resolved = conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| path.to_path_buf(), PathBuf::from);
+        let data_version = conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(open_err)?;
         let mut store = SqliteStore {
             conn: Mutex::new(conn),
             wal: None,
+            commits,
+            data_version: AtomicI64::new(data_version),
             cache: Mutex::new(runs::RunCache::default()),
             snapshots: Mutex::new(records::Snapshots::default()),
             creating: Mutex::new(Vec::new()),
@@ -106,7 +128,7 @@ impl SqliteStore {
         if sync == Synchronous::Full {
             // The log exists now (the migration's transaction ran in WAL mode), and what the
             // migration wrote goes to disk with the first sync.
-            let wal = durable::WalSync::open(path)?;
+            let wal = durable::WalSync::open(&resolved)?;
             wal.through(wal.made())?;
             store.wal = Some(wal);
         }
@@ -153,10 +175,10 @@ impl SqliteStore {
         wal.check()?;
         let (out, through) = {
             let mut conn = self.lock();
-            let before = conn.total_changes();
+            let before = self.commits.load(Ordering::SeqCst);
             let out = f(&mut conn);
-            let wrote = conn.total_changes() != before;
-            let through = if wrote && synced {
+            let wrote = self.commits.load(Ordering::SeqCst) != before;
+            let through = if (wrote && synced) || self.another_committed(&conn) {
                 wal.made()
             } else {
                 wal.latest()
@@ -165,6 +187,18 @@ impl SqliteStore {
         };
         wal.through(through)?;
         out
+    }
+
+    /// Whether another connection (another `sop` process) committed since the last look:
+    /// what `f` read may not be on disk yet. `true` when that cannot be told.
+    fn another_committed(&self, conn: &Connection) -> bool {
+        let version = conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get::<_, i64>(0)));
+        match version {
+            Ok(v) => self.data_version.swap(v, Ordering::SeqCst) != v,
+            Err(_) => true,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -269,11 +303,57 @@ mod tests {
         )));
         let err = store.check_writable().unwrap_err();
         assert!(matches!(err, StoreError::Unsynced(_)), "{err}");
-        assert!(err.to_string().contains("start it again"), "{err}");
+        assert!(err.to_string().contains("start them again"), "{err}");
         // Nothing after is taken as durable, not even a read.
         assert!(matches!(
             store.change_counter().unwrap_err(),
             StoreError::Unsynced(_)
+        ));
+    }
+
+    #[test]
+    fn the_log_synced_is_the_one_sqlite_writes_also_through_a_symbolic_link() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(dir.path().join("real").join("x.db"), &link).unwrap();
+        let store = SqliteStore::open(&link, Synchronous::Full).unwrap();
+        store.check_writable().unwrap();
+        let log = std::fs::metadata(dir.path().join("real").join("x.db-wal")).unwrap();
+        assert_eq!(wal(&store).file_id(), (log.dev(), log.ino()));
+        assert!(!dir.path().join("link.db-wal").exists());
+    }
+
+    #[test]
+    fn a_read_of_another_connections_commit_syncs_the_log_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (store(&dir), store(&dir));
+        b.change_counter().unwrap();
+        let before = wal(&b).syncs();
+        // `a` commits without a sync (as another process may be about to sync it).
+        a.with_unsynced(|conn| {
+            conn.execute("INSERT INTO meta (key, value) VALUES ('test', 1)", [])?;
+            Ok(())
+        })
+        .unwrap();
+        b.change_counter().unwrap();
+        assert_eq!(wal(&b).syncs(), before + 1, "b saw a's commit: b syncs it");
+        b.change_counter().unwrap();
+        assert_eq!(wal(&b).syncs(), before + 1, "nothing new: no sync");
+    }
+
+    #[test]
+    fn a_commit_synced_before_a_sync_failed_is_still_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = WalSync::on(std::fs::File::create(dir.path().join("log")).unwrap());
+        let first = wal.made();
+        wal.through(first).unwrap();
+        wal.fail("test");
+        assert!(wal.through(first).is_ok());
+        assert!(matches!(
+            wal.through(wal.made()),
+            Err(StoreError::Unsynced(_))
         ));
     }
 }
