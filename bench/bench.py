@@ -439,7 +439,7 @@ def write_results(args, started):
     pq = val(f"pueue_jobs_per_s_{args.pueue_jobs}")
     rows.append((f"queue drain, {n} one-step runs, workers = 2", fmt(f"sop_drain_{n}"),
                  f"xargs -P2 {fmt(f'xargs_drain_{n}')}; pueue {fmt(f'pueue_jobs_per_s_{args.pueue_jobs}')} ({args.pueue_jobs} jobs)",
-                 (f"{xd / sd * 100:.0f} % of xargs throughput" if sd else "")
+                 (f"{xd / sd * 100:.1f} % of xargs throughput" if sd else "")
                  + (f"; {(n / sd) / pq:.0f}× pueue" if sd and pq else ""),
                  "≥ 50 % of xargs, ≥ 100× pueue",
                  "" if sd is None else f"xargs {verdict(xd / sd >= 0.5)}; pueue {verdict(None if pq is None else (n / sd) / pq >= 100)}"))
