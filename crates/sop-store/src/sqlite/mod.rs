@@ -163,6 +163,35 @@ impl SqliteStore {
         self.with_sync(false, f)
     }
 
+    /// [`Self::with`] for a call that only reads: its statements share one read transaction
+    /// (one snapshot, and one lock of the log's shared index rather than one per
+    /// statement), in which `PRAGMA data_version` also tells whether another connection
+    /// committed since the last look.
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(wal) = &self.wal else {
+            let mut conn = self.lock();
+            let tx = conn.transaction()?;
+            return f(&tx); // rolled back as it drops: nothing to undo
+        };
+        wal.check()?;
+        let (out, through) = {
+            let mut conn = self.lock();
+            let tx = conn.transaction()?;
+            let out = f(&tx);
+            let through = if self.another_committed(&tx) {
+                wal.made()
+            } else {
+                wal.latest()
+            };
+            (out, through)
+        };
+        wal.through(through)?;
+        out
+    }
+
     fn with_sync<T>(
         &self,
         synced: bool,

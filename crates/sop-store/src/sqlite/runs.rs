@@ -482,7 +482,7 @@ impl Store for SqliteStore {
     }
 
     fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             let Some(version) = version_of(conn, id)? else {
                 return Ok(None);
             };
@@ -501,7 +501,7 @@ impl Store for SqliteStore {
     }
 
     fn find_run_ids(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 // A range on the primary key (ids are ASCII; U+10FFFF sorts after any of them).
                 "SELECT id FROM runs WHERE id >= ?1 AND id < ?1 || char(1114111) ORDER BY created_at LIMIT 20",
@@ -514,7 +514,7 @@ impl Store for SqliteStore {
     }
 
     fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut sql = format!("SELECT {ROW_COLUMNS} FROM runs WHERE 1 = 1");
             let mut args: Vec<String> = Vec::new();
             if let Some(sop) = &filter.sop {
@@ -545,7 +545,7 @@ impl Store for SqliteStore {
     }
 
     fn run_row(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt =
                 conn.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM runs WHERE id = ?1"))?;
             let row = stmt.query_row([id], run_row).optional()?;
@@ -686,7 +686,7 @@ impl Store for SqliteStore {
     }
 
     fn active_runs(&self) -> Result<Vec<RunRow>, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {ROW_COLUMNS} FROM runs WHERE status IN ('queued', 'running', 'waiting_approval', 'waiting_confirmation', 'interrupted')
                  ORDER BY priority DESC, created_at, id"
@@ -718,7 +718,7 @@ impl Store for SqliteStore {
     }
 
     fn output_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<OutputChunk>, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT seq, gate, attempt, text FROM output WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")?;
             let rows = stmt
                 .query_map(params![run_id, after_seq], |r| {
@@ -735,7 +735,7 @@ impl Store for SqliteStore {
     }
 
     fn events_since(&self, run_id: &str, after_seq: i64) -> Result<Vec<EventRow>, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, at, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
             )?;
@@ -767,7 +767,7 @@ impl Store for SqliteStore {
     }
 
     fn queue_head(&self, limit: u32) -> Result<Vec<RunRow>, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {ROW_COLUMNS} FROM runs WHERE status = 'queued' ORDER BY priority DESC, created_at, id LIMIT ?1"
             ))?;
@@ -779,7 +779,7 @@ impl Store for SqliteStore {
     }
 
     fn due_deadlines(&self, now: Millis) -> Result<Vec<String>, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id FROM runs WHERE deadline IS NOT NULL AND deadline <= ?1
                  AND status IN ('waiting_approval', 'waiting_confirmation') ORDER BY deadline",
@@ -792,7 +792,7 @@ impl Store for SqliteStore {
     }
 
     fn change_counter(&self) -> Result<i64, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT value FROM meta WHERE key = 'changes'")?;
             let counter = stmt.query_row([], |r| r.get(0))?;
             Ok(counter)
@@ -809,7 +809,7 @@ impl Store for SqliteStore {
     }
 
     fn last_event_seq(&self) -> Result<i64, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?;
             let seq = stmt.query_row([], |r| r.get(0))?;
             Ok(seq)
@@ -817,7 +817,7 @@ impl Store for SqliteStore {
     }
 
     fn ended_since(&self, after_seq: i64) -> Result<Vec<String>, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             // The events after the mark (a range of `seq`, the rowid), and the runs they name.
             let mut stmt = conn.prepare_cached(
                 "SELECT id FROM runs WHERE completed_at IS NOT NULL
@@ -831,7 +831,7 @@ impl Store for SqliteStore {
     }
 
     fn settle_marks(&self) -> Result<Vec<(Owner, i64)>, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT key, value FROM meta WHERE key LIKE 'settled:%'")?;
             let rows = stmt
