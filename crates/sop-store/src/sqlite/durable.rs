@@ -38,6 +38,9 @@ pub(crate) struct WalSync {
     made: AtomicU64,
     state: Mutex<State>,
     synced_cv: Condvar,
+    /// Tests: the next sync says it started, then waits to be let go.
+    #[cfg(test)]
+    pub(crate) hold: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
 }
 
 #[derive(Default)]
@@ -69,6 +72,8 @@ impl WalSync {
             made: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             synced_cv: Condvar::new(),
+            #[cfg(test)]
+            hold: Mutex::new(None),
         })
     }
 
@@ -80,6 +85,7 @@ impl WalSync {
             made: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             synced_cv: Condvar::new(),
+            hold: Mutex::new(None),
         }
     }
 
@@ -117,6 +123,11 @@ impl WalSync {
             state.syncing = true;
             let target = self.latest();
             drop(state);
+            #[cfg(test)]
+            if let Some((started, go)) = self.hold.lock().unwrap().take() {
+                started.send(()).unwrap();
+                go.recv().unwrap();
+            }
             let result = self.log.sync_data();
             state = self.lock();
             state.syncing = false;

@@ -385,4 +385,33 @@ mod tests {
             Err(StoreError::Unsynced(_))
         ));
     }
+
+    #[test]
+    fn a_read_waits_for_the_sync_of_a_commit_it_could_see() {
+        use std::sync::mpsc::{channel, RecvTimeoutError};
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let (started_tx, started) = channel();
+        let (go, go_rx) = channel();
+        *wal(&store).hold.lock().unwrap() = Some((started_tx, go_rx));
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| store.check_writable());
+            // The writer's commit is made and visible; its sync has started and is held.
+            started.recv().unwrap();
+            let (read_tx, read) = channel();
+            let store = &store;
+            scope.spawn(move || read_tx.send(store.change_counter()).unwrap());
+            let early = read.recv_timeout(Duration::from_millis(100));
+            go.send(()).unwrap();
+            assert_eq!(
+                early.map(drop),
+                Err(RecvTimeoutError::Timeout),
+                "the read answered before the commit it saw was on disk"
+            );
+            assert!(read.recv().unwrap().is_ok());
+            assert!(writer.join().unwrap().is_ok());
+        });
+        assert_eq!(wal(&store).synced(), wal(&store).latest());
+    }
 }
