@@ -432,7 +432,7 @@ def write_results(args, started):
     added = val("sop_added_per_step_over_floor")
     rows.append(("per-step cost, 100 sequential `true` steps (durable)", fmt("sop_per_step_100"),
                  f"floor {fmt('floor_per_step')}; just {fmt('just_per_step')}",
-                 f"{s / fl:.2f}× floor ({added:+.2f} ms); {s / j:.2f}× just" if s and fl and j else "",
+                 f"{s / fl:.2f}× floor ({added:+.2f} ms); {s / j:.3f}× just" if s and fl and j else "",
                  "≤ 0.5 ms over floor, ≤ just",
                  "" if s is None else f"over floor {verdict(added <= 0.5)}; ≤ just {verdict(None if j is None else s <= j)}"))
     sd, xd = val(f"sop_drain_{n}"), val(f"xargs_drain_{n}")
