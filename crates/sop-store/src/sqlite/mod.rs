@@ -176,20 +176,13 @@ impl SqliteStore {
             let tx = conn.transaction()?;
             return f(&tx); // rolled back as it drops: nothing to undo
         };
-        wal.check()?;
-        let (out, through) = {
-            let mut conn = self.lock();
-            let tx = conn.transaction()?;
-            let out = f(&tx);
-            let through = if self.another_committed(&tx) {
-                wal.made()
-            } else {
-                wal.latest()
-            };
-            (out, through)
-        };
-        wal.through(through)?;
-        out
+        self.durably(wal, |conn| match conn.transaction() {
+            Ok(tx) => {
+                let out = f(&tx);
+                (out, self.another_committed(&tx))
+            }
+            Err(e) => (Err(e.into()), false),
+        })
     }
 
     fn with_sync<T>(
@@ -201,18 +194,28 @@ impl SqliteStore {
             // `synchronous = "normal"`: nothing is synced, as configured.
             return f(&mut self.lock());
         };
+        self.durably(wal, |conn| {
+            let before = self.commits.load(Ordering::SeqCst);
+            let out = f(conn);
+            let wrote = self.commits.load(Ordering::SeqCst) != before;
+            (out, (wrote && synced) || self.another_committed(conn))
+        })
+    }
+
+    /// With the connection locked, `call` does the work and says whether a sync must start
+    /// after it (it committed what must be durable, or it saw another connection's
+    /// commit); then, unlocked, this waits for that sync, or else for the syncs of the
+    /// commits made before.
+    fn durably<T>(
+        &self,
+        wal: &durable::WalSync,
+        call: impl FnOnce(&mut Connection) -> (Result<T, StoreError>, bool),
+    ) -> Result<T, StoreError> {
         wal.check()?;
         let (out, through) = {
             let mut conn = self.lock();
-            let before = self.commits.load(Ordering::SeqCst);
-            let out = f(&mut conn);
-            let wrote = self.commits.load(Ordering::SeqCst) != before;
-            let through = if (wrote && synced) || self.another_committed(&conn) {
-                wal.made()
-            } else {
-                wal.latest()
-            };
-            (out, through)
+            let (out, sync) = call(&mut conn);
+            (out, if sync { wal.made() } else { wal.latest() })
         };
         wal.through(through)?;
         out
