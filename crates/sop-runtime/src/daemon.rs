@@ -220,7 +220,7 @@ impl Scheduler {
                 last_change = None;
                 None
             };
-            if full || (woken || change != last_change) && self.active_count() < workers {
+            if full || ((woken || change != last_change) && self.active_count() < workers) {
                 last_change = change;
                 if full {
                     last_sweep = Instant::now();

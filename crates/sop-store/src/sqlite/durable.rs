@@ -67,24 +67,17 @@ impl WalSync {
             path: Path::new(&name).display().to_string(),
             source,
         })?;
-        Ok(WalSync {
-            log,
-            made: AtomicU64::new(0),
-            state: Mutex::new(State::default()),
-            synced_cv: Condvar::new(),
-            #[cfg(test)]
-            hold: Mutex::new(None),
-        })
+        Ok(WalSync::on(log))
     }
 
-    /// A log that is this file (tests: one whose sync fails).
-    #[cfg(test)]
+    /// Syncs of `log` (tests: also a file whose sync fails).
     pub(crate) fn on(log: File) -> WalSync {
         WalSync {
             log,
             made: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             synced_cv: Condvar::new(),
+            #[cfg(test)]
             hold: Mutex::new(None),
         }
     }
