@@ -417,8 +417,10 @@ fn start(cmd: &StepCommand, stdin: Stdio) -> io::Result<Started> {
         .as_deref()
         .map_or(OsStr::new(&cmd.program), Path::as_os_str);
     let before = boot_clock();
+    // Its `argv[0]` is that path too, as a `#!` line gives it: bash then does not search
+    // `PATH` for itself as it starts (a `stat` per entry). The name stays the last part.
     let mut child = Command::new(program)
-        .arg0(&cmd.program)
+        .arg0(program)
         .args(&cmd.args)
         .env_clear()
         .envs(base.iter().map(|(k, v)| (k, v)))

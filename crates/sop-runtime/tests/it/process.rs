@@ -277,6 +277,25 @@ fn only_the_allow_list_of_the_parent_environment_is_passed() {
 }
 
 #[test]
+fn the_interpreter_is_started_by_the_path_it_was_found_at() {
+    // `argv[0]` is that path (as a `#!` line gives it), so bash need not search `PATH`.
+    let dir = tempfile::tempdir().unwrap();
+    let ran = Step::new(
+        "bash",
+        "tr '\\0' '\\n' < /proc/$$/cmdline | head -n 1",
+        dir.path(),
+    )
+    .run();
+    assert_eq!(ran.outcome.exit_code, Some(0));
+    let argv0 = stdout_of(&ran);
+    let argv0 = argv0.trim_end();
+    assert!(
+        argv0.starts_with('/') && argv0.ends_with("/bash"),
+        "{argv0}"
+    );
+}
+
+#[test]
 fn stdin_is_empty_and_workdir_is_used() {
     let dir = tempfile::tempdir().unwrap();
     let ran = Step::new("bash", "cat; pwd -P", dir.path()).run();
