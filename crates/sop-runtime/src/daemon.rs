@@ -79,7 +79,19 @@ thread_local! {
 }
 
 impl Shared {
+    /// Wakes the loop if a worker is free. With every worker busy a pass can start nothing
+    /// (queued runs, and runs going on after a decision, wait for a worker), and a driver
+    /// that frees its worker rings after it did; the loop's own sweeps (deadlines,
+    /// recovery) come with its ticks. So the executes and ended runs of a busy daemon do
+    /// not wake the loop for nothing (~3 context switches per run).
     fn ring(&self) {
+        if self.active().len() < self.config.workers as usize {
+            self.wake();
+        }
+    }
+
+    /// Wakes the loop.
+    fn wake(&self) {
         let mut woken = self.woken.lock().unwrap_or_else(PoisonError::into_inner);
         // Already rung: the loop sees it before it waits again (it waits only while the
         // flag is down, under this lock).
@@ -172,7 +184,8 @@ impl Scheduler {
         Arc::clone(&self.shared.settler)
     }
 
-    /// A function that wakes the loop (after a new run, a decision, a cancel).
+    /// A function that wakes the loop (after a new run, a decision, a cancel) if a worker
+    /// is free (see `Shared::ring`).
     pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
         let shared = Arc::clone(&self.shared);
         Arc::new(move || shared.ring())
@@ -182,7 +195,7 @@ impl Scheduler {
     /// kill grace, SIGKILL) and recorded `interrupted`.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.ring();
+        self.shared.wake();
     }
 
     /// Runs until [`Scheduler::stop`], then waits for the driver threads to finish.
@@ -504,14 +517,8 @@ fn drive_one(
     id: &str,
     drive: impl FnOnce(&Context<'_>) -> Result<RunStatus, engine::EngineError>,
 ) {
-    // A claim lets the queue behind this run move; with every worker busy nothing could
-    // start, so the loop is not woken for nothing.
-    let ring = || {
-        let busy = shared.active().len();
-        if busy < shared.config.workers as usize {
-            shared.ring();
-        }
-    };
+    // A claim lets the queue behind this run move (if a worker is still free).
+    let ring = || shared.ring();
     let free = || {
         shared.active().remove(id);
         shared.ring();

@@ -161,8 +161,7 @@ impl WalSync {
         self.lock().syncs
     }
 
-    /// The count of commits on disk (tests).
-    #[cfg(test)]
+    /// The count of commits known on disk.
     pub(crate) fn synced(&self) -> u64 {
         self.lock().synced
     }

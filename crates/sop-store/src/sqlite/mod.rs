@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::StoreError;
 
@@ -44,6 +44,13 @@ pub struct SqliteStore {
     commits: std::sync::Arc<AtomicU64>,
     /// `PRAGMA data_version` as last read: it changes when another connection commits.
     data_version: AtomicI64,
+    /// Rows of `runs` the open transaction changed (`conn`'s update hook); taken as each
+    /// store call ends.
+    touched: Arc<Mutex<Vec<i64>>>,
+    /// Rows of `runs` written by this process's durable commits, by commit number (see
+    /// [`durable::WalSync::made`]), while that commit may not be synced yet: what a read of
+    /// one run waits for ([`Self::read_run`]).
+    unsynced: Mutex<Vec<(i64, u64)>>,
     /// Recently read runs by (id, version), so a transaction on a run this process just
     /// wrote does not parse its whole JSON record again. Checked against the committed
     /// `version` inside every transaction, so it never hides another process's write.
@@ -106,6 +113,21 @@ impl SqliteStore {
             counter.fetch_add(1, Ordering::SeqCst);
             false // let it commit
         }));
+        // Every change of a run's row, whichever statement makes it (a run's records never
+        // change without its row: its `version` goes up with them), for `read_run`'s waits.
+        let touched = Arc::new(Mutex::new(Vec::new()));
+        if sync == Synchronous::Full {
+            let rows = Arc::clone(&touched);
+            conn.update_hook(Some(
+                move |_: rusqlite::hooks::Action, _: &str, table: &str, rowid: i64| {
+                    if table == "runs" {
+                        rows.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(rowid);
+                    }
+                },
+            ));
+        }
         // The database's name as SQLite resolved it (symbolic links followed): its log is
         // named after it.
         let resolved = conn
@@ -120,6 +142,8 @@ impl SqliteStore {
             wal: None,
             commits,
             data_version: AtomicI64::new(data_version),
+            touched,
+            unsynced: Mutex::new(Vec::new()),
             cache: Mutex::new(runs::RunCache::default()),
             snapshots: Mutex::new(records::Snapshots::default()),
             creating: Mutex::new(Vec::new()),
@@ -130,6 +154,12 @@ impl SqliteStore {
             // migration wrote goes to disk with the first sync.
             let wal = durable::WalSync::open(&resolved)?;
             wal.through(wal.made())?;
+            // Synced with the rest of the migration.
+            store
+                .touched
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
             store.wal = Some(wal);
         }
         Ok(store)
@@ -179,9 +209,39 @@ impl SqliteStore {
         self.durably(wal, |conn| match conn.transaction() {
             Ok(tx) => {
                 let out = f(&tx);
-                (out, self.another_committed(&tx))
+                (out, self.seen(&tx, Wait::All))
             }
-            Err(e) => (Err(e.into()), false),
+            Err(e) => (Err(e.into()), Wait::All),
+        })
+    }
+
+    /// [`Self::read`] of run `id` alone (its row, records and snapshot): it waits only for
+    /// the sync of this process's last durable commit that wrote that run, not for the
+    /// syncs of other runs' commits made meanwhile (a driver about to start a step reads
+    /// its run, while other drivers' and the API's commits keep the log syncing). Another
+    /// connection's commit is synced first, as by every read.
+    pub(crate) fn read_run<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(wal) = &self.wal else {
+            return self.read(f);
+        };
+        self.durably(wal, |conn| {
+            let tx = match conn.transaction() {
+                Ok(tx) => tx,
+                Err(e) => return (Err(e.into()), Wait::All),
+            };
+            let row = tx
+                .prepare_cached("SELECT rowid FROM runs WHERE id = ?1")
+                .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional());
+            let row = match row {
+                Ok(row) => row,
+                Err(e) => return (Err(e.into()), Wait::All),
+            };
+            let out = f(&tx);
+            (out, self.seen(&tx, Wait::Row(row)))
         })
     }
 
@@ -198,24 +258,62 @@ impl SqliteStore {
             let before = self.commits.load(Ordering::SeqCst);
             let out = f(conn);
             let wrote = self.commits.load(Ordering::SeqCst) != before;
-            (out, (wrote && synced) || self.another_committed(conn))
+            let wait = if wrote && synced {
+                Wait::Sync
+            } else {
+                self.seen(conn, Wait::All)
+            };
+            (out, wait)
         })
     }
 
-    /// With the connection locked, `call` does the work and says whether a sync must start
-    /// after it (it committed what must be durable, or it saw another connection's
-    /// commit); then, unlocked, this waits for that sync, or else for the syncs of the
-    /// commits made before.
+    /// `otherwise`, unless another connection committed since the last look: then a sync.
+    fn seen(&self, conn: &Connection, otherwise: Wait) -> Wait {
+        if self.another_committed(conn) {
+            Wait::Sync
+        } else {
+            otherwise
+        }
+    }
+
+    /// With the connection locked, `call` does the work and says what it must wait for
+    /// ([`Wait`]); then, unlocked, this waits for it.
     fn durably<T>(
         &self,
         wal: &durable::WalSync,
-        call: impl FnOnce(&mut Connection) -> (Result<T, StoreError>, bool),
+        call: impl FnOnce(&mut Connection) -> (Result<T, StoreError>, Wait),
     ) -> Result<T, StoreError> {
         wal.check()?;
         let (out, through) = {
             let mut conn = self.lock();
-            let (out, sync) = call(&mut conn);
-            (out, if sync { wal.made() } else { wal.latest() })
+            let (out, wait) = call(&mut conn);
+            let touched = std::mem::take(
+                &mut *self
+                    .touched
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            let mut unsynced = self
+                .unsynced
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let synced = wal.synced();
+            unsynced.retain(|(_, n)| *n > synced);
+            let through = match wait {
+                Wait::Sync => {
+                    let n = wal.made();
+                    unsynced.extend(touched.into_iter().map(|row| (row, n)));
+                    n
+                }
+                Wait::All => wal.latest(),
+                Wait::Row(row) => unsynced
+                    .iter()
+                    .filter(|(r, _)| Some(*r) == row)
+                    .map(|(_, n)| *n)
+                    .max()
+                    .unwrap_or(0),
+            };
+            (out, through)
         };
         wal.through(through)?;
         out
@@ -240,6 +338,18 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// What a store call waits for once the connection is unlocked.
+enum Wait {
+    /// A sync that starts after it: it committed what must be durable, or saw another
+    /// connection's commit (which that connection's process may not have synced yet).
+    Sync,
+    /// The syncs of every commit made before: it may have read any of them.
+    All,
+    /// The sync of the last commit that wrote this row of `runs` (`None`: no such row),
+    /// the only one it read.
+    Row(Option<i64>),
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
@@ -413,6 +523,68 @@ mod tests {
                 "the read answered before the commit it saw was on disk"
             );
             assert!(read.recv().unwrap().is_ok());
+            assert!(writer.join().unwrap().is_ok());
+        });
+        assert_eq!(wal(&store).synced(), wal(&store).latest());
+    }
+
+    #[test]
+    fn a_read_of_one_run_waits_for_the_sync_of_that_runs_last_commit_only() {
+        use std::sync::mpsc::{channel, RecvTimeoutError};
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let write = |id: &'static str, sql: &'static str| {
+            store.with(move |conn| {
+                conn.execute(sql, [id])?;
+                Ok(())
+            })
+        };
+        for id in ["a", "b"] {
+            write(
+                id,
+                "INSERT INTO runs (id, sop, status, priority, created_at, limits, version, doc, sop_hash)
+                 VALUES (?1, 's', 'queued', 1, 0, '{}', 1, '{}', 'h')",
+            )
+            .unwrap();
+        }
+        let version = |id: &str| {
+            store.read_run(id, |conn| {
+                Ok(
+                    conn.query_row("SELECT version FROM runs WHERE id = ?1", [id], |r| {
+                        r.get::<_, i64>(0)
+                    })?,
+                )
+            })
+        };
+        let (started_tx, started) = channel();
+        let (go, go_rx) = channel();
+        *wal(&store).hold.lock().unwrap() = Some((started_tx, go_rx));
+        std::thread::scope(|scope| {
+            let writer =
+                scope.spawn(|| write("b", "UPDATE runs SET version = version + 1 WHERE id = ?1"));
+            // Run b's new version is committed and visible; its sync is held.
+            started.recv().unwrap();
+            let (read_tx, read) = channel();
+            let (read_a, read_b) = (read_tx.clone(), read_tx);
+            let version = &version;
+            scope.spawn(move || read_a.send(("a", version("a"))).unwrap());
+            let a = read.recv_timeout(Duration::from_secs(10));
+            scope.spawn(move || read_b.send(("b", version("b"))).unwrap());
+            let early_b = read.recv_timeout(Duration::from_millis(100));
+            go.send(()).unwrap();
+            assert_eq!(
+                a.map(|(id, v)| (id, v.unwrap())),
+                Ok(("a", 1)),
+                "run a's last commit is on disk: its read does not wait for run b's"
+            );
+            assert_eq!(
+                early_b.map(|(id, _)| id),
+                Err(RecvTimeoutError::Timeout),
+                "run b was read before its new version was on disk"
+            );
+            let (id, v) = read.recv().unwrap();
+            assert_eq!((id, v.unwrap()), ("b", 2));
             assert!(writer.join().unwrap().is_ok());
         });
         assert_eq!(wal(&store).synced(), wal(&store).latest());

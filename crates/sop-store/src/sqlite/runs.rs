@@ -482,7 +482,7 @@ impl Store for SqliteStore {
     }
 
     fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError> {
-        self.read(|conn| {
+        self.read_run(id, |conn| {
             let Some(version) = version_of(conn, id)? else {
                 return Ok(None);
             };
@@ -545,7 +545,7 @@ impl Store for SqliteStore {
     }
 
     fn run_row(&self, id: &str) -> Result<Option<RunRow>, StoreError> {
-        self.read(|conn| {
+        self.read_run(id, |conn| {
             let mut stmt =
                 conn.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM runs WHERE id = ?1"))?;
             let row = stmt.query_row([id], run_row).optional()?;
