@@ -69,13 +69,22 @@ enum Job {
     Drive(String),
     /// A run this driver's last commit claimed for this process, and its next action.
     Claimed(Box<(Run, Action)>),
-    /// What is left of a run another driver's commit ended ([`engine::finish_ended`]).
-    Finish(String),
 }
 
 thread_local! {
     /// The run this driver thread's last commit claimed: driven next, on this thread.
     static CLAIMED: std::cell::RefCell<Option<Job>> = const { std::cell::RefCell::new(None) };
+    /// Runs this driver thread's commits ended, whose last work waits until the step of the
+    /// run claimed with them has started ([`Handover::finish_later`]).
+    static ENDED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// What is left of the runs this driver thread ended ([`engine::finish_ended`]).
+fn finish_ended(shared: &Shared) {
+    let ended = ENDED.with(|e| std::mem::take(&mut *e.borrow_mut()));
+    for id in ended {
+        finish_one(shared, &id);
+    }
 }
 
 impl Shared {
@@ -143,8 +152,16 @@ impl Handover for Shared {
         CLAIMED.with(|next| *next.borrow_mut() = Some(Job::Claimed(Box::new((run, action)))));
     }
 
-    fn finish_elsewhere(&self, id: &str) -> bool {
-        self.send(Job::Finish(id.to_string()))
+    fn finish_later(&self, id: &str) -> bool {
+        // Done on this thread, which goes on with the claimed run: while its step runs, or
+        // before the thread waits for work (a thread woken to write it cost two thread
+        // switches per run).
+        ENDED.with(|e| e.borrow_mut().push(id.to_string()));
+        true
+    }
+
+    fn spawned(&self) {
+        finish_ended(self);
     }
 
     fn unreserve(&self, id: &str) {
@@ -315,8 +332,8 @@ impl Scheduler {
     }
 
     /// Starts the driver threads, each driving the runs it is handed in turn (first the run
-    /// its own last commit claimed, if any): twice `workers`, as a run's end leaves work (its
-    /// final audit file) to another thread while the slot's driver goes on.
+    /// its own last commit claimed, if any): twice `workers`, so a run handed over never
+    /// waits for a thread still finishing runs it ended ([`Handover::finish_later`]).
     fn start_drivers(&self) {
         let (send, receive) = mpsc::channel::<Job>();
         let receive = Arc::new(Mutex::new(receive));
@@ -326,7 +343,12 @@ impl Scheduler {
             let started = std::thread::Builder::new()
                 .name(format!("sop-driver-{n}"))
                 .spawn(move || loop {
-                    let next = CLAIMED.with(|next| next.borrow_mut().take()).map_or_else(
+                    let claimed = CLAIMED.with(|next| next.borrow_mut().take());
+                    if claimed.is_none() {
+                        // Nothing to drive on this thread: what its runs left is done first.
+                        finish_ended(&shared);
+                    }
+                    let next = claimed.map_or_else(
                         || {
                             receive
                                 .lock()
@@ -359,7 +381,6 @@ impl Scheduler {
                                 engine::drive_claimed(ctx, run, action, &mut Quiet)
                             });
                         }
-                        Ok(Job::Finish(id)) => finish_one(&shared, &id),
                         Err(_) => return, // the scheduler stopped
                     }
                 });
@@ -496,8 +517,8 @@ fn context(shared: &Shared) -> Context<'_> {
     }
 }
 
-/// What is left of run `id`, which another driver's commit ended (see
-/// [`Handover::finish_elsewhere`]).
+/// What is left of run `id`, which a commit of this driver thread ended (see
+/// [`Handover::finish_later`]).
 fn finish_one(shared: &Shared, id: &str) {
     let ctx = context(shared);
     // A panic (a bug) must not end the driver thread: the run stays registered with the

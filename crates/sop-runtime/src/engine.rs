@@ -73,8 +73,8 @@ pub struct Context<'a> {
 
 /// A daemon's hand-over of worker slots. When a driver's run ends with a step's exit, the
 /// same commit claims a queued run reserved for it (`Store::update_run_then_claim`: one
-/// sync, and no trip through the scheduler), which the same driver thread drives next,
-/// while the ended run's last work (its final audit file) goes to another thread.
+/// sync, and no trip through the scheduler), which the same driver thread drives next; the
+/// ended run's last work (its final audit file) waits until that run's step has started.
 pub trait Handover: Sync {
     /// A queued run reserved for this driver to claim with the commit that may end its run.
     fn reserve(&self) -> Option<String>;
@@ -82,10 +82,14 @@ pub trait Handover: Sync {
     fn claimed(&self, run: Run, action: Action);
     /// The reserved run `id` was not claimed: it is free again.
     fn unreserve(&self, id: &str);
-    /// Has another thread do what is left of run `id`, which this driver's commit ended and
-    /// registered with the settler ([`finish_ended`]), so this driver goes on at once with
-    /// the run it claimed; `false`: it is done here.
-    fn finish_elsewhere(&self, id: &str) -> bool;
+    /// Defers what is left of run `id`, which this driver's commit ended and registered
+    /// with the settler ([`finish_ended`]), until this driver has started the step of the
+    /// run it claimed ([`Handover::spawned`]) or has nothing to drive, so that run's step
+    /// starts without waiting for it; `false`: it is done here, now.
+    fn finish_later(&self, id: &str) -> bool;
+    /// This driver's step process has started: the work deferred by
+    /// [`Handover::finish_later`] is done now, while the step runs.
+    fn spawned(&self);
 }
 
 impl Context<'_> {
@@ -146,7 +150,7 @@ pub fn drive(
     }
     let mut driver = Driver::new(ctx, run_id);
     let result = driver.run(obs, None);
-    finish(ctx, run_id, result, driver.ended_elsewhere.get())
+    finish(ctx, run_id, result, driver.finished_later.get())
 }
 
 /// Drives a run that a driver's commit claimed for this process ([`Handover::claimed`]):
@@ -170,11 +174,11 @@ pub fn drive_claimed(
         }
         driver.run(obs, Some((run, action)))
     });
-    finish(ctx, &run_id, result, driver.ended_elsewhere.get())
+    finish(ctx, &run_id, result, driver.finished_later.get())
 }
 
 /// What is left of run `id` once a commit of this process ended it with its registration
-/// kept ([`Handover::finish_elsewhere`]): its final audit file, then its scratch file.
+/// kept ([`Handover::finish_later`]): its final audit file, then its scratch file.
 pub fn finish_ended(ctx: &Context<'_>, id: &str) {
     if let Err(e) = write_final(ctx, id) {
         tracing::error!("{e}");
@@ -207,13 +211,13 @@ impl Drop for Reserved<'_> {
 }
 
 /// What every drive ends with: a run whose audit file cannot be written is halted; an ended
-/// run's scratch file goes (unless [`finish_ended`] sees to it: `ended_elsewhere`); a run
+/// run's scratch file goes (unless [`finish_ended`] sees to it: `finished_later`); a run
 /// that waits is handed back.
 fn finish(
     ctx: &Context<'_>,
     run_id: &str,
     result: Result<RunStatus, EngineError>,
-    ended_elsewhere: bool,
+    finished_later: bool,
 ) -> Result<RunStatus, EngineError> {
     if let Err(EngineError::Audit { source, .. }) = &result {
         // SPEC §8: without an audit trail no new step starts; the run ends as errored.
@@ -241,7 +245,7 @@ fn finish(
     }
     if matches!(result, Ok(status) if status.is_terminal()) {
         // The run's last transition already let go of it (the store clears the owner).
-        if !ended_elsewhere {
+        if !finished_later {
             let _ = std::fs::remove_file(output_file_of(ctx.home, run_id));
         }
     } else {
@@ -258,8 +262,8 @@ fn output_file_of(home: &Home, run_id: &str) -> PathBuf {
 struct Driver<'a, 'c> {
     ctx: &'a Context<'c>,
     run_id: String,
-    /// The run ended and another thread finishes it ([`Handover::finish_elsewhere`]).
-    ended_elsewhere: Cell<bool>,
+    /// The run ended and is finished later ([`Handover::finish_later`]).
+    finished_later: Cell<bool>,
     /// The next step's process, started ahead of the commit that recorded it.
     ahead: RefCell<Option<Ahead>>,
     /// The process of the step that follows the running one if it succeeds, started (and
@@ -273,7 +277,7 @@ impl<'a, 'c> Driver<'a, 'c> {
         Driver {
             ctx,
             run_id: run_id.to_string(),
-            ended_elsewhere: Cell::new(false),
+            finished_later: Cell::new(false),
             ahead: RefCell::new(None),
             following: RefCell::new(None),
         }
@@ -300,9 +304,8 @@ impl<'a, 'c> Driver<'a, 'c> {
 
     /// [`Self::commit_with`]; with `next` (a run the [`Handover`] reserved), a commit that
     /// ends this run also claims `next`, handed over at once; this run's final audit file is
-    /// then written by another thread where the handover can ([`Handover::finish_elsewhere`]),
-    /// so the claimed run starts without waiting for it. A reservation not claimed is given
-    /// back.
+    /// then written once the claimed run's step has started, where the handover can
+    /// ([`Handover::finish_later`]). A reservation not claimed is given back.
     fn commit_handing(
         &self,
         obs: &mut dyn Observer,
@@ -378,18 +381,18 @@ impl<'a, 'c> Driver<'a, 'c> {
                 }
             }
             if ended {
-                // The final audit file (for the settler's next group, if any): here, or on
-                // another thread when this driver has the claimed run to start.
+                // The final audit file (for the settler's next group, if any): now, or
+                // once the claimed run's step has started.
                 if let Some(registered) = registered.as_mut() {
                     registered.keep();
                 }
-                let elsewhere = handed_over
+                let later = handed_over
                     && self
                         .ctx
                         .handover
-                        .is_some_and(|h| h.finish_elsewhere(&self.run_id));
-                if elsewhere {
-                    self.ended_elsewhere.set(true);
+                        .is_some_and(|h| h.finish_later(&self.run_id));
+                if later {
+                    self.finished_later.set(true);
                 } else {
                     write_final(self.ctx, &self.run_id)?;
                 }

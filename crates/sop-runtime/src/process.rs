@@ -286,6 +286,22 @@ fn replaced_file(line: &str) -> bool {
     !(path.starts_with("/dev/zero") || path.starts_with("/memfd:") || path.starts_with("/SYSV"))
 }
 
+/// Whether no signal waits to be taken by the process of `proc_dir` (`SigPnd` and `ShdPnd`
+/// in its `status`). A signal is taken only when its target next runs: a held shell that a
+/// step killed (`kill -KILL`) looks alive until then, for milliseconds on a busy machine,
+/// and its gate would open on a process about to die.
+fn no_signal_pending(proc_dir: &Path) -> bool {
+    std::fs::read_to_string(proc_dir.join("status")).is_ok_and(|status| {
+        status
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("SigPnd:")
+                    .or_else(|| l.strip_prefix("ShdPnd:"))
+            })
+            .all(|mask| mask.trim().bytes().all(|b| b == b'0'))
+    })
+}
+
 /// The host's name (`uname`), if it can be read.
 fn host_name() -> Option<OsString> {
     nix::sys::utsname::uname()
@@ -343,7 +359,8 @@ impl Gated {
         let proc_dir = PathBuf::from(format!("/proc/{}", started.spawned.pid));
         let nothing_replaced = std::fs::read_to_string(proc_dir.join("maps"))
             .is_ok_and(|maps| !maps.lines().any(replaced_file));
-        same(&proc_dir.join("cwd"), &self.cmd.workdir)
+        no_signal_pending(&proc_dir)
+            && same(&proc_dir.join("cwd"), &self.cmd.workdir)
             && same(&proc_dir.join("exe"), program)
             && self.cmd.program_path().as_deref() == Some(program)
             && nothing_replaced

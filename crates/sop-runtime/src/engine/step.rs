@@ -102,6 +102,9 @@ impl Driver<'_, '_> {
                 if last {
                     self.start_following(run, exec);
                 }
+                if let Some(h) = ctx.handover {
+                    h.spawned();
+                }
                 Ok(())
             };
             let mut on_output = |chunk: Chunk<'_>| {
@@ -142,6 +145,9 @@ impl Driver<'_, '_> {
                 let mut on_open = || {
                     if last {
                         self.start_following(run, exec);
+                    }
+                    if let Some(h) = ctx.handover {
+                        h.spawned();
                     }
                 };
                 gated.run(&mut on_open, &mut on_output, &mut should_cancel)

@@ -825,6 +825,7 @@ fn behind_the_gate_a_step_reads_dev_null_and_its_errors_keep_their_line_numbers(
 
 #[test]
 fn a_held_step_stays_current_only_while_its_directory_program_and_process_do() {
+    use nix::sys::signal::{kill, Signal};
     // A step started behind a running one may be held while that one replaces its working
     // directory or its interpreter, or kills it: it is then not what a spawn now would start.
     let dir = tempfile::tempdir().unwrap();
@@ -895,17 +896,31 @@ fn a_held_step_stays_current_only_while_its_directory_program_and_process_do() {
         assert!(!relinked.is_current(), "a library it mapped was replaced");
     }
 
+    // Killed: not current as soon as the signal is sent, though the process takes it only
+    // when it next runs. Shown with one that cannot run (stopped) until it is let go.
     let killed = held();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(killed.spawned().pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    let pid = nix::unistd::Pid::from_raw(killed.spawned().pid as i32);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let stat = format!("/proc/{pid}/stat");
     let since = Instant::now();
-    while killed.is_current() {
+    while !std::fs::read_to_string(&stat)
+        .unwrap()
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+    {
+        assert!(since.elapsed() < Duration::from_secs(5), "never stopped");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(killed.is_current(), "stopped, nothing pending");
+    kill(pid, Signal::SIGTERM).unwrap();
+    assert!(!killed.is_current(), "a signal it has not taken yet");
+    kill(pid, Signal::SIGCONT).unwrap();
+    let since = Instant::now();
+    while std::path::Path::new(&stat).exists() && killed.is_current() {
         assert!(since.elapsed() < Duration::from_secs(5), "still current");
         std::thread::sleep(Duration::from_millis(5));
     }
+    assert!(!killed.is_current(), "gone");
 }
 
 #[test]
