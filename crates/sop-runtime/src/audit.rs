@@ -339,8 +339,10 @@ fn beside(path: &Path, what: &str) -> PathBuf {
 /// rewrite allocates and frees no inode. Many runs rewrite files many times a second, and on
 /// ext4 without a journal each freed inode makes the next allocation slower for about 30 s
 /// (`recently_deleted`), which made drains of thousands of runs slow down as they went.
-/// A reader holding the old file open across the *next* rewrite may see it change; one that
-/// opens, reads and closes always sees a whole document.
+/// A reader still reading the old file when the *next* rewrite fills it in place (about one
+/// step later in a moving run) may read a mix of two documents: one that opens, reads and
+/// closes at once always sees a whole document; one stalled between its open and its read
+/// for that long (a loaded machine) may not (README, "Audit files").
 fn swap_in(spare: &Path, path: &Path) -> std::io::Result<()> {
     use nix::errno::Errno;
     use nix::fcntl::{renameat2, RenameFlags};
