@@ -185,7 +185,8 @@ impl SqliteStore {
 
     /// [`Self::with`] for a commit that need not survive a power loss (only while processes
     /// live does it matter): not synced. A crash of this process keeps it, and the next
-    /// synced commit's sync takes it to disk as well.
+    /// synced commit's sync takes it to disk as well. It waits only for the syncs of the
+    /// commits that last wrote the runs it changed (their rows are what it read).
     pub(crate) fn with_unsynced<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
@@ -258,10 +259,10 @@ impl SqliteStore {
             let before = self.commits.load(Ordering::SeqCst);
             let out = f(conn);
             let wrote = self.commits.load(Ordering::SeqCst) != before;
-            let wait = if wrote && synced {
-                Wait::Sync
-            } else {
-                self.seen(conn, Wait::All)
+            let wait = match (wrote, synced) {
+                (true, true) => Wait::Sync,
+                (true, false) => self.seen(conn, Wait::Written),
+                (false, _) => self.seen(conn, Wait::All),
             };
             (out, wait)
         })
@@ -312,6 +313,12 @@ impl SqliteStore {
                     .map(|(_, n)| *n)
                     .max()
                     .unwrap_or(0),
+                Wait::Written => unsynced
+                    .iter()
+                    .filter(|(r, _)| touched.contains(r))
+                    .map(|(_, n)| *n)
+                    .max()
+                    .unwrap_or(0),
             };
             (out, through)
         };
@@ -350,6 +357,9 @@ enum Wait {
     /// The sync of the last commit that wrote this row of `runs` (`None`: no such row),
     /// the only one it read.
     Row(Option<i64>),
+    /// An unsynced commit (see [`SqliteStore::with_unsynced`]): the syncs of the last
+    /// durable commits of the rows of `runs` it changed, the only ones it read.
+    Written,
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
@@ -530,6 +540,17 @@ mod tests {
 
     #[test]
     fn a_read_of_one_run_waits_for_the_sync_of_that_runs_last_commit_only() {
+        waits_for_that_runs_last_commit_only(false);
+    }
+
+    #[test]
+    fn an_unsynced_write_of_one_run_waits_for_the_sync_of_that_runs_last_commit_only() {
+        waits_for_that_runs_last_commit_only(true);
+    }
+
+    /// Run b's new version is committed, its sync held: a call about run a answers at
+    /// once, one about run b once b's commit is on disk.
+    fn waits_for_that_runs_last_commit_only(unsynced_write: bool) {
         use std::sync::mpsc::{channel, RecvTimeoutError};
         use std::time::Duration;
         let dir = tempfile::tempdir().unwrap();
@@ -549,13 +570,25 @@ mod tests {
             .unwrap();
         }
         let version = |id: &str| {
-            store.read_run(id, |conn| {
-                Ok(
-                    conn.query_row("SELECT version FROM runs WHERE id = ?1", [id], |r| {
-                        r.get::<_, i64>(0)
-                    })?,
-                )
-            })
+            if unsynced_write {
+                // As a pid is recorded: a write of the run that is not synced.
+                store.with_unsynced(|conn| {
+                    conn.execute("UPDATE runs SET owner_pid = 7 WHERE id = ?1", [id])?;
+                    Ok(
+                        conn.query_row("SELECT version FROM runs WHERE id = ?1", [id], |r| {
+                            r.get::<_, i64>(0)
+                        })?,
+                    )
+                })
+            } else {
+                store.read_run(id, |conn| {
+                    Ok(
+                        conn.query_row("SELECT version FROM runs WHERE id = ?1", [id], |r| {
+                            r.get::<_, i64>(0)
+                        })?,
+                    )
+                })
+            }
         };
         let (started_tx, started) = channel();
         let (go, go_rx) = channel();
