@@ -80,7 +80,7 @@ thread_local! {
 }
 
 /// What is left of the runs this driver thread ended ([`engine::finish_ended`]).
-fn finish_ended(shared: &Shared) {
+fn finish_ended_here(shared: &Shared) {
     let ended = ENDED.with(|e| std::mem::take(&mut *e.borrow_mut()));
     for id in ended {
         finish_one(shared, &id);
@@ -161,7 +161,7 @@ impl Handover for Shared {
     }
 
     fn spawned(&self) {
-        finish_ended(self);
+        finish_ended_here(self);
     }
 
     fn unreserve(&self, id: &str) {
@@ -346,7 +346,7 @@ impl Scheduler {
                     let claimed = CLAIMED.with(|next| next.borrow_mut().take());
                     if claimed.is_none() {
                         // Nothing to drive on this thread: what its runs left is done first.
-                        finish_ended(&shared);
+                        finish_ended_here(&shared);
                     }
                     let next = claimed.map_or_else(
                         || {
