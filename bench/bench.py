@@ -493,6 +493,32 @@ def write_results(args, started):
     print(f"wrote {args.out}")
 
 
+# Removing a run's thousands of files frees inodes, and on ext4 without a journal that
+# slows every inode allocation (sop's audit files, not xargs) for minutes: drains started
+# within ~6 minutes of the previous run's clean-up were 5-10 % slower (bench/README.md).
+SETTLE_S = 360
+CLEANED = os.path.join(TOOLS, "last-cleanup")
+
+
+def mark_cleanup():
+    os.makedirs(TOOLS, exist_ok=True)
+    with open(CLEANED, "w") as f:
+        f.write(f"{time.time()}\n")
+
+
+def settle_after_previous_cleanup():
+    try:
+        with open(CLEANED) as f:
+            since = time.time() - float(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return
+    if 0 <= since < SETTLE_S:
+        wait = SETTLE_S - since
+        print(f"waiting {wait:.0f} s: the previous run cleaned up {since:.0f} s ago "
+              f"(--no-settle starts at once)", flush=True)
+        time.sleep(wait)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--reps", type=int, default=5, help="repetitions per figure (median)")
@@ -502,10 +528,11 @@ def main():
     ap.add_argument("--pueue-jobs", type=int, default=30, help="jobs for pueue (it drains ~3-6 jobs/s)")
     ap.add_argument("--only", default="local,validate,daemon", help="comma-separated: local, validate, daemon")
     ap.add_argument("--out", default=os.path.join(BENCH, "RESULTS.md"))
+    ap.add_argument("--no-settle", action="store_true",
+                    help="start at once, even within 6 minutes of the previous run's clean-up")
     args = ap.parse_args()
     if args.full:
         args.mem = 10000
-    started = time.time()
     # sop gives its steps the login shell as SHELL when it has none (README, "Run"); the
     # baselines' bash gets the same, or it would look it up at every start and pay what
     # sop's steps do not.
@@ -516,6 +543,9 @@ def main():
             shell = ""
         if shell:
             os.environ["SHELL"] = shell
+    if not args.no_settle:
+        settle_after_previous_cleanup()
+    started = time.time()
     only = args.only.split(",")
     tmp = tempfile.mkdtemp(prefix="sop-bench-")
     try:
@@ -529,6 +559,7 @@ def main():
     finally:
         stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
+        mark_cleanup()
     write_results(args, started)
 
 
