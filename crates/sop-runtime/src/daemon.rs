@@ -5,7 +5,8 @@
 //!
 //! A driver thread returns as soon as its run waits at a gate or cannot claim a slot
 //! (`release_when_idle`), so waiting runs cost no thread; a decision or a finished run
-//! wakes the loop, which hands released runs to its driver threads.
+//! wakes the loop (if a worker is free: nothing can start before), which hands released
+//! runs to its driver threads.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -154,13 +155,15 @@ impl Handover for Shared {
 
     fn finish_later(&self, id: &str) -> bool {
         // Done on this thread, which goes on with the claimed run: while its step runs, or
-        // before the thread waits for work (a thread woken to write it cost two thread
-        // switches per run).
+        // before the thread sleeps, waits or waits for work (a thread woken to write it
+        // cost two thread switches per run). One at a time: a run deferred before and not
+        // finished yet (the claimed run's step did not start) is finished first.
+        finish_ended_here(self);
         ENDED.with(|e| e.borrow_mut().push(id.to_string()));
         true
     }
 
-    fn spawned(&self) {
+    fn finish_deferred(&self) {
         finish_ended_here(self);
     }
 
@@ -332,8 +335,9 @@ impl Scheduler {
     }
 
     /// Starts the driver threads, each driving the runs it is handed in turn (first the run
-    /// its own last commit claimed, if any): twice `workers`, so a run handed over never
-    /// waits for a thread still finishing runs it ended ([`Handover::finish_later`]).
+    /// its own last commit claimed, if any): twice `workers`, so a run the scheduler hands
+    /// out never waits for a thread still finishing what its last drive left
+    /// ([`Handover::finish_later`]).
     fn start_drivers(&self) {
         let (send, receive) = mpsc::channel::<Job>();
         let receive = Arc::new(Mutex::new(receive));

@@ -83,13 +83,15 @@ pub trait Handover: Sync {
     /// The reserved run `id` was not claimed: it is free again.
     fn unreserve(&self, id: &str);
     /// Defers what is left of run `id`, which this driver's commit ended and registered
-    /// with the settler ([`finish_ended`]), until this driver has started the step of the
-    /// run it claimed ([`Handover::spawned`]) or has nothing to drive, so that run's step
-    /// starts without waiting for it; `false`: it is done here, now.
+    /// with the settler ([`finish_ended`]), until [`Handover::finish_deferred`], so the
+    /// step of the run that commit claimed starts without waiting for it; `false`: it is
+    /// done here, now.
     fn finish_later(&self, id: &str) -> bool;
-    /// This driver's step process has started: the work deferred by
-    /// [`Handover::finish_later`] is done now, while the step runs.
-    fn spawned(&self);
+    /// Does now what [`Handover::finish_later`] deferred: called by the driver once its
+    /// step's process has started (the work is done while the step runs), and before a
+    /// sleep, a wait or a claim, so none of it waits on those (the daemon also does it
+    /// before its thread waits for work).
+    fn finish_deferred(&self);
 }
 
 impl Context<'_> {
@@ -475,6 +477,16 @@ impl<'a, 'c> Driver<'a, 'c> {
         advanced: &mut Option<(Run, Action)>,
     ) -> Result<Option<RunStatus>, EngineError> {
         {
+            // Work deferred by an earlier run's end does not wait for a sleep or a wait.
+            // (Not at a run's end: the run that just deferred its own ends so.)
+            if matches!(
+                action,
+                Action::Sleep { .. } | Action::Wait { .. } | Action::Claim
+            ) {
+                if let Some(h) = self.ctx.handover {
+                    h.finish_deferred();
+                }
+            }
             match action {
                 Action::Finished(status) => return Ok(Some(status)),
                 Action::Interrupted => return Ok(Some(RunStatus::Interrupted)),

@@ -161,6 +161,46 @@ fn one_worker_starts_queued_runs_by_priority_then_age_and_never_overlaps() {
 }
 
 #[test]
+fn an_ended_runs_audit_file_is_final_while_the_run_its_worker_went_to_sleeps() {
+    // The commit that ends a run claims the next one; the ended run's final file waits
+    // only for that run's step to start. Here that step cannot start (its directory is
+    // missing) and waits 30 s to retry: the file must not wait with it.
+    let home = Home::new();
+    std::fs::write(home.file("sop.toml"), "workers = 1\n").unwrap();
+    home.simple("first", "", HOLD);
+    home.simple(
+        "broken",
+        "",
+        "## Steps\n\n1. **Elsewhere** [workdir: missing, retry: 1, retry_delay: 30s]\n   ```bash\n   true\n   ```\n",
+    );
+    let d = Daemon::start(&home);
+    let first = d.execute("first", &json!({}));
+    d.wait_run(&first, |v| v["status"] == "running");
+    let broken = d.execute("broken", &json!({}));
+    std::fs::write(home.file("release"), "").unwrap();
+    d.wait_run(&first, |v| v["status"] == "success");
+    let file = home
+        .audit_files("first")
+        .into_iter()
+        .next()
+        .expect("first's file");
+    let final_status = wait_for(Duration::from_secs(10), || {
+        let doc: Value = serde_json::from_slice(&std::fs::read(&file).ok()?).ok()?;
+        (doc["status"] == "success").then_some(doc)
+    });
+    let broken_run = d.run(&broken);
+    assert!(
+        final_status.is_some(),
+        "first's audit file is not final while broken ({}) waits to retry",
+        broken_run["status"]
+    );
+    assert_ne!(
+        broken_run["status"], "queued",
+        "broken was claimed: {broken_run}"
+    );
+}
+
+#[test]
 fn approval_over_http_and_from_the_cli_release_runs_the_daemon_drives() {
     let home = Home::new();
     home.simple(

@@ -377,7 +377,7 @@ fn audit_file_is_valid_json_at_every_moment() {
         home.audit_files("many").into_iter().next()
     })
     .expect("an audit file appears");
-    let mut reads = 0u32;
+    let (mut reads, mut stalled) = (0u32, 0u32);
     let mut statuses = std::collections::BTreeSet::new();
     loop {
         let finished = child.try_wait().expect("try_wait").is_some();
@@ -388,7 +388,10 @@ fn audit_file_is_valid_json_at_every_moment() {
             // A reader stalled between its open and its read until the next rewrite filled
             // the file it opened in place (that takes a step, over 1 ms) may read a mix of
             // two documents (README, "Audit files"); a prompt one never does.
-            Err(_) if since.elapsed() > Duration::from_millis(1) && !finished => continue,
+            Err(_) if since.elapsed() > Duration::from_millis(1) && !finished => {
+                stalled += 1;
+                continue;
+            }
             Err(e) => panic!(
                 "audit file unparsable after {reads} reads ({e}):\n{}",
                 String::from_utf8_lossy(&bytes)
@@ -402,6 +405,10 @@ fn audit_file_is_valid_json_at_every_moment() {
     }
     assert_eq!(child.wait().expect("wait").code(), Some(0));
     assert!(reads > 10, "only {reads} reads");
+    assert!(
+        stalled * 4 <= reads,
+        "{stalled} stalled torn reads, {reads} whole"
+    );
     assert!(statuses.contains("running"), "read mid-run: {statuses:?}");
     let audit: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(audit["status"], "success");

@@ -103,7 +103,7 @@ impl Driver<'_, '_> {
                     self.start_following(run, exec);
                 }
                 if let Some(h) = ctx.handover {
-                    h.spawned();
+                    h.finish_deferred();
                 }
                 Ok(())
             };
@@ -147,7 +147,7 @@ impl Driver<'_, '_> {
                         self.start_following(run, exec);
                     }
                     if let Some(h) = ctx.handover {
-                        h.spawned();
+                        h.finish_deferred();
                     }
                 };
                 gated.run(&mut on_open, &mut on_output, &mut should_cancel)

@@ -51,6 +51,9 @@ pub struct SqliteStore {
     /// [`durable::WalSync::made`]), while that commit may not be synced yet: what a read of
     /// one run waits for ([`Self::read_run`]).
     unsynced: Mutex<Vec<(i64, u64)>>,
+    /// The number of the sync started for the latest commit of another connection seen
+    /// (see [`Wait::Seen`]): calls that wait for their own runs' commits wait for it too.
+    seen_other: AtomicU64,
     /// Recently read runs by (id, version), so a transaction on a run this process just
     /// wrote does not parse its whole JSON record again. Checked against the committed
     /// `version` inside every transaction, so it never hides another process's write.
@@ -144,6 +147,7 @@ impl SqliteStore {
             data_version: AtomicI64::new(data_version),
             touched,
             unsynced: Mutex::new(Vec::new()),
+            seen_other: AtomicU64::new(0),
             cache: Mutex::new(runs::RunCache::default()),
             snapshots: Mutex::new(records::Snapshots::default()),
             creating: Mutex::new(Vec::new()),
@@ -271,7 +275,7 @@ impl SqliteStore {
     /// `otherwise`, unless another connection committed since the last look: then a sync.
     fn seen(&self, conn: &Connection, otherwise: Wait) -> Wait {
         if self.another_committed(conn) {
-            Wait::Sync
+            Wait::Seen
         } else {
             otherwise
         }
@@ -300,10 +304,17 @@ impl SqliteStore {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let synced = wal.synced();
             unsynced.retain(|(_, n)| *n > synced);
+            // Another connection's commit seen by an earlier call may still be syncing: a
+            // call that waits only for its own runs' commits waits for that sync too (only
+            // the first call to see a commit is told of it by `PRAGMA data_version`).
+            let other = self.seen_other.load(Ordering::SeqCst);
             let through = match wait {
-                Wait::Sync => {
+                Wait::Sync | Wait::Seen => {
                     let n = wal.made();
                     unsynced.extend(touched.into_iter().map(|row| (row, n)));
+                    if matches!(wait, Wait::Seen) {
+                        self.seen_other.fetch_max(n, Ordering::SeqCst);
+                    }
                     n
                 }
                 Wait::All => wal.latest(),
@@ -311,14 +322,12 @@ impl SqliteStore {
                     .iter()
                     .filter(|(r, _)| Some(*r) == row)
                     .map(|(_, n)| *n)
-                    .max()
-                    .unwrap_or(0),
+                    .fold(other, u64::max),
                 Wait::Written => unsynced
                     .iter()
                     .filter(|(r, _)| touched.contains(r))
                     .map(|(_, n)| *n)
-                    .max()
-                    .unwrap_or(0),
+                    .fold(other, u64::max),
             };
             (out, through)
         };
@@ -349,16 +358,19 @@ impl SqliteStore {
 
 /// What a store call waits for once the connection is unlocked.
 enum Wait {
-    /// A sync that starts after it: it committed what must be durable, or saw another
-    /// connection's commit (which that connection's process may not have synced yet).
+    /// A sync that starts after it: it committed what must be durable.
     Sync,
+    /// The same, as it saw another connection's commit (which that connection's process
+    /// may not have synced yet).
+    Seen,
     /// The syncs of every commit made before: it may have read any of them.
     All,
     /// The sync of the last commit that wrote this row of `runs` (`None`: no such row),
-    /// the only one it read.
+    /// the only one it read, and that of the latest other connection's commit seen.
     Row(Option<i64>),
     /// An unsynced commit (see [`SqliteStore::with_unsynced`]): the syncs of the last
-    /// durable commits of the rows of `runs` it changed, the only ones it read.
+    /// durable commits of the rows of `runs` it changed, the only ones it read, and that of
+    /// the latest other connection's commit seen.
     Written,
 }
 
@@ -546,6 +558,60 @@ mod tests {
     #[test]
     fn an_unsynced_write_of_one_run_waits_for_the_sync_of_that_runs_last_commit_only() {
         waits_for_that_runs_last_commit_only(true);
+    }
+
+    #[test]
+    fn a_read_of_one_run_waits_for_the_sync_of_another_connections_commit_seen_before() {
+        use std::sync::mpsc::{channel, RecvTimeoutError};
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (store(&dir), store(&dir));
+        a.with(|conn| {
+            conn.execute(
+                "INSERT INTO runs (id, sop, status, priority, created_at, limits, version, doc, sop_hash)
+                 VALUES ('r', 's', 'queued', 1, 0, '{}', 1, '{}', 'h')",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        b.change_counter().unwrap();
+        // Another process commits run r's new version and has not synced it yet.
+        a.with_unsynced(|conn| {
+            conn.execute("UPDATE runs SET version = 2 WHERE id = 'r'", [])?;
+            Ok(())
+        })
+        .unwrap();
+        let (started_tx, started) = channel();
+        let (go, go_rx) = channel();
+        *wal(&b).hold.lock().unwrap() = Some((started_tx, go_rx));
+        std::thread::scope(|scope| {
+            // The first call of b to see it syncs the log (held here) ...
+            let first = scope.spawn(|| b.change_counter());
+            started.recv().unwrap();
+            // ... and a read of run r meanwhile, which sees nothing new, waits for it.
+            let (read_tx, read) = channel();
+            let b = &b;
+            scope.spawn(move || {
+                let version = b.read_run("r", |conn| {
+                    Ok(
+                        conn.query_row("SELECT version FROM runs WHERE id = 'r'", [], |r| {
+                            r.get::<_, i64>(0)
+                        })?,
+                    )
+                });
+                read_tx.send(version).unwrap();
+            });
+            let early = read.recv_timeout(Duration::from_millis(100));
+            go.send(()).unwrap();
+            assert_eq!(
+                early.map(drop),
+                Err(RecvTimeoutError::Timeout),
+                "run r's version from another process was read before it was on disk"
+            );
+            assert_eq!(read.recv().unwrap().unwrap(), 2);
+            assert!(first.join().unwrap().is_ok());
+        });
     }
 
     /// Run b's new version is committed, its sync held: a call about run a answers at
