@@ -394,6 +394,34 @@ mod tests {
         store.wal.as_ref().expect("full durability syncs the log")
     }
 
+    /// Holds `store`'s next sync: `started` says it began, a send on `go` lets it end.
+    fn hold_next_sync(
+        store: &SqliteStore,
+    ) -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel();
+        *wal(store).hold.lock().unwrap() = Some((started_tx, go_rx));
+        (started, go)
+    }
+
+    /// A row of `runs` with only what the schema requires, durably.
+    fn insert_run_row(store: &SqliteStore, id: &str) {
+        store
+            .with(|conn| {
+                conn.execute(
+                    "INSERT INTO runs (id, sop, status, priority, created_at, limits, version, doc, sop_hash)
+                     VALUES (?1, 's', 'queued', 1, 0, '{}', 1, '{}', 'h')",
+                    [id],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    fn version_of(conn: &rusqlite::Connection, id: &str) -> Result<i64, StoreError> {
+        Ok(conn.query_row("SELECT version FROM runs WHERE id = ?1", [id], |r| r.get(0))?)
+    }
+
     #[test]
     fn a_write_returns_once_its_commit_is_on_disk_and_a_read_syncs_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -527,9 +555,7 @@ mod tests {
         use std::time::Duration;
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
-        let (started_tx, started) = channel();
-        let (go, go_rx) = channel();
-        *wal(&store).hold.lock().unwrap() = Some((started_tx, go_rx));
+        let (started, go) = hold_next_sync(&store);
         std::thread::scope(|scope| {
             let writer = scope.spawn(|| store.check_writable());
             // The writer's commit is made and visible; its sync has started and is held.
@@ -566,15 +592,7 @@ mod tests {
         use std::time::Duration;
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (store(&dir), store(&dir));
-        a.with(|conn| {
-            conn.execute(
-                "INSERT INTO runs (id, sop, status, priority, created_at, limits, version, doc, sop_hash)
-                 VALUES ('r', 's', 'queued', 1, 0, '{}', 1, '{}', 'h')",
-                [],
-            )?;
-            Ok(())
-        })
-        .unwrap();
+        insert_run_row(&a, "r");
         b.change_counter().unwrap();
         // Another process commits run r's new version and has not synced it yet.
         a.with_unsynced(|conn| {
@@ -582,9 +600,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let (started_tx, started) = channel();
-        let (go, go_rx) = channel();
-        *wal(&b).hold.lock().unwrap() = Some((started_tx, go_rx));
+        let (started, go) = hold_next_sync(&b);
         std::thread::scope(|scope| {
             // The first call of b to see it syncs the log (held here) ...
             let first = scope.spawn(|| b.change_counter());
@@ -593,14 +609,9 @@ mod tests {
             let (read_tx, read) = channel();
             let b = &b;
             scope.spawn(move || {
-                let version = b.read_run("r", |conn| {
-                    Ok(
-                        conn.query_row("SELECT version FROM runs WHERE id = 'r'", [], |r| {
-                            r.get::<_, i64>(0)
-                        })?,
-                    )
-                });
-                read_tx.send(version).unwrap();
+                read_tx
+                    .send(b.read_run("r", |conn| version_of(conn, "r")))
+                    .unwrap();
             });
             let early = read.recv_timeout(Duration::from_millis(100));
             go.send(()).unwrap();
@@ -621,47 +632,27 @@ mod tests {
         use std::time::Duration;
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
-        let write = |id: &'static str, sql: &'static str| {
-            store.with(move |conn| {
-                conn.execute(sql, [id])?;
-                Ok(())
-            })
-        };
-        for id in ["a", "b"] {
-            write(
-                id,
-                "INSERT INTO runs (id, sop, status, priority, created_at, limits, version, doc, sop_hash)
-                 VALUES (?1, 's', 'queued', 1, 0, '{}', 1, '{}', 'h')",
-            )
-            .unwrap();
-        }
+        insert_run_row(&store, "a");
+        insert_run_row(&store, "b");
         let version = |id: &str| {
             if unsynced_write {
                 // As a pid is recorded: a write of the run that is not synced.
                 store.with_unsynced(|conn| {
                     conn.execute("UPDATE runs SET owner_pid = 7 WHERE id = ?1", [id])?;
-                    Ok(
-                        conn.query_row("SELECT version FROM runs WHERE id = ?1", [id], |r| {
-                            r.get::<_, i64>(0)
-                        })?,
-                    )
+                    version_of(conn, id)
                 })
             } else {
-                store.read_run(id, |conn| {
-                    Ok(
-                        conn.query_row("SELECT version FROM runs WHERE id = ?1", [id], |r| {
-                            r.get::<_, i64>(0)
-                        })?,
-                    )
-                })
+                store.read_run(id, |conn| version_of(conn, id))
             }
         };
-        let (started_tx, started) = channel();
-        let (go, go_rx) = channel();
-        *wal(&store).hold.lock().unwrap() = Some((started_tx, go_rx));
+        let (started, go) = hold_next_sync(&store);
         std::thread::scope(|scope| {
-            let writer =
-                scope.spawn(|| write("b", "UPDATE runs SET version = version + 1 WHERE id = ?1"));
+            let writer = scope.spawn(|| {
+                store.with(|conn| {
+                    conn.execute("UPDATE runs SET version = version + 1 WHERE id = 'b'", [])?;
+                    Ok(())
+                })
+            });
             // Run b's new version is committed and visible; its sync is held.
             started.recv().unwrap();
             let (read_tx, read) = channel();
