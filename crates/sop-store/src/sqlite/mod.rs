@@ -298,41 +298,46 @@ impl SqliteStore {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             );
-            let mut unsynced = self
-                .unsynced
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let synced = wal.synced();
-            unsynced.retain(|(_, n)| *n > synced);
-            // Another connection's commit seen by an earlier call may still be syncing: a
-            // call that waits only for its own runs' commits waits for that sync too (only
-            // the first call to see a commit is told of it by `PRAGMA data_version`).
-            let other = self.seen_other.load(Ordering::SeqCst);
             let through = match wait {
+                Wait::All => wal.latest(),
                 Wait::Sync | Wait::Seen => {
                     let n = wal.made();
-                    unsynced.extend(touched.into_iter().map(|row| (row, n)));
                     if matches!(wait, Wait::Seen) {
                         self.seen_other.fetch_max(n, Ordering::SeqCst);
                     }
+                    if !touched.is_empty() {
+                        let mut unsynced = self.unsynced();
+                        let synced = wal.synced();
+                        unsynced.retain(|(_, m)| *m > synced);
+                        unsynced.extend(touched.into_iter().map(|row| (row, n)));
+                    }
                     n
                 }
-                Wait::All => wal.latest(),
-                Wait::Row(row) => unsynced
-                    .iter()
-                    .filter(|(r, _)| Some(*r) == row)
-                    .map(|(_, n)| *n)
-                    .fold(other, u64::max),
-                Wait::Written => unsynced
-                    .iter()
-                    .filter(|(r, _)| touched.contains(r))
-                    .map(|(_, n)| *n)
-                    .fold(other, u64::max),
+                Wait::Row(row) => self.through_rows(|r| Some(r) == row),
+                Wait::Written => self.through_rows(|r| touched.contains(&r)),
             };
             (out, through)
         };
         wal.through(through)?;
         out
+    }
+
+    /// The commit a call that read only the rows of `runs` that `read` picks waits for:
+    /// the last durable commit of this process that wrote one of them, and the sync started
+    /// for the latest other connection's commit seen (only the first call to see a commit
+    /// is told of it by `PRAGMA data_version`; that sync may still run).
+    fn through_rows(&self, read: impl Fn(i64) -> bool) -> u64 {
+        self.unsynced()
+            .iter()
+            .filter(|(row, _)| read(*row))
+            .map(|(_, n)| *n)
+            .fold(self.seen_other.load(Ordering::SeqCst), u64::max)
+    }
+
+    fn unsynced(&self) -> MutexGuard<'_, Vec<(i64, u64)>> {
+        self.unsynced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether another connection (another `sop` process) committed since the last look:
