@@ -104,6 +104,17 @@ pub enum Command {
     },
     /// Cancel a run (rollback runs if a step already ran).
     Cancel { target: String },
+    /// Send a command line: text that runs every SOP whose `command` trigger matches it
+    /// (with the vars its groups caught), or `/approve <sop|run> [comment]`,
+    /// `/reject <sop|run> <reason>`.
+    Cmd {
+        text: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Triggers.
+    #[command(subcommand)]
+    Trigger(TriggerCommand),
     /// Continue an interrupted run.
     Resume {
         run: String,
@@ -132,6 +143,17 @@ pub enum Command {
     /// Internal: drive a run in this process (used by --detach and recovery).
     #[command(name = "__drive", hide = true)]
     Drive { run: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TriggerCommand {
+    /// Show what `sop cmd` would do with a command line: the SOPs it matches, with their
+    /// vars, or the run a built-in would decide. Runs nothing.
+    Test {
+        text: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! sop-core: SOP files → a checked [`Sop`]; the condition language; the run state machine;
 //! the scheduling policy. Pure: no IO, no clock (time is passed in), no processes, no async.
 
+pub mod command;
 pub mod condition;
 pub mod config;
 pub mod diagnostic;

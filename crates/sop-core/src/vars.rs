@@ -218,6 +218,26 @@ pub fn resolve_vars(
     }
 }
 
+/// [`resolve_vars`] for a run a trigger starts: execute-time vars `given`, then the
+/// trigger's vars `caught` (later wins, SPEC §4). The trigger's names need no declaration
+/// in `[vars]` (the SOP's own pattern names them, `match_1`, ...); a declared one is
+/// checked against its declaration like any other value.
+pub fn resolve_with_trigger(
+    decls: &BTreeMap<String, VarDecl>,
+    given: &BTreeMap<String, String>,
+    caught: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, Vec<VarError>> {
+    let mut decls = decls.clone();
+    if !decls.is_empty() {
+        for name in caught.keys() {
+            decls.entry(name.clone()).or_default();
+        }
+    }
+    let mut vars = given.clone();
+    vars.extend(caught.iter().map(|(k, v)| (k.clone(), v.clone())));
+    resolve_vars(&decls, &vars)
+}
+
 /// Two names differing only in case (`version`, `VERSION`) would both set `SOP_VAR_VERSION`.
 fn check_collisions(vars: &BTreeMap<String, String>, errors: &mut Vec<VarError>) {
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod command;
 pub mod daemon;
 pub mod engine;
 pub mod home;

@@ -10,7 +10,7 @@ use sop_core::policy::Admission;
 use sop_core::run::{
     self, Decision, Happened, Millis, NewRun, Refusal, Run, RunStatus, TriggerInfo,
 };
-use sop_core::vars::{resolve_vars, VarError};
+use sop_core::vars::{resolve_with_trigger, VarError};
 use sop_core::{Diagnostic, Priority, Sop};
 use sop_store::{Created, Owner, RunFilter, RunRow, Store, StoreError};
 
@@ -67,6 +67,9 @@ pub enum OpError {
 pub struct ExecuteRequest {
     pub sop: String,
     pub vars: BTreeMap<String, String>,
+    /// The vars the trigger that fired caught (SPEC §4: they win over `vars`, and need no
+    /// declaration in `[vars]`); empty for a manual execution.
+    pub trigger_vars: BTreeMap<String, String>,
     pub skip_approval: bool,
     pub priority: Option<Priority>,
     pub force: bool,
@@ -137,10 +140,13 @@ impl Ops<'_> {
     /// unless every check passed.
     pub fn execute(&self, req: ExecuteRequest) -> Result<Executed, OpError> {
         let (sop, _) = load_sop(self.home, &req.sop)?;
-        let vars = resolve_vars(&sop.vars, &req.vars).map_err(|errors| OpError::BadVars {
-            sop: sop.name.clone(),
-            errors,
-        })?;
+        let vars =
+            resolve_with_trigger(&sop.vars, &req.vars, &req.trigger_vars).map_err(|errors| {
+                OpError::BadVars {
+                    sop: sop.name.clone(),
+                    errors,
+                }
+            })?;
         let t = now();
         let id = new_run_id();
         let new = run::new_run(

@@ -84,6 +84,21 @@ impl ApiError {
     }
 
     /// An internal failure: `detail` goes to the log only.
+    /// `{"code", "message"}` as sent: an internal error's details are logged, not sent.
+    pub fn detail(&self) -> ErrorDetail {
+        let message = match self {
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "request failed");
+                "internal error; the details are in the server log".to_string()
+            }
+            other => other.to_string(),
+        };
+        ErrorDetail {
+            code: self.code().to_string(),
+            message,
+        }
+    }
+
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         ApiError::Internal(detail.to_string())
     }
@@ -92,18 +107,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = match &self {
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "request failed");
-                "internal error; the details are in the server log".to_string()
-            }
-            other => other.to_string(),
-        };
         let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code().to_string(),
-                message,
-            },
+            error: self.detail(),
         };
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {

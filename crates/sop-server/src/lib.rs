@@ -25,6 +25,7 @@ pub use auth::Caller;
 pub use error::ApiError;
 pub use host::check_bind;
 pub use openapi::ApiDoc;
+pub use shapes::CommandReply;
 pub use token::{new_token, token_sha256};
 
 /// What every request handler shares.
@@ -82,7 +83,7 @@ impl ServerState {
 
 /// The API's router (`docs/API.md`).
 pub fn router(state: Arc<ServerState>) -> Router {
-    use routes::{approvals, health, runs, sops};
+    use routes::{approvals, command, health, runs, sops};
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/api/openapi.json", get(openapi::document))
@@ -100,6 +101,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/runs/{id}/cancel", post(runs::cancel))
         .route("/api/sop/approve", post(approvals::approve_by_sop))
         .route("/api/approvals", get(approvals::list))
+        .route("/api/command", post(command::command))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 pub use documents::{RunDocument, SopDocument};
 
-use crate::routes::{approvals, health, runs, sops};
+use crate::routes::{approvals, command, health, runs, sops};
 use crate::sse;
 
 /// The API's `OpenAPI` document.
@@ -37,12 +37,14 @@ use crate::sse;
         runs::cancel,
         approvals::approve_by_sop,
         approvals::list,
+        command::command,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "sops", description = "procedures and their execution"),
         (name = "runs", description = "runs, their documents and live events"),
         (name = "approvals", description = "decisions at gates"),
+        (name = "command", description = "command lines: built-in decisions and `command` triggers"),
         (name = "health", description = "liveness of the store"),
     )
 )]

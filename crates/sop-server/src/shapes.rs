@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sop_core::run::RunStatus;
+use sop_core::run::{RunStatus, Verb};
+use sop_runtime::command::{CommandAnswer, FireOutcome, Fired};
 use utoipa::ToSchema;
 
 /// `{"error": {"code", "message"}}`.
@@ -258,4 +259,107 @@ pub struct Health {
     /// Why the store cannot be written (when degraded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// `POST /api/command`: a command line (SPEC §6).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandBody {
+    /// `/approve <sop|run> [comment]`, `/reject <sop|run> <reason>`, or text matched
+    /// against every SOP's `command` triggers.
+    pub text: String,
+    /// Do nothing; answer what would be done (`sop trigger test`).
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The answer to a command line: a built-in decision, or the SOPs its text matched.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommandReply {
+    /// `approve` or `reject` (a built-in), or `triggers`.
+    pub kind: &'static str,
+    pub dry_run: bool,
+    /// The run a built-in decided (in a dry run: would decide), as it is now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunRef>,
+    /// The SOPs whose `command` trigger matched the text, in name order (empty: none did).
+    pub matched: Vec<Matched>,
+    /// SOPs with errors, which were not matched (`sop validate` tells why).
+    pub invalid: Vec<String>,
+}
+
+/// One SOP a command line matched, and what became of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Matched {
+    pub sop: String,
+    /// The vars the trigger caught (`match_1`, ..., named groups); secrets as `***`.
+    pub vars: BTreeMap<String, String>,
+    /// `would_run` (dry run), `queued`, `coalesced` (into `run_id`), `suppressed` (the SOP is
+    /// in cooldown: not queued) or `refused` (`error` says why).
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+impl CommandReply {
+    /// The reply for what [`sop_runtime::ops::Ops::command`] answered.
+    pub fn new(answer: CommandAnswer, dry_run: bool) -> CommandReply {
+        match answer {
+            CommandAnswer::Decided { verb, run } => CommandReply {
+                kind: match verb {
+                    Verb::Reject => "reject",
+                    _ => "approve",
+                },
+                dry_run,
+                run: Some(RunRef::new(run.id.clone(), run.status)),
+                matched: vec![],
+                invalid: vec![],
+            },
+            CommandAnswer::Fired { fired, invalid } => CommandReply {
+                kind: "triggers",
+                dry_run,
+                run: None,
+                matched: fired.into_iter().map(Matched::new).collect(),
+                invalid,
+            },
+        }
+    }
+}
+
+impl Matched {
+    fn new(fired: Fired) -> Matched {
+        let (outcome, run_id, error) = match fired.outcome {
+            FireOutcome::WouldRun => ("would_run", None, None),
+            FireOutcome::Queued(run) => ("queued", Some(run.id), None),
+            FireOutcome::Coalesced(id) => ("coalesced", Some(id), None),
+            FireOutcome::Suppressed {
+                remaining_secs,
+                run_id,
+            } => {
+                let remain = i64::try_from(remaining_secs)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1000);
+                let message = format!(
+                    "`{}` is in cooldown: {} remain (run `{run_id}` started it); the trigger was suppressed",
+                    fired.sop,
+                    sop_runtime::clock::human_ms(remain)
+                );
+                let error = ErrorDetail {
+                    code: "cooldown".to_string(),
+                    message,
+                };
+                ("suppressed", None, Some(error))
+            }
+            FireOutcome::Refused(e) => ("refused", None, Some(crate::ApiError::from(e).detail())),
+        };
+        Matched {
+            sop: fired.sop,
+            vars: fired.vars,
+            outcome,
+            run_id,
+            error,
+        }
+    }
 }

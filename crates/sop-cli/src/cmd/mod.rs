@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+mod command;
 mod decide;
 mod files;
 mod init;
@@ -12,7 +13,7 @@ pub use files::print_diagnostics;
 
 use sop_runtime::Home;
 
-use crate::cli::{Cli, Command, TokenCommand};
+use crate::cli::{Cli, Command, TokenCommand, TriggerCommand};
 use crate::CmdResult;
 
 pub fn dispatch(cli: Cli) -> CmdResult {
@@ -56,6 +57,10 @@ pub fn dispatch(cli: Cli) -> CmdResult {
             gate,
         } => decide::confirm(home, &target, &set, failed, comment, gate),
         Command::Cancel { target } => decide::cancel(home, &target),
+        Command::Cmd { text, json } => command::cmd(home, &text, json.json),
+        Command::Trigger(TriggerCommand::Test { text, json }) => {
+            command::trigger_test(home, &text, json.json)
+        }
         Command::Resume {
             run,
             retry,

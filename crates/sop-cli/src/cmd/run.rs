@@ -43,6 +43,7 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
     let request = ExecuteRequest {
         sop: args.sop.clone(),
         vars,
+        trigger_vars: BTreeMap::new(),
         skip_approval: args.skip_approval,
         priority,
         force: args.force,

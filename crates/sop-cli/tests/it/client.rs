@@ -295,6 +295,11 @@ fn token_create_round_trips_through_sop_toml_and_a_real_daemon() {
     )
     .unwrap();
 
+    home.simple(
+        "hook",
+        "[[triggers]]\ntype = \"command\"\npattern = '^hook$'\n",
+        "## Steps\n\n1. **A**\n   ```bash\n   true\n   ```\n",
+    );
     let d = Daemon::start(&home);
     // No token: the daemon's 401, exit 1.
     via(&home, &d, None, &["runs"])
@@ -309,6 +314,20 @@ fn token_create_round_trips_through_sop_toml_and_a_real_daemon() {
     )
     .code(1)
     .stderr_has("needs `operator`");
+    // A viewer may see what a command line would do, not fire triggers or decide.
+    let viewer = Some(other.stdout.trim());
+    via(&home, &d, viewer, &["trigger", "test", "hook"])
+        .ok()
+        .stdout_has("hook: would run");
+    via(&home, &d, viewer, &["cmd", "hook"])
+        .code(1)
+        .stderr_has("firing triggers needs `operator`");
+    via(&home, &d, viewer, &["cmd", "/approve gate"])
+        .code(1)
+        .stderr_has("`/approve` needs `approver`");
+    via(&home, &d, Some(&token), &["cmd", "hook"])
+        .ok()
+        .stdout_has("hook: queued run");
     let id = detach(&home, &d, Some(&token), &["gate"]);
     d.wait_run_as(&token, &id, |v| v["status"] == "waiting_approval");
     via(&home, &d, Some(&token), &["approve", "gate"]).ok();

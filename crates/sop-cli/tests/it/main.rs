@@ -2,6 +2,7 @@
 
 mod approvals;
 mod client;
+mod command;
 mod crash;
 #[allow(clippy::stable_sort_primitive)] // in a test written before this lint was on
 mod daemon;

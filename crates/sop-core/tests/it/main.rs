@@ -1,5 +1,6 @@
 //! The one integration-test binary of `sop-core`: each module tests one concept.
 
+mod command;
 mod condition;
 mod duration;
 mod machine;

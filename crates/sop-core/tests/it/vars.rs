@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
-use sop_core::vars::{check_var_name, check_var_value, resolve_vars, Redactor, VarError};
+use sop_core::vars::{
+    check_var_name, check_var_value, resolve_vars, resolve_with_trigger, Redactor, VarError,
+};
 use sop_core::VarDecl;
 
 #[test]
@@ -279,6 +281,43 @@ fn resolve_reports_every_problem() {
     assert!(rendered
         .iter()
         .all(|(m, _)| !m.contains("latest") && !m.contains("dev`")));
+}
+
+#[test]
+fn a_trigger_s_vars_need_no_declaration_but_declared_ones_are_checked() {
+    let decls = map(&[
+        ("version", decl(true, Some(r"^\d+\.\d+\.\d+$"), None)),
+        ("env", decl(false, None, Some("staging"))),
+    ]);
+    let given = map(&[("env", "prod".to_string())]);
+    // Undeclared `match_1` is fine; the trigger's `env` wins over the execute-time one.
+    let caught = map(&[
+        ("match_1", "1.2.3".to_string()),
+        ("version", "1.2.3".to_string()),
+        ("env", "dev".to_string()),
+    ]);
+    assert_eq!(
+        resolve_with_trigger(&decls, &given, &caught),
+        Ok(caught.clone())
+    );
+    // A declared var the trigger caught must still fit its pattern.
+    let caught = map(&[
+        ("match_1", "latest".to_string()),
+        ("version", "latest".to_string()),
+    ]);
+    let errors = resolve_with_trigger(&decls, &given, &caught).expect_err("refused");
+    assert!(
+        matches!(&errors[..], [VarError::PatternMismatch { name, .. }] if name == "version"),
+        "{errors:?}"
+    );
+    // Without a trigger, the same execute-time names are still refused when undeclared.
+    let errors = resolve_with_trigger(
+        &decls,
+        &map(&[("match_1", "x".to_string())]),
+        &BTreeMap::new(),
+    )
+    .expect_err("refused");
+    assert!(matches!(&errors[0], VarError::Undeclared { name, .. } if name == "match_1"));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The API's handlers, one module per resource, and what they share.
 
 pub mod approvals;
+pub mod command;
 pub mod health;
 pub mod runs;
 pub mod sops;

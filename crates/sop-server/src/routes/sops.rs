@@ -130,6 +130,7 @@ pub async fn execute(
     let request = ExecuteRequest {
         sop: name,
         vars,
+        trigger_vars: BTreeMap::new(),
         skip_approval: body.skip_approval,
         priority,
         force: body.force,

@@ -23,12 +23,15 @@ pub const ROUTES: &[(&str, &str, Option<Role>)] = &[
     ("POST", "/api/runs/{id}/cancel", Some(Role::Operator)),
     ("POST", "/api/sop/approve", Some(Role::Approver)),
     ("GET", "/api/approvals", Some(Role::Viewer)),
+    // With the built-in `/approve` (text that fires triggers needs `operator`).
+    ("POST", "/api/command", Some(Role::Approver)),
 ];
 
 fn body_for(template: &str) -> Option<Value> {
     match template {
         "/api/runs/{id}/reject" => Some(json!({"reason": "matrix"})),
         "/api/sop/approve" => Some(json!({"sop": "gated"})),
+        "/api/command" => Some(json!({"text": "/approve gated"})),
         t if t.starts_with("/api/") && !t.contains("events") => Some(json!({})),
         _ => None,
     }

@@ -16,7 +16,11 @@ const MANUAL: &str = "## Steps\n\n1. **Check the dashboard**\n   Look at the gra
 /// Calls every endpoint successfully (no tokens: the local user is admin), checking each
 /// answer's shape; returns the answers.
 pub async fn exercise_all(s: &Server) -> Vec<Sample> {
-    s.sop("hello", "version = \"1.2.0\"", ONE_STEP);
+    s.sop(
+        "hello",
+        "version = \"1.2.0\"\n[[triggers]]\ntype = \"command\"\npattern = '^hello (?P<who>\\w+)$'",
+        ONE_STEP,
+    );
     s.sop("gated", "execution_mode = \"supervised\"", TWO_STEPS);
     s.sop("manual", "", MANUAL);
     let mut out = Vec::new();
@@ -189,6 +193,25 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
         s.audit_file(&manual)["approvals"][0]["decision"],
         "confirmed"
     );
+
+    let wakes = s.wakes();
+    let r = s
+        .post("/api/command", &json!({"text": "hello world"}))
+        .await;
+    r.expect(200);
+    assert_eq!(r.body["kind"], "triggers", "{}", r.text);
+    assert_eq!(r.body["matched"][0]["sop"], "hello", "{}", r.text);
+    assert_eq!(r.body["matched"][0]["outcome"], "queued", "{}", r.text);
+    assert_eq!(
+        r.body["matched"][0]["vars"],
+        json!({"match_1": "world", "who": "world"})
+    );
+    assert_eq!(s.wakes(), wakes + 1, "a fired trigger wakes the scheduler");
+    let fired = r.body["matched"][0]["run_id"].as_str().expect("run id");
+    let stored = s.ops().load_run(fired).expect("stored run");
+    assert_eq!(stored.trigger.kind, "command");
+    assert_eq!(stored.vars["who"], "world");
+    keep("POST", "/api/command", &r);
     out
 }
 
@@ -196,7 +219,7 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
 async fn every_endpoint_answers_its_documented_shape() {
     let s = Server::open();
     let samples = exercise_all(&s).await;
-    assert_eq!(samples.len(), 16);
+    assert_eq!(samples.len(), 17);
 }
 
 #[tokio::test]

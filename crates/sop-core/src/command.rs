@@ -1,0 +1,130 @@
+//! Command lines (SPEC §6): text that arrives by `sop cmd`, `POST /api/command` (and later
+//! other channels). A line is either one of the built-in decisions (`/approve <sop|run>
+//! [comment]`, `/reject <sop|run> <reason>`) or text matched against every SOP's
+//! `command` triggers, each match giving the variables its capture groups caught.
+
+use std::collections::BTreeMap;
+
+use crate::model::{Sop, Trigger};
+use crate::vars::check_var_name;
+
+/// What a command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandLine<'a> {
+    /// `/approve <target> [comment]`: approve the gate the target's run waits at.
+    Approve {
+        target: &'a str,
+        comment: Option<&'a str>,
+    },
+    /// `/reject <target> <reason>`.
+    Reject { target: &'a str, reason: &'a str },
+    /// Anything else: matched against the SOPs' `command` triggers (surrounding white space
+    /// removed).
+    Text(&'a str),
+}
+
+/// A command line that cannot be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("the command is empty: expected text to match against `command` triggers, or `/approve` or `/reject`")]
+    Empty,
+    #[error("`/{verb}` needs a SOP name or run id: expected `{usage}`")]
+    NoTarget {
+        verb: &'static str,
+        usage: &'static str,
+    },
+    #[error("`/reject {target}` needs a reason: expected `/reject <sop|run> <reason>`")]
+    NoReason { target: String },
+}
+
+/// Reads a command line. Only `/approve` and `/reject` as the first word are built-ins; any
+/// other text (also other words starting with `/`) is for the triggers.
+pub fn parse_command(text: &str) -> Result<CommandLine<'_>, CommandError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(CommandError::Empty);
+    }
+    let (word, rest) = split_word(text);
+    match word {
+        "/approve" => {
+            let (target, comment) = split_word(rest);
+            if target.is_empty() {
+                return Err(CommandError::NoTarget {
+                    verb: "approve",
+                    usage: "/approve <sop|run> [comment]",
+                });
+            }
+            Ok(CommandLine::Approve {
+                target,
+                comment: (!comment.is_empty()).then_some(comment),
+            })
+        }
+        "/reject" => {
+            let (target, reason) = split_word(rest);
+            if target.is_empty() {
+                return Err(CommandError::NoTarget {
+                    verb: "reject",
+                    usage: "/reject <sop|run> <reason>",
+                });
+            }
+            if reason.is_empty() {
+                return Err(CommandError::NoReason {
+                    target: target.to_string(),
+                });
+            }
+            Ok(CommandLine::Reject { target, reason })
+        }
+        _ => Ok(CommandLine::Text(text)),
+    }
+}
+
+/// The first white-space separated word of `text` and the trimmed rest.
+fn split_word(text: &str) -> (&str, &str) {
+    let text = text.trim();
+    match text.find(char::is_whitespace) {
+        Some(at) => (&text[..at], text[at..].trim()),
+        None => (text, ""),
+    }
+}
+
+/// Whether one of `sop`'s `command` triggers matches `text` (the first that does, in file
+/// order), and the variables it gives: with `capture_groups` (the default), `match_1`,
+/// `match_2`, ... for the groups that took part in the match, and each named group that
+/// took part under its name when that is a valid variable name (SPEC §4). A group named
+/// after a variable declared `secret` is only that variable (no `match_N` copy, which
+/// would be shown as it is). `None`: no command trigger of `sop` matches.
+pub fn match_triggers(sop: &Sop, text: &str) -> Option<BTreeMap<String, String>> {
+    let secret = |name: &str| sop.vars.get(name).is_some_and(|d| d.secret);
+    sop.triggers.iter().find_map(|trigger| match trigger {
+        Trigger::Command {
+            pattern,
+            capture_groups,
+        } => match_one(pattern, *capture_groups, text, &secret),
+        _ => None,
+    })
+}
+
+fn match_one(
+    pattern: &str,
+    capture_groups: bool,
+    text: &str,
+    secret: &dyn Fn(&str) -> bool,
+) -> Option<BTreeMap<String, String>> {
+    // Checked when the SOP was parsed; a pattern that fails here matches nothing.
+    let regex = regex::Regex::new(pattern).ok()?;
+    let caps = regex.captures(text)?;
+    let mut vars = BTreeMap::new();
+    if capture_groups {
+        for (i, name) in regex.capture_names().enumerate().skip(1) {
+            let Some(m) = caps.get(i) else { continue };
+            let name = name.filter(|n| check_var_name(n).is_ok());
+            if let Some(name) = name {
+                vars.insert(name.to_string(), m.as_str().to_string());
+            }
+            if !name.is_some_and(secret) {
+                vars.insert(format!("match_{i}"), m.as_str().to_string());
+            }
+        }
+    }
+    Some(vars)
+}

@@ -1,0 +1,214 @@
+//! Command lines taken by a home (`sop cmd`, `sop trigger test`, `POST /api/command`;
+//! SPEC §6): a built-in `/approve` or `/reject` decides the gate the run it names waits at;
+//! other text executes every SOP whose `command` trigger matches it, with the vars the
+//! trigger caught. `sop-core` reads the line and matches; this module loads, commits and
+//! reports.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sop_core::command::{match_triggers, CommandLine};
+use sop_core::run::{Decision, Run, TriggerInfo, Verb};
+use sop_core::vars::MASK;
+use sop_core::Sop;
+
+use crate::loader;
+use crate::ops::{decidable, ExecuteRequest, Executed, OpError, Ops};
+
+/// Who sent a command line. A built-in decision is recorded with channel `command`,
+/// whether the line came by `sop cmd` or `POST /api/command`.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub by: String,
+    pub groups: Vec<String>,
+}
+
+/// What a command line did (or, in a dry run, would do).
+#[derive(Debug)]
+pub enum CommandAnswer {
+    /// A built-in decision on the run the line named.
+    Decided {
+        verb: Verb,
+        /// The run after the decision (in a dry run: as it is).
+        run: Box<Run>,
+    },
+    /// The SOPs whose `command` trigger matched, in name order (none: nothing matched).
+    Fired {
+        fired: Vec<Fired>,
+        /// SOPs with errors: not matched (`sop validate` tells why).
+        invalid: Vec<String>,
+    },
+}
+
+/// One SOP a command line matched.
+#[derive(Debug)]
+pub struct Fired {
+    pub sop: String,
+    /// The vars the trigger caught, declared secrets as `***`.
+    pub vars: BTreeMap<String, String>,
+    pub outcome: FireOutcome,
+}
+
+/// What became of one match.
+#[derive(Debug)]
+pub enum FireOutcome {
+    /// A dry run: nothing was done.
+    WouldRun,
+    /// Committed as a queued run.
+    Queued(Box<Run>),
+    /// `admission_policy = "coalesce"`: folded into this run.
+    Coalesced(String),
+    /// The SOP is in cooldown: not queued (SPEC §6: a trigger that fires in cooldown is
+    /// suppressed).
+    Suppressed { remaining_secs: u64, run_id: String },
+    /// Refused: the vars do not fit `[vars]`, `admission_policy = "drop"`, ... (never a
+    /// store or audit-file failure: those fail the command line).
+    Refused(OpError),
+}
+
+impl Ops<'_> {
+    /// Takes a command line (read by [`sop_core::command::parse_command`]). A dry run
+    /// commits nothing: it resolves the run a built-in names, or lists the SOPs that match.
+    /// Matches are executed one after another, each in its own transaction: one SOP's
+    /// refusal does not undo another's run.
+    pub fn command(
+        &self,
+        line: &CommandLine<'_>,
+        caller: &Caller,
+        dry_run: bool,
+    ) -> Result<CommandAnswer, OpError> {
+        let (verb, target, comment) = match *line {
+            CommandLine::Approve { target, comment } => (Verb::Approve, target, comment),
+            CommandLine::Reject { target, reason } => (Verb::Reject, target, Some(reason)),
+            CommandLine::Text(text) => return self.fire(text, caller, dry_run),
+        };
+        let (statuses, what) = decidable(verb);
+        let id = self.resolve(target, statuses, what)?;
+        let run = if dry_run {
+            self.load_run(&id)?
+        } else {
+            self.decide(
+                &id,
+                &Decision {
+                    verb,
+                    by: caller.by.clone(),
+                    groups: caller.groups.clone(),
+                    channel: "command".to_string(),
+                    comment: comment.map(str::to_string),
+                    set: BTreeMap::new(),
+                    gate: None,
+                },
+            )?
+        };
+        Ok(CommandAnswer::Decided {
+            verb,
+            run: Box::new(run),
+        })
+    }
+
+    fn fire(&self, text: &str, caller: &Caller, dry_run: bool) -> Result<CommandAnswer, OpError> {
+        let (matches, invalid) = matching_sops(self, text)?;
+        let mut fired = Vec::with_capacity(matches.len());
+        for (sop, caught) in matches {
+            let shown = shown_vars(&sop, &caught);
+            let outcome = if dry_run {
+                FireOutcome::WouldRun
+            } else {
+                self.fire_one(&sop, caught, caller)?
+            };
+            fired.push(Fired {
+                sop: sop.name.clone(),
+                vars: shown,
+                outcome,
+            });
+        }
+        Ok(CommandAnswer::Fired { fired, invalid })
+    }
+
+    /// Executes one matched SOP. A refusal is its outcome; a store or audit-file failure
+    /// fails the whole command line (the runs queued before it stay queued).
+    fn fire_one(
+        &self,
+        sop: &Sop,
+        caught: BTreeMap<String, String>,
+        caller: &Caller,
+    ) -> Result<FireOutcome, OpError> {
+        let request = ExecuteRequest {
+            sop: sop.name.clone(),
+            vars: BTreeMap::new(),
+            trigger_vars: caught,
+            skip_approval: false,
+            priority: None,
+            force: false,
+            trigger: TriggerInfo {
+                kind: "command".to_string(),
+                by: caller.by.clone(),
+            },
+            owner: None,
+        };
+        Ok(match self.execute(request) {
+            Ok(Executed::Created(run)) => FireOutcome::Queued(run),
+            Ok(Executed::Coalesced(id)) => FireOutcome::Coalesced(id),
+            Err(OpError::Cooldown {
+                remaining_secs,
+                run_id,
+                ..
+            }) => {
+                tracing::info!(
+                    sop = %sop.name,
+                    remaining_secs,
+                    cooldown_run = %run_id,
+                    "command trigger suppressed: the SOP is in cooldown"
+                );
+                FireOutcome::Suppressed {
+                    remaining_secs,
+                    run_id,
+                }
+            }
+            Err(e @ (OpError::Store(_) | OpError::Audit(_))) => return Err(e),
+            Err(e) => FireOutcome::Refused(e),
+        })
+    }
+}
+
+/// The SOPs of the home whose `command` trigger matches `text`, in name order, with the
+/// vars each caught; and the names of SOPs with errors, which are not matched.
+type Matches = (Vec<(Arc<Sop>, BTreeMap<String, String>)>, Vec<String>);
+
+fn matching_sops(ops: &Ops<'_>, text: &str) -> Result<Matches, OpError> {
+    let names = loader::sop_dirs(ops.home).map_err(|e| {
+        OpError::BadInput(format!(
+            "cannot read `{}`: {e}",
+            ops.home.sops_dir().display()
+        ))
+    })?;
+    let mut matches = Vec::new();
+    let mut invalid = Vec::new();
+    for name in names {
+        match loader::load_shared(ops.home, &name) {
+            (Some(sop), _) => {
+                if let Some(caught) = match_triggers(&sop, text) {
+                    matches.push((sop, caught));
+                }
+            }
+            (None, _) => invalid.push(name),
+        }
+    }
+    Ok((matches, invalid))
+}
+
+/// `caught` as it may be shown: values of variables declared secret are `***`.
+fn shown_vars(sop: &Sop, caught: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    caught
+        .iter()
+        .map(|(name, value)| {
+            let secret = sop.vars.get(name).is_some_and(|d| d.secret);
+            let shown = if secret {
+                MASK.to_string()
+            } else {
+                value.clone()
+            };
+            (name.clone(), shown)
+        })
+        .collect()
+}
