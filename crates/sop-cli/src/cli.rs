@@ -104,6 +104,13 @@ pub enum Command {
     },
     /// Cancel a run (rollback runs if a step already ran).
     Cancel { target: String },
+    /// Metrics per SOP and overall, for all time and the last 30 and 7 days: runs by
+    /// status, success rate, durations, waits, approvals, suppressed triggers.
+    Metrics {
+        sop: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Send a command line: text that runs every SOP whose `command` trigger matches it
     /// (with the vars its groups caught), or `/approve <sop|run> [comment]`,
     /// `/reject <sop|run> <reason>`.

@@ -22,7 +22,8 @@ impl From<OpError> for Fail {
             | OpError::NothingWaiting { .. }
             | OpError::Refused(_)
             | OpError::Store(_)
-            | OpError::Audit(_) => Exit::Failed,
+            | OpError::Audit(_)
+            | OpError::Home { .. } => Exit::Failed,
         };
         if let OpError::InvalidSop { diagnostics, .. } = &e {
             crate::cmd::print_diagnostics(diagnostics);

@@ -4,6 +4,7 @@
 //! `command` triggers, each match giving the variables its capture groups caught.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use crate::model::{Sop, Trigger};
 use crate::vars::check_var_name;
@@ -90,9 +91,12 @@ fn split_word(text: &str) -> (&str, &str) {
 /// Whether one of `sop`'s `command` triggers matches `text` (the first that does, in file
 /// order), and the variables it gives: with `capture_groups` (the default), `match_1`,
 /// `match_2`, ... for the groups that took part in the match, and each named group that
-/// took part under its name when that is a valid variable name (SPEC §4). A group named
-/// after a variable declared `secret` is only that variable (no `match_N` copy, which
-/// would be shown as it is). `None`: no command trigger of `sop` matches.
+/// took part under its name when that is a valid variable name (SPEC §4).
+///
+/// A group named after a variable declared `secret` gives only that variable, which is
+/// redacted wherever it is shown; any other group whose text overlaps it (an enclosing
+/// group, its own `match_N`) gives nothing, since it would be shown as it is. `None`: no
+/// command trigger of `sop` matches.
 pub fn match_triggers(sop: &Sop, text: &str) -> Option<BTreeMap<String, String>> {
     let secret = |name: &str| sop.vars.get(name).is_some_and(|d| d.secret);
     sop.triggers.iter().find_map(|trigger| match trigger {
@@ -102,6 +106,11 @@ pub fn match_triggers(sop: &Sop, text: &str) -> Option<BTreeMap<String, String>>
         } => match_one(pattern, *capture_groups, text, &secret),
         _ => None,
     })
+}
+
+/// A group's name, when it is a valid variable name.
+fn var_name(name: Option<&str>) -> Option<&str> {
+    name.filter(|n| check_var_name(n).is_ok())
 }
 
 fn match_one(
@@ -114,17 +123,37 @@ fn match_one(
     let regex = regex::Regex::new(pattern).ok()?;
     let caps = regex.captures(text)?;
     let mut vars = BTreeMap::new();
-    if capture_groups {
-        for (i, name) in regex.capture_names().enumerate().skip(1) {
-            let Some(m) = caps.get(i) else { continue };
-            let name = name.filter(|n| check_var_name(n).is_ok());
-            if let Some(name) = name {
-                vars.insert(name.to_string(), m.as_str().to_string());
+    if !capture_groups {
+        return Some(vars);
+    }
+    // Where the secret groups' texts are (an empty one shows nothing).
+    let secrets: Vec<Range<usize>> = regex
+        .capture_names()
+        .enumerate()
+        .filter(|(_, name)| var_name(*name).is_some_and(secret))
+        .filter_map(|(i, _)| caps.get(i).map(|m| m.range()))
+        .filter(|r| !r.is_empty())
+        .collect();
+    for (i, name) in regex.capture_names().enumerate().skip(1) {
+        let Some(m) = caps.get(i) else { continue };
+        let value = m.as_str().to_string();
+        match var_name(name) {
+            Some(name) if secret(name) => {
+                vars.insert(name.to_string(), value);
+                continue;
             }
-            if !name.is_some_and(secret) {
-                vars.insert(format!("match_{i}"), m.as_str().to_string());
+            _ if secrets
+                .iter()
+                .any(|r| r.start < m.end() && m.start() < r.end) =>
+            {
+                continue
             }
+            Some(name) => {
+                vars.insert(name.to_string(), value.clone());
+            }
+            None => {}
         }
+        vars.insert(format!("match_{i}"), value);
     }
     Some(vars)
 }

@@ -9,9 +9,12 @@ use std::sync::Arc;
 
 use sop_core::command::{match_triggers, CommandLine};
 use sop_core::run::{Decision, Run, TriggerInfo, Verb};
-use sop_core::vars::MASK;
+use sop_core::vars::{resolve_with_trigger, MASK};
 use sop_core::Sop;
 
+use sop_store::Suppression;
+
+use crate::clock::now;
 use crate::loader;
 use crate::ops::{decidable, ExecuteRequest, Executed, OpError, Ops};
 
@@ -52,17 +55,17 @@ pub struct Fired {
 /// What became of one match.
 #[derive(Debug)]
 pub enum FireOutcome {
-    /// A dry run: nothing was done.
+    /// A dry run: the vars fit; nothing was done.
     WouldRun,
     /// Committed as a queued run.
     Queued(Box<Run>),
     /// `admission_policy = "coalesce"`: folded into this run.
     Coalesced(String),
-    /// The SOP is in cooldown: not queued (SPEC §6: a trigger that fires in cooldown is
-    /// suppressed).
+    /// The SOP is in cooldown: not queued, and recorded as suppressed in the store (SPEC
+    /// §6) before this is answered.
     Suppressed { remaining_secs: u64, run_id: String },
-    /// Refused: the vars do not fit `[vars]`, `admission_policy = "drop"`, ... (never a
-    /// store or audit-file failure: those fail the command line).
+    /// Refused (the vars do not fit `[vars]`, `admission_policy = "drop"`, ...) or failed
+    /// (the store or the audit file could not be written).
     Refused(OpError),
 }
 
@@ -112,9 +115,17 @@ impl Ops<'_> {
         for (sop, caught) in matches {
             let shown = shown_vars(&sop, &caught);
             let outcome = if dry_run {
-                FireOutcome::WouldRun
+                // What can be told without committing: whether the vars fit `[vars]` (not
+                // cooldown or admission, which the commit decides).
+                match resolve_with_trigger(&sop.vars, &BTreeMap::new(), &caught) {
+                    Ok(_) => FireOutcome::WouldRun,
+                    Err(errors) => FireOutcome::Refused(OpError::BadVars {
+                        sop: sop.name.clone(),
+                        errors,
+                    }),
+                }
             } else {
-                self.fire_one(&sop, caught, caller)?
+                self.fire_one(&sop, caught, caller)
             };
             fired.push(Fired {
                 sop: sop.name.clone(),
@@ -125,14 +136,14 @@ impl Ops<'_> {
         Ok(CommandAnswer::Fired { fired, invalid })
     }
 
-    /// Executes one matched SOP. A refusal is its outcome; a store or audit-file failure
-    /// fails the whole command line (the runs queued before it stay queued).
+    /// Executes one matched SOP. Whatever happens is its outcome, a store failure too: the
+    /// other matches still get theirs, and the runs already queued are reported.
     fn fire_one(
         &self,
         sop: &Sop,
         caught: BTreeMap<String, String>,
         caller: &Caller,
-    ) -> Result<FireOutcome, OpError> {
+    ) -> FireOutcome {
         let request = ExecuteRequest {
             sop: sop.name.clone(),
             vars: BTreeMap::new(),
@@ -146,7 +157,7 @@ impl Ops<'_> {
             },
             owner: None,
         };
-        Ok(match self.execute(request) {
+        match self.execute(request) {
             Ok(Executed::Created(run)) => FireOutcome::Queued(run),
             Ok(Executed::Coalesced(id)) => FireOutcome::Coalesced(id),
             Err(OpError::Cooldown {
@@ -154,6 +165,16 @@ impl Ops<'_> {
                 run_id,
                 ..
             }) => {
+                let recorded = self.store.record_suppression(&Suppression {
+                    sop: sop.name.clone(),
+                    trigger: "command".to_string(),
+                    by: caller.by.clone(),
+                    at: now(),
+                    cooldown_run: run_id.clone(),
+                });
+                if let Err(e) = recorded {
+                    return FireOutcome::Refused(e.into());
+                }
                 tracing::info!(
                     sop = %sop.name,
                     remaining_secs,
@@ -165,9 +186,8 @@ impl Ops<'_> {
                     run_id,
                 }
             }
-            Err(e @ (OpError::Store(_) | OpError::Audit(_))) => return Err(e),
             Err(e) => FireOutcome::Refused(e),
-        })
+        }
     }
 }
 
@@ -176,11 +196,9 @@ impl Ops<'_> {
 type Matches = (Vec<(Arc<Sop>, BTreeMap<String, String>)>, Vec<String>);
 
 fn matching_sops(ops: &Ops<'_>, text: &str) -> Result<Matches, OpError> {
-    let names = loader::sop_dirs(ops.home).map_err(|e| {
-        OpError::BadInput(format!(
-            "cannot read `{}`: {e}",
-            ops.home.sops_dir().display()
-        ))
+    let names = loader::sop_dirs(ops.home).map_err(|source| OpError::Home {
+        path: ops.home.sops_dir().display().to_string(),
+        source,
     })?;
     let mut matches = Vec::new();
     let mut invalid = Vec::new();

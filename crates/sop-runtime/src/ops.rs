@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sop_core::config::RunnerConfig;
+use sop_core::metrics::{self, Metrics};
 use sop_core::policy::Admission;
 use sop_core::run::{
     self, Decision, Happened, Millis, NewRun, Refusal, Run, RunStatus, TriggerInfo,
@@ -60,6 +61,11 @@ pub enum OpError {
     Store(#[from] StoreError),
     #[error("cannot write the audit file: {0}")]
     Audit(std::io::Error),
+    #[error("cannot read `{path}`: {source}")]
+    Home {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A request to execute a SOP.
@@ -323,6 +329,21 @@ impl Ops<'_> {
             Some(blocked) => format!("{blocked}; position {position} in the queue"),
             None => format!("can start now; position {position} in the queue"),
         })
+    }
+
+    /// The metrics (SPEC §7) as of now, from every run and suppressed trigger the store
+    /// keeps. With `sop`, that SOP's only (they are then also the `overall` figures); a SOP
+    /// that neither exists nor has runs is an error.
+    pub fn metrics(&self, sop: Option<&str>) -> Result<Metrics, OpError> {
+        let (mut runs, mut suppressed) = self.store.metric_facts(None)?;
+        if let Some(name) = sop {
+            runs.retain(|r| r.sop == name);
+            suppressed.retain(|s| s.sop == name);
+            if runs.is_empty() && suppressed.is_empty() {
+                load_sop(self.home, name)?;
+            }
+        }
+        Ok(metrics::compute(&runs, &suppressed, now()))
     }
 
     pub fn load_run(&self, run_id: &str) -> Result<Run, OpError> {

@@ -83,7 +83,6 @@ impl ApiError {
         }
     }
 
-    /// An internal failure: `detail` goes to the log only.
     /// `{"code", "message"}` as sent: an internal error's details are logged, not sent.
     pub fn detail(&self) -> ErrorDetail {
         let message = match self {
@@ -99,6 +98,7 @@ impl ApiError {
         }
     }
 
+    /// An internal failure: `detail` goes to the log only.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         ApiError::Internal(detail.to_string())
     }
@@ -137,7 +137,9 @@ impl From<OpError> for ApiError {
             OpError::NothingWaiting { .. } => ApiError::NotWaiting(message),
             OpError::Ambiguous { .. } => ApiError::Conflict(message),
             OpError::Refused(refusal) => refusal.into(),
-            OpError::Store(_) | OpError::Audit(_) => ApiError::Internal(message),
+            OpError::Store(_) | OpError::Audit(_) | OpError::Home { .. } => {
+                ApiError::Internal(message)
+            }
         }
     }
 }

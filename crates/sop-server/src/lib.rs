@@ -83,7 +83,7 @@ impl ServerState {
 
 /// The API's router (`docs/API.md`).
 pub fn router(state: Arc<ServerState>) -> Router {
-    use routes::{approvals, command, health, runs, sops};
+    use routes::{approvals, command, health, metrics, runs, sops};
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/api/openapi.json", get(openapi::document))
@@ -102,6 +102,8 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/sop/approve", post(approvals::approve_by_sop))
         .route("/api/approvals", get(approvals::list))
         .route("/api/command", post(command::command))
+        .route("/api/metrics", get(metrics::json))
+        .route("/metrics", get(metrics::prometheus))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

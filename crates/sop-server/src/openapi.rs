@@ -6,9 +6,9 @@ mod documents;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-pub use documents::{RunDocument, SopDocument};
+pub use documents::{MetricsDocument, RunDocument, SopDocument};
 
-use crate::routes::{approvals, command, health, runs, sops};
+use crate::routes::{approvals, command, health, metrics, runs, sops};
 use crate::sse;
 
 /// The API's `OpenAPI` document.
@@ -38,12 +38,15 @@ use crate::sse;
         approvals::approve_by_sop,
         approvals::list,
         command::command,
+        metrics::json,
+        metrics::prometheus,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "sops", description = "procedures and their execution"),
         (name = "runs", description = "runs, their documents and live events"),
         (name = "approvals", description = "decisions at gates"),
+        (name = "metrics", description = "execution metrics (JSON and Prometheus text)"),
         (name = "command", description = "command lines: built-in decisions and `command` triggers"),
         (name = "health", description = "liveness of the store"),
     )

@@ -222,6 +222,15 @@ pub struct RunsQuery {
     pub limit: Option<u32>,
 }
 
+/// `GET /api/metrics?sop=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields, default)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsQuery {
+    /// Only this SOP's figures (they are then also `overall`).
+    pub sop: Option<String>,
+}
+
 /// What kind of decision a waiting run needs.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

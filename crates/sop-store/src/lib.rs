@@ -12,6 +12,7 @@ pub use error::StoreError;
 pub use sqlite::{SqliteStore, Synchronous};
 
 use serde::Serialize;
+use sop_core::metrics::{RunFacts, SuppressedFact};
 use sop_core::policy::{Admission, Blocked};
 use sop_core::run::{Happened, Millis, Refusal, Run, RunStatus};
 
@@ -82,6 +83,19 @@ pub struct OutputChunk {
     pub gate: String,
     pub attempt: u32,
     pub text: String,
+}
+
+/// A trigger that fired while its SOP was in cooldown: recorded, not queued (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub sop: String,
+    /// `command`, `file_watch`, `schedule`, `webhook`.
+    pub trigger: String,
+    /// Who sent it (a command line's sender).
+    pub by: String,
+    pub at: Millis,
+    /// The run whose start began the cooldown.
+    pub cooldown_run: String,
 }
 
 /// A pure change to one run (from `sop-core`), applied inside a store transaction.
@@ -229,4 +243,14 @@ pub trait Store: Send + Sync {
 
     /// Sets `owner`'s settle mark (durably), or removes it (`None`).
     fn set_settle_mark(&self, owner: Owner, through: Option<i64>) -> Result<(), StoreError>;
+
+    /// Records (durably) a trigger suppressed by its SOP's cooldown.
+    fn record_suppression(&self, s: &Suppression) -> Result<(), StoreError>;
+
+    /// What the metrics need, from one snapshot: the runs created at or after `since`, and
+    /// the triggers suppressed at or after it (everything: `None`).
+    fn metric_facts(
+        &self,
+        since: Option<Millis>,
+    ) -> Result<(Vec<RunFacts>, Vec<SuppressedFact>), StoreError>;
 }

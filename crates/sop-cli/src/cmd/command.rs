@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 use sop_core::command::parse_command;
 use sop_runtime::command::{Caller, CommandAnswer, FireOutcome};
+use sop_runtime::ops::OpError;
 use sop_runtime::{identity, recovery, Home};
 use sop_server::CommandReply;
 
@@ -33,6 +34,18 @@ fn send(home: Home, text: &str, dry_run: bool, json: bool) -> CmdResult {
             let answer = app.ops().command(&line, &caller, dry_run)?;
             if !dry_run {
                 drive(&app, &answer)?;
+            }
+            // The answer's shape hides internal failures' details (as the API does); here
+            // they are this process's own.
+            if let CommandAnswer::Fired { fired, .. } = &answer {
+                for f in fired {
+                    if let FireOutcome::Refused(
+                        e @ (OpError::Store(_) | OpError::Audit(_) | OpError::Home { .. }),
+                    ) = &f.outcome
+                    {
+                        eprintln!("error: `{}`: {e}", f.sop);
+                    }
+                }
             }
             serde_json::to_value(CommandReply::new(answer, dry_run))
                 .map_err(|e| Fail::failed(format!("cannot show the answer: {e}")))?

@@ -4,6 +4,7 @@ mod command;
 mod decide;
 mod files;
 mod init;
+mod metrics;
 mod run;
 mod serve;
 mod status;
@@ -57,6 +58,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
             gate,
         } => decide::confirm(home, &target, &set, failed, comment, gate),
         Command::Cancel { target } => decide::cancel(home, &target),
+        Command::Metrics { sop, json } => metrics::metrics(home, sop.as_deref(), json.json),
         Command::Cmd { text, json } => command::cmd(home, &text, json.json),
         Command::Trigger(TriggerCommand::Test { text, json }) => {
             command::trigger_test(home, &text, json.json)

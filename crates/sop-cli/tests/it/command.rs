@@ -2,12 +2,10 @@
 //! with what their patterns caught, built-in `/approve` and `/reject` decide, nothing runs
 //! in a dry run; on the store directly and through a real daemon.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::daemon::Daemon;
-use crate::support::{wait_for, Home, Out};
+use crate::support::{Home, Out};
 
 const ECHO: &str =
     "## Steps\n\n1. **Echo**\n   ```bash\n   echo \"got version=$version match_1=$match_1 SOP_VAR_VERSION=$SOP_VAR_VERSION\"\n   ```\n";
@@ -112,9 +110,18 @@ fn a_match_in_cooldown_is_suppressed_and_the_others_still_run() {
     assert_eq!(run_ids(&out).len(), 1, "{out:?}");
     assert!(out.stdout.contains("announce: queued run"), "{out:?}");
 
-    // Suppressed, not queued: `deploy` has its one run still.
+    // Suppressed, not queued: `deploy` has its one run still, and the suppression is
+    // recorded (the metrics count it).
     let deploys = runs(&home).iter().filter(|r| r["sop"] == "deploy").count();
     assert_eq!(deploys, 1);
+    let m = home.run(&["metrics", "deploy", "--json"]);
+    let m: Value = serde_json::from_str(&m.ok().stdout).unwrap();
+    assert_eq!(m["overall"]["all"]["suppressed_triggers"], 1, "{m}");
+    assert_eq!(m["overall"]["7d"]["runs"], 1, "{m}");
+    home.run(&["metrics"])
+        .ok()
+        .stdout_has("suppressed triggers")
+        .stdout_has("announce");
 }
 
 #[test]
@@ -126,6 +133,10 @@ fn a_capture_that_does_not_fit_its_declaration_is_refused() {
          [[triggers]]\ntype = \"command\"\npattern = '^deploy (?P<version>\\S+)$'\n",
         ECHO,
     );
+    // A test tells it too, without committing anything.
+    home.run(&["trigger", "test", "deploy latest"])
+        .code(1)
+        .stdout_has("deploy: refused: invalid variables for `deploy`");
     let out = home.run(&["cmd", "deploy latest", "--json"]);
     out.code(1);
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
@@ -239,10 +250,24 @@ fn the_daemon_takes_command_lines_over_http_and_from_the_cli() {
     via(&["trigger", "test", "restart now"])
         .ok()
         .stdout_has("other: would run");
-    let suppressed = wait_for(Duration::from_secs(5), || {
-        let out = via(&["cmd", "deploy: 2.0.1"]);
-        (out.code == 1).then_some(out)
-    })
-    .expect("deploy is in cooldown");
-    suppressed.stdout_has("deploy: suppressed");
+    // `deploy` ran a step a moment ago: in cooldown.
+    via(&["cmd", "deploy: 2.0.1"])
+        .code(1)
+        .stdout_has("deploy: suppressed");
+    let m = d.get("/api/metrics?sop=deploy");
+    assert_eq!(m["overall"]["all"]["suppressed_triggers"], 1, "{m}");
+    assert_eq!(m["overall"]["all"]["by_status"]["success"], 1, "{m}");
+    via(&["metrics", "deploy"])
+        .ok()
+        .stdout_has("`deploy`:")
+        .stdout_has("success rate                 100.0 %");
+    let text = ureq::get(&format!("{}/metrics", d.url))
+        .call()
+        .expect("GET /metrics")
+        .into_string()
+        .unwrap();
+    assert!(
+        text.contains("sop_triggers_suppressed_total{sop=\"deploy\"} 1\n"),
+        "{text}"
+    );
 }

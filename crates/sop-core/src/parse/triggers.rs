@@ -170,10 +170,21 @@ fn command(
     let capture_groups = capture_groups?;
     if capture_groups {
         vars.match_count = vars.match_count.max(regex.captures_len() - 1);
-        for name in regex.capture_names().flatten() {
-            if is_var_name(name) {
-                vars.names.insert(name.to_string());
+        for (i, name) in regex.capture_names().enumerate() {
+            let Some(name) = name.filter(|n| is_var_name(n)) else {
+                continue;
+            };
+            if let Err(refused) = crate::vars::check_var_name(name) {
+                // Shaped like a variable, but one steps may not be given.
+                let warning = ctx.src.warning(
+                    &entry.node.span,
+                    format!("named group `{name}` gives no variable: {refused}"),
+                );
+                let help = format!("rename the group; its text is still `match_{i}`");
+                ctx.diags.push(warning.with_help(help));
+                continue;
             }
+            vars.names.insert(name.to_string());
         }
     }
     Some(Trigger::Command {

@@ -115,6 +115,11 @@ fn triggers_match_with_the_vars_their_groups_caught() {
     let reserved = sop("[[triggers]]\ntype = \"command\"\npattern = '^set (?P<PATH>\\S+)'\n");
     let secret = sop("[vars]\ntoken = { secret = true }\n\
          [[triggers]]\ntype = \"command\"\npattern = '^login (\\w+) (?P<token>\\S+)'\n");
+    // Groups around (or overlapping) a secret one would show it: they give nothing.
+    let around = sop(
+        "[vars]\ntoken = { secret = true }\n\
+         [[triggers]]\ntype = \"command\"\npattern = '^login (?P<creds>(?P<user>\\w+):(?P<token>\\S+)) (\\w+)$'\n",
+    );
     let none = sop("[[triggers]]\ntype = \"schedule\"\ncron = \"0 2 * * *\"\n");
     let cases: &[(&Sop, &str, Option<Vars>)] = &[
         (
@@ -145,6 +150,16 @@ fn triggers_match_with_the_vars_their_groups_caught() {
             &secret,
             "login bob s3cr3t",
             Some(vars(&[("match_1", "bob"), ("token", "s3cr3t")])),
+        ),
+        (
+            &around,
+            "login bob:s3cr3t now",
+            Some(vars(&[
+                ("match_2", "bob"),
+                ("user", "bob"),
+                ("token", "s3cr3t"),
+                ("match_4", "now"),
+            ])),
         ),
         (&none, "anything", None),
     ];

@@ -4,6 +4,7 @@ mod command;
 mod condition;
 mod duration;
 mod machine;
+mod metrics;
 mod parse;
 mod policy;
 mod vars;

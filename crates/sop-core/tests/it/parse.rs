@@ -199,6 +199,7 @@ mod valid {
     fences_each_language,
     indented_fence,
     quoted_commas,
+    reserved_group_name,
     rollback,
     security_patch,
     several_bracket_groups,

@@ -217,3 +217,54 @@ pub struct ScriptDoc {
     code: String,
     line: u32,
 }
+
+/// `GET /api/metrics`: figures per window, overall and per SOP (`sop_core::metrics`).
+#[derive(Serialize, ToSchema)]
+pub struct MetricsDocument {
+    overall: WindowsDoc,
+    /// Per SOP name: SOPs with runs or suppressed triggers.
+    sops: BTreeMap<String, WindowsDoc>,
+}
+
+/// A run belongs to a window by the time it was created; a suppressed trigger by the time
+/// it fired.
+#[derive(Serialize, ToSchema)]
+pub struct WindowsDoc {
+    all: FiguresDoc,
+    #[serde(rename = "30d")]
+    days30: FiguresDoc,
+    #[serde(rename = "7d")]
+    days7: FiguresDoc,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FiguresDoc {
+    /// Runs created in the window.
+    runs: u64,
+    /// Those runs by their status now; every status is present.
+    by_status: BTreeMap<String, u64>,
+    /// `success` over the runs that ended; `null` before any ended.
+    success_rate: Option<f64>,
+    /// From the first claim to the end, of the runs that ended.
+    run_duration_ms: SpreadDoc,
+    /// Main steps whose process ran.
+    step_duration_ms: SpreadDoc,
+    /// From queued to the first claim.
+    queue_wait_ms: SpreadDoc,
+    /// Waits of approval gates until approved or rejected.
+    approval_wait_ms: SpreadDoc,
+    approvals: u64,
+    /// By a person or by the approval timeout.
+    rejections: u64,
+    suppressed_triggers: u64,
+}
+
+/// Nearest-rank percentiles (`null` while `count` is 0), milliseconds.
+#[derive(Serialize, ToSchema)]
+pub struct SpreadDoc {
+    count: u64,
+    p50: Option<i64>,
+    p95: Option<i64>,
+    max: Option<i64>,
+    sum: i64,
+}

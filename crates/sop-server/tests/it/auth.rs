@@ -25,6 +25,8 @@ pub const ROUTES: &[(&str, &str, Option<Role>)] = &[
     ("GET", "/api/approvals", Some(Role::Viewer)),
     // With the built-in `/approve` (text that fires triggers needs `operator`).
     ("POST", "/api/command", Some(Role::Approver)),
+    ("GET", "/api/metrics", Some(Role::Viewer)),
+    ("GET", "/metrics", Some(Role::Viewer)),
 ];
 
 fn body_for(template: &str) -> Option<Value> {
@@ -247,4 +249,84 @@ async fn without_tokens_everyone_is_the_local_admin() {
     s.call("GET", "/api/sops", Some("whatever"), None)
         .await
         .expect(200);
+}
+
+#[tokio::test]
+async fn a_command_line_needs_operator_to_fire_and_approver_to_decide() {
+    let s = Server::with_tokens(&[]);
+    s.sop(
+        "gated",
+        "execution_mode = \"supervised\"\n[[triggers]]\ntype = \"command\"\npattern = '^ship$'",
+        TWO_STEPS,
+    );
+    let line = |text: &str, dry_run: bool| json!({"text": text, "dry_run": dry_run});
+    // A viewer may only ask what would happen.
+    let r = s
+        .call(
+            "POST",
+            "/api/command",
+            Some(&token("vera")),
+            Some(&line("ship", true)),
+        )
+        .await;
+    assert_eq!(
+        r.expect(200).body["matched"][0]["outcome"],
+        "would_run",
+        "{}",
+        r.text
+    );
+    s.call(
+        "POST",
+        "/api/command",
+        Some(&token("vera")),
+        Some(&line("ship", false)),
+    )
+    .await
+    .error(403, "forbidden");
+    // An operator fires triggers, and may not decide.
+    let r = s
+        .call(
+            "POST",
+            "/api/command",
+            Some(&token("otto")),
+            Some(&line("ship", false)),
+        )
+        .await;
+    let id = r.expect(200).body["matched"][0]["run_id"]
+        .as_str()
+        .expect("queued")
+        .to_string();
+    s.wait_at_gate(&id);
+    let r = s
+        .call(
+            "POST",
+            "/api/command",
+            Some(&token("otto")),
+            Some(&line("/reject gated no", false)),
+        )
+        .await;
+    r.error(403, "forbidden");
+    assert!(
+        r.message().contains("`/reject` needs `approver`"),
+        "{}",
+        r.text
+    );
+    // An approver rejects, as the command line's sender.
+    let r = s
+        .call(
+            "POST",
+            "/api/command",
+            Some(&token("ann")),
+            Some(&line("/reject gated not now", false)),
+        )
+        .await;
+    assert_eq!(
+        r.expect(200).body,
+        json!({"kind": "reject", "dry_run": false, "run": {"run_id": id, "status": "rejected"}, "matched": [], "invalid": []})
+    );
+    let doc = s.audit_file(&id);
+    assert_eq!(doc["trigger"], json!({"type": "command", "by": "otto"}));
+    assert_eq!(doc["approvals"][0]["by"], "ann");
+    assert_eq!(doc["approvals"][0]["channel"], "command");
+    assert_eq!(doc["approvals"][0]["comment"], "not now");
 }

@@ -212,6 +212,52 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
     assert_eq!(stored.trigger.kind, "command");
     assert_eq!(stored.vars["who"], "world");
     keep("POST", "/api/command", &r);
+
+    let r = s.get("/api/metrics").await;
+    r.expect(200);
+    let all = &r.body["overall"]["all"];
+    let runs = s
+        .ops()
+        .store
+        .list_runs(&sop_store::RunFilter::default())
+        .expect("runs");
+    assert_eq!(all["runs"], runs.len(), "{}", r.text);
+    assert_eq!(r.body["sops"]["hello"]["7d"]["runs"], 3, "{}", r.text);
+    assert!(
+        r.body["sops"]["gated"]["all"]["approvals"].as_u64() >= Some(1),
+        "{}",
+        r.text
+    );
+    keep("GET", "/api/metrics", &r);
+    let r = s.get("/api/metrics?sop=gated").await;
+    assert_eq!(
+        r.expect(200).body["overall"],
+        r.body["sops"]["gated"],
+        "{}",
+        r.text
+    );
+    s.get("/api/metrics?sop=nope").await.error(404, "not_found");
+    s.get("/api/metrics?sops=x").await.error(400, "bad_request");
+
+    let r = s.get("/metrics").await;
+    assert_eq!(r.status.as_u16(), 200);
+    assert!(
+        r.text.contains("# TYPE sop_run_duration_seconds summary\n"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains("sop_runs{sop=\"hello\",status=\"queued\"} "),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("sop_approvals_total{sop=\"gated\"} "),
+        "{}",
+        r.text
+    );
+    keep("GET", "/metrics", &r);
     out
 }
 
@@ -219,7 +265,7 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
 async fn every_endpoint_answers_its_documented_shape() {
     let s = Server::open();
     let samples = exercise_all(&s).await;
-    assert_eq!(samples.len(), 17);
+    assert_eq!(samples.len(), 19);
 }
 
 #[tokio::test]

@@ -9,10 +9,11 @@ use super::records::{self, Snapshots};
 use crate::StoreError;
 
 /// The schema this build writes.
-pub(crate) const LATEST: i64 = 2;
+pub(crate) const LATEST: i64 = 3;
 
 const V1: &str = include_str!("migrations/v1.sql");
 const V2: &str = include_str!("migrations/v2.sql");
+const V3: &str = include_str!("migrations/v3.sql");
 
 /// Brings the database up to [`LATEST`] inside `tx`; refuses one written by a newer sop.
 pub(crate) fn migrate(tx: &Transaction<'_>, cache: &Mutex<Snapshots>) -> Result<(), StoreError> {
@@ -29,6 +30,9 @@ pub(crate) fn migrate(tx: &Transaction<'_>, cache: &Mutex<Snapshots>) -> Result<
     if found < 2 {
         tx.execute_batch(V2)?;
         split_runs(tx, cache)?;
+    }
+    if found < 3 {
+        tx.execute_batch(V3)?;
     }
     if found < LATEST {
         tx.pragma_update(None, "user_version", LATEST)?;

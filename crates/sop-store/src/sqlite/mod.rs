@@ -5,6 +5,7 @@
 
 mod batch;
 mod durable;
+mod metrics;
 mod migrate;
 mod records;
 mod runs;

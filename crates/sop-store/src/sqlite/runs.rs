@@ -7,6 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
+use sop_core::metrics::{RunFacts, SuppressedFact};
 use sop_core::policy::{self, LastExecuted, Limits, Queued, SopLoad};
 use sop_core::run::{Happened, Millis, Refusal, Run, RunStatus};
 use sop_core::{AdmissionPolicy, Priority};
@@ -14,7 +15,7 @@ use sop_core::{AdmissionPolicy, Priority};
 use super::{records, SqliteStore};
 use crate::{
     ClaimResult, Created, EventRow, OutputChunk, Owner, RunChange, RunFilter, RunRow, Store,
-    StoreError, Successor,
+    StoreError, Successor, Suppression,
 };
 
 /// The SOP limits kept beside each run so the scheduler need not parse whole runs.
@@ -53,7 +54,7 @@ fn priority_from_rank(rank: i64) -> Priority {
         .unwrap_or_default()
 }
 
-fn status_from(s: &str) -> RunStatus {
+pub(super) fn status_from(s: &str) -> RunStatus {
     // Only this crate writes the column, always from `RunStatus::as_str`.
     RunStatus::parse(s).unwrap_or(RunStatus::Interrupted)
 }
@@ -858,6 +859,17 @@ impl Store for SqliteStore {
             };
             Ok(())
         })
+    }
+
+    fn record_suppression(&self, s: &Suppression) -> Result<(), StoreError> {
+        self.with(|conn| super::metrics::record(conn, s))
+    }
+
+    fn metric_facts(
+        &self,
+        since: Option<Millis>,
+    ) -> Result<(Vec<RunFacts>, Vec<SuppressedFact>), StoreError> {
+        self.read(|conn| super::metrics::facts(conn, since.unwrap_or(Millis::MIN)))
     }
 }
 

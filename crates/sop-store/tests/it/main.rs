@@ -9,6 +9,7 @@ mod fixture;
 mod sqlite;
 mod story_admission;
 mod story_claim;
+mod story_metrics;
 mod story_owner;
 mod story_runs;
 
@@ -107,4 +108,9 @@ fn acquire_has_exactly_one_winner_and_a_live_owner_keeps_the_run() {
 #[test]
 fn an_ended_run_has_no_owner_and_releasing_it_writes_nothing() {
     each_backend(story_owner::an_ended_run_has_no_owner);
+}
+
+#[test]
+fn metric_facts_read_runs_records_and_suppressed_triggers() {
+    each_backend(story_metrics::facts_of_runs_and_suppressions);
 }

@@ -223,7 +223,7 @@ fn the_database_is_in_wal_mode_with_the_schema_version_set() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("user_version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     drop(conn);
     // Opening again does not re-run the schema (which would fail on existing tables).
     drop(open(&path));
@@ -240,7 +240,7 @@ fn a_database_from_a_newer_sop_is_refused() {
     drop(conn);
     match SqliteStore::open(&path, Synchronous::Full) {
         Err(StoreError::TooNew { found, known }) => {
-            assert_eq!((found, known), (99, 2));
+            assert_eq!((found, known), (99, 3));
         }
         Err(e) => panic!("expected TooNew, got {e}"),
         Ok(_) => panic!("a newer schema was opened"),
@@ -339,7 +339,7 @@ fn a_version_1_database_is_migrated_and_its_runs_go_on() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("user_version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let records: i64 = conn
         .query_row(
             "SELECT count(*) FROM run_records WHERE run_id = 'a'",

@@ -1,0 +1,13 @@
+-- Version 3. Triggers that fired while their SOP was in cooldown: recorded as suppressed,
+-- not queued (SPEC §6), for the metrics (SPEC §7) and the record of what was not run.
+-- `cooldown_run`: the run whose start began the cooldown. Rows are never changed or
+-- removed. A version 2 sop still running on the home ignores the table.
+CREATE TABLE suppressed_triggers (
+    seq          INTEGER PRIMARY KEY,
+    at           INTEGER NOT NULL,
+    sop          TEXT NOT NULL,
+    trigger      TEXT NOT NULL,
+    by           TEXT NOT NULL,
+    cooldown_run TEXT NOT NULL
+);
+CREATE INDEX suppressed_triggers_by_at ON suppressed_triggers (at);

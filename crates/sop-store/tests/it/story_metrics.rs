@@ -1,0 +1,87 @@
+//! Stories about what the metrics read: run facts from the stored runs and their records,
+//! and suppressed triggers.
+
+use sop_core::metrics::SuppressedFact;
+use sop_core::run::{Action, DecisionKind, RunStatus};
+use sop_core::ExecutionMode;
+use sop_store::{Store, Suppression};
+
+use crate::fixture::{approve, cancel, claim, finish_step, queued, sop, start_step, SopExt};
+
+const T0: i64 = 1_700_000_000_000;
+
+pub fn facts_of_runs_and_suppressions(store: &dyn Store) {
+    // Ran one step and succeeded: queued 5 ms, ran 20 ms, its step took 3 ms (the fixture's).
+    queued(store, "ok", &sop("deploy"), T0);
+    start_step(store, "ok", T0 + 5);
+    assert!(matches!(
+        finish_step(store, "ok", 0, T0 + 25),
+        Action::Finished(_)
+    ));
+    // Waited 40 ms for the start approval, approved, then failed its step.
+    let supervised = sop("deploy").with(|s| s.execution_mode = ExecutionMode::Supervised);
+    queued(store, "bad", &supervised, T0 + 100);
+    claim(store, "bad", 4, T0 + 100);
+    assert!(matches!(
+        crate::fixture::advance(store, "bad", T0 + 100),
+        Action::Wait { .. }
+    ));
+    approve(store, "bad", T0 + 140);
+    // Approved, it is queued again (a waiting run holds no slot).
+    claim(store, "bad", 4, T0 + 140);
+    match crate::fixture::advance(store, "bad", T0 + 140) {
+        Action::Spawn(_) => {}
+        other => panic!("expected a spawn, got {other:?}"),
+    }
+    finish_step(store, "bad", 1, T0 + 150);
+    // Cancelled while queued; and one of another SOP created later.
+    queued(store, "gone", &sop("deploy"), T0 + 200);
+    cancel(store, "gone", T0 + 210);
+    queued(store, "later", &sop("backup"), T0 + 1_000);
+
+    store
+        .record_suppression(&Suppression {
+            sop: "deploy".into(),
+            trigger: "command".into(),
+            by: "alice".into(),
+            at: T0 + 300,
+            cooldown_run: "ok".into(),
+        })
+        .expect("recorded");
+
+    let (mut runs, suppressed) = store.metric_facts(None).expect("facts");
+    runs.sort_by_key(|r| r.created_at);
+    let summary: Vec<(&str, RunStatus, Option<i64>, Option<i64>)> = runs
+        .iter()
+        .map(|r| (r.sop.as_str(), r.status, r.queue_wait_ms, r.completed_at))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("deploy", RunStatus::Success, Some(5), Some(T0 + 25)),
+            ("deploy", RunStatus::Failure, Some(0), Some(T0 + 150)),
+            ("deploy", RunStatus::Cancelled, None, Some(T0 + 210)),
+            ("backup", RunStatus::Queued, None, None),
+        ]
+    );
+    assert_eq!(runs[0].started_at, Some(T0 + 5));
+    assert_eq!(runs[0].step_durations_ms, [3]);
+    assert_eq!(runs[1].step_durations_ms, [3]);
+    assert_eq!(runs[1].decisions, [(DecisionKind::Approved, 40)]);
+    assert!(runs[2].step_durations_ms.is_empty() && runs[3].decisions.is_empty());
+    assert_eq!(
+        suppressed,
+        [SuppressedFact {
+            sop: "deploy".into(),
+            at: T0 + 300
+        }]
+    );
+
+    // A window: only what was created (or suppressed) at or after `since`.
+    let (runs, suppressed) = store.metric_facts(Some(T0 + 250)).expect("facts");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].sop, "backup");
+    assert_eq!(suppressed.len(), 1);
+    let (_, suppressed) = store.metric_facts(Some(T0 + 301)).expect("facts");
+    assert!(suppressed.is_empty());
+}
