@@ -94,8 +94,9 @@ fn split_word(text: &str) -> (&str, &str) {
 /// took part under its name when that is a valid variable name (SPEC §4).
 ///
 /// A group named after a variable declared `secret` gives only that variable, which is
-/// redacted wherever it is shown; any other group whose text overlaps it (an enclosing
-/// group, its own `match_N`) gives nothing, since it would be shown as it is. `None`: no
+/// redacted wherever it is shown; any other group whose text would show it gives nothing
+/// (one that overlaps it, such as an enclosing group or its own `match_N`, or whose text
+/// is the secret's, a part of it, or contains it). `None`: no
 /// command trigger of `sop` matches.
 pub fn match_triggers(sop: &Sop, text: &str) -> Option<BTreeMap<String, String>> {
     let secret = |name: &str| sop.vars.get(name).is_some_and(|d| d.secret);
@@ -126,14 +127,23 @@ fn match_one(
     if !capture_groups {
         return Some(vars);
     }
-    // Where the secret groups' texts are (an empty one shows nothing).
-    let secrets: Vec<Range<usize>> = regex
+    // The secret groups' texts, where they are (an empty one shows nothing).
+    let secrets: Vec<(Range<usize>, &str)> = regex
         .capture_names()
         .enumerate()
         .filter(|(_, name)| var_name(*name).is_some_and(secret))
-        .filter_map(|(i, _)| caps.get(i).map(|m| m.range()))
-        .filter(|r| !r.is_empty())
+        .filter_map(|(i, _)| caps.get(i).map(|m| (m.range(), m.as_str())))
+        .filter(|(r, _)| !r.is_empty())
         .collect();
+    // Whether a group's text would show a secret: it overlaps one, or has the same text
+    // as one (or a part of it, or contains it) elsewhere in the line.
+    let shows_secret = |m: &regex::Match<'_>| {
+        let text = m.as_str();
+        secrets.iter().any(|(r, secret)| {
+            (r.start < m.end() && m.start() < r.end)
+                || (!text.is_empty() && (secret.contains(text) || text.contains(secret)))
+        })
+    };
     for (i, name) in regex.capture_names().enumerate().skip(1) {
         let Some(m) = caps.get(i) else { continue };
         let value = m.as_str().to_string();
@@ -142,12 +152,7 @@ fn match_one(
                 vars.insert(name.to_string(), value);
                 continue;
             }
-            _ if secrets
-                .iter()
-                .any(|r| r.start < m.end() && m.start() < r.end) =>
-            {
-                continue
-            }
+            _ if shows_secret(&m) => continue,
             Some(name) => {
                 vars.insert(name.to_string(), value.clone());
             }

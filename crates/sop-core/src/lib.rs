@@ -12,6 +12,7 @@ pub mod parse;
 pub mod policy;
 pub mod run;
 pub mod vars;
+pub mod webhook;
 
 pub use condition::Condition;
 pub use diagnostic::{Diagnostic, Severity};

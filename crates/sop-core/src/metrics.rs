@@ -22,10 +22,21 @@ pub struct RunFacts {
     pub completed_at: Option<Millis>,
     /// Time spent queued before the first claim.
     pub queue_wait_ms: Option<i64>,
-    /// Durations of the main steps whose process ran (rollback steps not counted).
+    /// Durations of the main steps that ran a process (or could not start one); not manual
+    /// steps, not rollback steps.
     pub step_durations_ms: Vec<i64>,
-    /// Decisions at gates: what, and how long the gate had waited.
-    pub decisions: Vec<(DecisionKind, i64)>,
+    /// Decisions at gates, in the order they were made.
+    pub decisions: Vec<DecisionFact>,
+}
+
+/// One decision at a gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionFact {
+    pub kind: DecisionKind,
+    /// The gate decided (`start`, `step 3`, ...).
+    pub gate: String,
+    /// How long the gate had waited when the decision was made.
+    pub waited_ms: i64,
 }
 
 /// A trigger that fired while its SOP was in cooldown (SPEC §6).
@@ -119,8 +130,10 @@ pub struct Figures {
     pub step_duration_ms: Spread,
     /// From queued to the first claim.
     pub queue_wait_ms: Spread,
-    /// How long approval gates waited for the decision that approved or rejected them.
+    /// How long gates waited for the decision that released (approved, with its quorum)
+    /// or rejected them.
     pub approval_wait_ms: Spread,
+    /// Approvals given (each of a quorum counts).
     pub approvals: u64,
     /// Rejections by a person, and by the clock (`approval_timeout_action = "reject"`).
     pub rejections: u64,
@@ -188,15 +201,23 @@ fn figures(runs: &[&RunFacts], suppressed_triggers: u64) -> Figures {
         }
         step_ms.extend(r.step_durations_ms.iter().copied());
         queue_ms.extend(r.queue_wait_ms);
-        for &(kind, waited) in &r.decisions {
-            match kind {
+        for (i, d) in r.decisions.iter().enumerate() {
+            match d.kind {
                 DecisionKind::Approved => approvals += 1,
                 DecisionKind::Rejected | DecisionKind::TimedOut => rejections += 1,
                 DecisionKind::Confirmed
                 | DecisionKind::ConfirmedFailed
                 | DecisionKind::Escalated => continue,
             }
-            wait_ms.push(waited);
+            // A gate's wait ends with its last decision in a row: a quorum's earlier
+            // approvals leave it waiting.
+            let next_same_gate = r.decisions.get(i + 1).is_some_and(|n| {
+                n.gate == d.gate
+                    && matches!(n.kind, DecisionKind::Approved | DecisionKind::Rejected)
+            });
+            if d.kind != DecisionKind::Approved || !next_same_gate {
+                wait_ms.push(d.waited_ms);
+            }
         }
     }
     #[allow(clippy::cast_precision_loss)]

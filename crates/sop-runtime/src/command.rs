@@ -10,6 +10,7 @@ use std::sync::Arc;
 use sop_core::command::{match_triggers, CommandLine};
 use sop_core::run::{Decision, Run, TriggerInfo, Verb};
 use sop_core::vars::{resolve_with_trigger, MASK};
+use sop_core::webhook::hook_of;
 use sop_core::Sop;
 
 use sop_store::Suppression;
@@ -83,7 +84,7 @@ impl Ops<'_> {
         let (verb, target, comment) = match *line {
             CommandLine::Approve { target, comment } => (Verb::Approve, target, comment),
             CommandLine::Reject { target, reason } => (Verb::Reject, target, Some(reason)),
-            CommandLine::Text(text) => return self.fire(text, caller, dry_run),
+            CommandLine::Text(text) => return self.fire_text(text, caller, dry_run),
         };
         let (statuses, what) = decidable(verb);
         let id = self.resolve(target, statuses, what)?;
@@ -109,8 +110,13 @@ impl Ops<'_> {
         })
     }
 
-    fn fire(&self, text: &str, caller: &Caller, dry_run: bool) -> Result<CommandAnswer, OpError> {
-        let (matches, invalid) = matching_sops(self, text)?;
+    fn fire_text(
+        &self,
+        text: &str,
+        caller: &Caller,
+        dry_run: bool,
+    ) -> Result<CommandAnswer, OpError> {
+        let (matches, invalid) = pick_sops(self, |sop| match_triggers(sop, text))?;
         let mut fired = Vec::with_capacity(matches.len());
         for (sop, caught) in matches {
             let shown = shown_vars(&sop, &caught);
@@ -125,7 +131,11 @@ impl Ops<'_> {
                     }),
                 }
             } else {
-                self.fire_one(&sop, caught, caller)
+                let trigger = TriggerInfo {
+                    kind: "command".to_string(),
+                    by: caller.by.clone(),
+                };
+                self.fire(&sop, caught, trigger)
             };
             fired.push(Fired {
                 sop: sop.name.clone(),
@@ -136,14 +146,17 @@ impl Ops<'_> {
         Ok(CommandAnswer::Fired { fired, invalid })
     }
 
-    /// Executes one matched SOP. Whatever happens is its outcome, a store failure too: the
-    /// other matches still get theirs, and the runs already queued are reported.
-    fn fire_one(
+    /// Executes `sop` for a trigger that fired, with the vars it caught. Whatever happens is
+    /// the outcome, a store failure too, so that each of the SOPs one trigger fires gets
+    /// its own, and the runs already queued are reported. In cooldown, the suppression is
+    /// committed before it is answered.
+    pub fn fire(
         &self,
         sop: &Sop,
         caught: BTreeMap<String, String>,
-        caller: &Caller,
+        trigger: TriggerInfo,
     ) -> FireOutcome {
+        let (kind, by) = (trigger.kind.clone(), trigger.by.clone());
         let request = ExecuteRequest {
             sop: sop.name.clone(),
             vars: BTreeMap::new(),
@@ -151,10 +164,7 @@ impl Ops<'_> {
             skip_approval: false,
             priority: None,
             force: false,
-            trigger: TriggerInfo {
-                kind: "command".to_string(),
-                by: caller.by.clone(),
-            },
+            trigger,
             owner: None,
         };
         match self.execute(request) {
@@ -167,8 +177,8 @@ impl Ops<'_> {
             }) => {
                 let recorded = self.store.record_suppression(&Suppression {
                     sop: sop.name.clone(),
-                    trigger: "command".to_string(),
-                    by: caller.by.clone(),
+                    trigger: kind.clone(),
+                    by,
                     at: now(),
                     cooldown_run: run_id.clone(),
                 });
@@ -177,9 +187,10 @@ impl Ops<'_> {
                 }
                 tracing::info!(
                     sop = %sop.name,
+                    trigger = %kind,
                     remaining_secs,
                     cooldown_run = %run_id,
-                    "command trigger suppressed: the SOP is in cooldown"
+                    "trigger suppressed: the SOP is in cooldown"
                 );
                 FireOutcome::Suppressed {
                     remaining_secs,
@@ -191,32 +202,43 @@ impl Ops<'_> {
     }
 }
 
-/// The SOPs of the home whose `command` trigger matches `text`, in name order, with the
-/// vars each caught; and the names of SOPs with errors, which are not matched.
-type Matches = (Vec<(Arc<Sop>, BTreeMap<String, String>)>, Vec<String>);
+/// The SOPs of the home for which `pick` gives something (a trigger matched), in name
+/// order, with what it gave; and the names of SOPs with errors, which are not asked.
+type Picked<T> = (Vec<(Arc<Sop>, T)>, Vec<String>);
 
-fn matching_sops(ops: &Ops<'_>, text: &str) -> Result<Matches, OpError> {
+fn pick_sops<T>(ops: &Ops<'_>, pick: impl Fn(&Sop) -> Option<T>) -> Result<Picked<T>, OpError> {
     let names = loader::sop_dirs(ops.home).map_err(|source| OpError::Home {
         path: ops.home.sops_dir().display().to_string(),
         source,
     })?;
-    let mut matches = Vec::new();
+    let mut picked = Vec::new();
     let mut invalid = Vec::new();
     for name in names {
         match loader::load_shared(ops.home, &name) {
             (Some(sop), _) => {
-                if let Some(caught) = match_triggers(&sop, text) {
-                    matches.push((sop, caught));
+                if let Some(got) = pick(&sop) {
+                    picked.push((sop, got));
                 }
             }
             (None, _) => invalid.push(name),
         }
     }
-    Ok((matches, invalid))
+    Ok((picked, invalid))
+}
+
+impl Ops<'_> {
+    /// The SOPs with a webhook trigger served at `path`, each with the name of the
+    /// environment variable holding its HMAC secret (if it has one); and the SOPs with
+    /// errors.
+    pub fn hooked(&self, path: &str) -> Result<Picked<Option<String>>, OpError> {
+        pick_sops(self, |sop| {
+            hook_of(sop, path).map(|env| env.map(str::to_string))
+        })
+    }
 }
 
 /// `caught` as it may be shown: values of variables declared secret are `***`.
-fn shown_vars(sop: &Sop, caught: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub fn shown_vars(sop: &Sop, caught: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     caught
         .iter()
         .map(|(name, value)| {

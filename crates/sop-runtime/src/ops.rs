@@ -335,10 +335,8 @@ impl Ops<'_> {
     /// keeps. With `sop`, that SOP's only (they are then also the `overall` figures); a SOP
     /// that neither exists nor has runs is an error.
     pub fn metrics(&self, sop: Option<&str>) -> Result<Metrics, OpError> {
-        let (mut runs, mut suppressed) = self.store.metric_facts(None)?;
+        let (runs, suppressed) = self.store.metric_facts(None, sop)?;
         if let Some(name) = sop {
-            runs.retain(|r| r.sop == name);
-            suppressed.retain(|s| s.sop == name);
             if runs.is_empty() && suppressed.is_empty() {
                 load_sop(self.home, name)?;
             }

@@ -83,7 +83,7 @@ impl ServerState {
 
 /// The API's router (`docs/API.md`).
 pub fn router(state: Arc<ServerState>) -> Router {
-    use routes::{approvals, command, health, metrics, runs, sops};
+    use routes::{approvals, command, health, hooks, metrics, runs, sops};
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/api/openapi.json", get(openapi::document))
@@ -102,6 +102,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/sop/approve", post(approvals::approve_by_sop))
         .route("/api/approvals", get(approvals::list))
         .route("/api/command", post(command::command))
+        .route("/api/hooks/{*path}", post(hooks::hook))
         .route("/api/metrics", get(metrics::json))
         .route("/metrics", get(metrics::prometheus))
         .fallback(routes::not_found)

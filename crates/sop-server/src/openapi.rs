@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 pub use documents::{MetricsDocument, RunDocument, SopDocument};
 
-use crate::routes::{approvals, command, health, metrics, runs, sops};
+use crate::routes::{approvals, command, health, hooks, metrics, runs, sops};
 use crate::sse;
 
 /// The API's `OpenAPI` document.
@@ -38,6 +38,7 @@ use crate::sse;
         approvals::approve_by_sop,
         approvals::list,
         command::command,
+        hooks::hook,
         metrics::json,
         metrics::prometheus,
     ),
@@ -46,6 +47,7 @@ use crate::sse;
         (name = "sops", description = "procedures and their execution"),
         (name = "runs", description = "runs, their documents and live events"),
         (name = "approvals", description = "decisions at gates"),
+        (name = "hooks", description = "webhook triggers"),
         (name = "metrics", description = "execution metrics (JSON and Prometheus text)"),
         (name = "command", description = "command lines: built-in decisions and `command` triggers"),
         (name = "health", description = "liveness of the store"),

@@ -337,8 +337,19 @@ impl CommandReply {
     }
 }
 
+/// The answer to a webhook: what became of each SOP it fired.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HookReply {
+    pub path: String,
+    /// The SOPs served at the path that this request may fire, in name order.
+    pub matched: Vec<Matched>,
+    /// Top-level body fields that gave no variable: names that cannot be variables
+    /// (`PATH`, `hook-id`, ...) and `null` values.
+    pub skipped_fields: Vec<String>,
+}
+
 impl Matched {
-    fn new(fired: Fired) -> Matched {
+    pub fn new(fired: Fired) -> Matched {
         let (outcome, run_id, error) = match fired.outcome {
             FireOutcome::WouldRun => ("would_run", None, None),
             FireOutcome::Queued(run) => ("queued", Some(run.id), None),

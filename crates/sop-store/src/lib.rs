@@ -248,9 +248,11 @@ pub trait Store: Send + Sync {
     fn record_suppression(&self, s: &Suppression) -> Result<(), StoreError>;
 
     /// What the metrics need, from one snapshot: the runs created at or after `since`, and
-    /// the triggers suppressed at or after it (everything: `None`).
+    /// the triggers suppressed at or after it (everything: `None`); of SOP `sop` only, if
+    /// given.
     fn metric_facts(
         &self,
         since: Option<Millis>,
+        sop: Option<&str>,
     ) -> Result<(Vec<RunFacts>, Vec<SuppressedFact>), StoreError>;
 }

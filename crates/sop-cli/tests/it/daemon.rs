@@ -41,8 +41,14 @@ impl Daemon {
 
     /// Starts `sop serve --bind 127.0.0.1:0` and waits for its address.
     pub fn start(home: &Home) -> Daemon {
+        Daemon::start_with_env(home, &[])
+    }
+
+    /// [`Daemon::start`] with these variables in the daemon's environment.
+    pub fn start_with_env(home: &Home, env: &[(&str, &str)]) -> Daemon {
         let mut child = home
             .cmd()
+            .envs(env.iter().copied())
             .args(["serve", "--bind", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -7,6 +7,7 @@ mod crash;
 #[allow(clippy::stable_sort_primitive)] // in a test written before this lint was on
 mod daemon;
 mod files;
+mod hooks;
 mod more;
 mod regressions;
 mod runs;

@@ -120,6 +120,8 @@ fn triggers_match_with_the_vars_their_groups_caught() {
         "[vars]\ntoken = { secret = true }\n\
          [[triggers]]\ntype = \"command\"\npattern = '^login (?P<creds>(?P<user>\\w+):(?P<token>\\S+)) (\\w+)$'\n",
     );
+    let twice = sop("[vars]\ntoken = { secret = true }\n\
+         [[triggers]]\ntype = \"command\"\npattern = '^login (?P<token>\\S+) (\\S+) (\\S+)$'\n");
     let none = sop("[[triggers]]\ntype = \"schedule\"\ncron = \"0 2 * * *\"\n");
     let cases: &[(&Sop, &str, Option<Vars>)] = &[
         (
@@ -159,6 +161,21 @@ fn triggers_match_with_the_vars_their_groups_caught() {
                 ("user", "bob"),
                 ("token", "s3cr3t"),
                 ("match_4", "now"),
+            ])),
+        ),
+        // The same text elsewhere in the line (or a part of it) would show it too.
+        (
+            &twice,
+            "login hunter2 hunter2 hunt",
+            Some(vars(&[("token", "hunter2")])),
+        ),
+        (
+            &twice,
+            "login hunter2 x y",
+            Some(vars(&[
+                ("token", "hunter2"),
+                ("match_2", "x"),
+                ("match_3", "y"),
             ])),
         ),
         (&none, "anything", None),

@@ -8,3 +8,4 @@ mod metrics;
 mod parse;
 mod policy;
 mod vars;
+mod webhook;

@@ -1,6 +1,6 @@
 //! Metrics from run facts: windows, percentiles, rates (time passed in, no clock).
 
-use sop_core::metrics::{compute, RunFacts, Spread, SuppressedFact, Window};
+use sop_core::metrics::{compute, DecisionFact, RunFacts, Spread, SuppressedFact, Window};
 use sop_core::run::{DecisionKind, RunStatus};
 
 const DAY: i64 = 24 * 60 * 60 * 1000;
@@ -17,6 +17,14 @@ fn run(sop: &str, status: RunStatus, days_ago: i64) -> RunFacts {
         queue_wait_ms: None,
         step_durations_ms: vec![],
         decisions: vec![],
+    }
+}
+
+fn decided(kind: DecisionKind, gate: &str, waited_ms: i64) -> DecisionFact {
+    DecisionFact {
+        kind,
+        gate: gate.to_string(),
+        waited_ms,
     }
 }
 
@@ -66,16 +74,21 @@ fn figures_per_window_and_per_sop() {
         5_000,
         &[1_000, 3_000],
     );
+    // A quorum of two at `start` (one wait, ended by the second approval), a manual step.
     approved.decisions = vec![
-        (DecisionKind::Approved, 60_000),
-        (DecisionKind::Confirmed, 5),
+        decided(DecisionKind::Approved, "start", 30_000),
+        decided(DecisionKind::Approved, "start", 60_000),
+        decided(DecisionKind::Confirmed, "step 2", 5),
     ];
     let mut rejected = run("deploy", RunStatus::Rejected, 10);
-    rejected.decisions = vec![(DecisionKind::Rejected, 120_000)];
+    rejected.decisions = vec![
+        decided(DecisionKind::Approved, "start", 10),
+        decided(DecisionKind::Rejected, "step 2", 120_000),
+    ];
     let mut timed_out = run("deploy", RunStatus::TimedOut, 40);
     timed_out.decisions = vec![
-        (DecisionKind::Escalated, 1),
-        (DecisionKind::TimedOut, 86_400_000),
+        decided(DecisionKind::Escalated, "start", 1),
+        decided(DecisionKind::TimedOut, "start", 86_400_000),
     ];
     let runs = vec![
         approved,
@@ -115,13 +128,13 @@ fn figures_per_window_and_per_sop() {
     assert_eq!(all.by_status["timed_out"], 1);
     assert_eq!(all.by_status["queued"], 0, "every status is present");
     assert_eq!(all.success_rate, Some(0.25));
-    assert_eq!(all.approvals, 1);
+    assert_eq!(all.approvals, 3, "each approval of a quorum counts");
     assert_eq!(all.rejections, 2, "a person's and the clock's");
     assert_eq!(
-        all.approval_wait_ms.count, 3,
-        "confirmations and escalations are not approval waits"
+        all.approval_wait_ms,
+        Spread::of(vec![60_000, 10, 120_000, 86_400_000]),
+        "one wait per gate decided; confirmations and escalations are not approval waits"
     );
-    assert_eq!(all.approval_wait_ms.max, Some(86_400_000));
     assert_eq!(all.step_duration_ms, Spread::of(vec![1_000, 3_000, 2_000]));
     assert_eq!(all.run_duration_ms, Spread::of(vec![5_000, 2_000]));
     assert_eq!(all.queue_wait_ms, Spread::of(vec![100, 300]));

@@ -152,8 +152,7 @@ fn summary(out: &mut String, name: &str, sop: &str, s: &Spread) {
     let _ = writeln!(out, "{name}_count{{sop=\"{sop}\"}} {}", s.count);
 }
 
-/// The all-time figures of every SOP, family by family. SOP names (`[a-z0-9._-]`) need no
-/// escaping in a label value.
+/// The all-time figures of every SOP, family by family.
 pub fn exposition(m: &Metrics) -> String {
     let mut out = String::new();
     for family in FAMILIES {
@@ -161,9 +160,17 @@ pub fn exposition(m: &Metrics) -> String {
         let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
         for (sop, windows) in &m.sops {
             if let Some(all) = windows.get(&Window::All) {
-                (family.write)(&mut out, family.name, sop, all);
+                (family.write)(&mut out, family.name, &label_value(sop), all);
             }
         }
     }
     out
+}
+
+/// A label value as the text format wants it (`\`, `"` and newlines escaped). SOP names
+/// (`[a-z0-9._-]`) have none of them, but a name read from an older store might.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

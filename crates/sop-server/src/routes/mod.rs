@@ -3,6 +3,7 @@
 pub mod approvals;
 pub mod command;
 pub mod health;
+pub mod hooks;
 pub mod metrics;
 pub mod runs;
 pub mod sops;

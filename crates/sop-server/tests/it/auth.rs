@@ -26,6 +26,8 @@ pub const ROUTES: &[(&str, &str, Option<Role>)] = &[
     // With the built-in `/approve` (text that fires triggers needs `operator`).
     ("POST", "/api/command", Some(Role::Approver)),
     ("GET", "/api/metrics", Some(Role::Viewer)),
+    // Or a signature with the trigger's secret (`hooks.rs`).
+    ("POST", "/api/hooks/{path}", Some(Role::Operator)),
     ("GET", "/metrics", Some(Role::Viewer)),
 ];
 
@@ -42,7 +44,11 @@ fn body_for(template: &str) -> Option<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_role_on_every_endpoint() {
     let s = Server::with_tokens(&[]);
-    s.sop("gated", "execution_mode = \"supervised\"", TWO_STEPS);
+    s.sop(
+        "gated",
+        "execution_mode = \"supervised\"\n[[triggers]]\ntype = \"webhook\"\npath = \"gated\"",
+        TWO_STEPS,
+    );
     // Events of a finished run, so the stream ends; everything else on a waiting run.
     // Runs are started by `otto`, who cannot approve: no self-approval refusal below.
     let execute = || async {
@@ -76,7 +82,10 @@ async fn every_role_on_every_endpoint() {
         } else {
             &waiting
         };
-        let path = template.replace("{name}", "gated").replace("{id}", id);
+        let path = template
+            .replace("{name}", "gated")
+            .replace("{id}", id)
+            .replace("{path}", "gated");
         let body = body_for(template);
         let what = format!("{method} {template}");
 

@@ -18,7 +18,8 @@ const MANUAL: &str = "## Steps\n\n1. **Check the dashboard**\n   Look at the gra
 pub async fn exercise_all(s: &Server) -> Vec<Sample> {
     s.sop(
         "hello",
-        "version = \"1.2.0\"\n[[triggers]]\ntype = \"command\"\npattern = '^hello (?P<who>\\w+)$'",
+        "version = \"1.2.0\"\n[[triggers]]\ntype = \"command\"\npattern = '^hello (?P<who>\\w+)$'\n\
+         [[triggers]]\ntype = \"webhook\"\npath = \"hello/push\"",
         ONE_STEP,
     );
     s.sop("gated", "execution_mode = \"supervised\"", TWO_STEPS);
@@ -213,6 +214,31 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
     assert_eq!(stored.vars["who"], "world");
     keep("POST", "/api/command", &r);
 
+    let r = s
+        .post(
+            "/api/hooks/hello/push",
+            &json!({"who": "web", "hook-id": 5, "n": 2}),
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(r.body["matched"][0]["outcome"], "queued", "{}", r.text);
+    assert_eq!(
+        r.body["matched"][0]["vars"],
+        json!({"n": "2", "who": "web"})
+    );
+    assert_eq!(r.body["skipped_fields"], json!(["hook-id"]));
+    let hooked = r.body["matched"][0]["run_id"].as_str().expect("run id");
+    let stored = s.ops().load_run(hooked).expect("stored run");
+    assert_eq!(stored.trigger.kind, "webhook");
+    assert_eq!(stored.trigger.by, "local", "without tokens, the local user");
+    keep("POST", "/api/hooks/{path}", &r);
+    s.post("/api/hooks/nope", &json!({}))
+        .await
+        .error(404, "not_found");
+    s.post("/api/hooks/hello/push", &json!([1]))
+        .await
+        .error(400, "bad_request");
+
     let r = s.get("/api/metrics").await;
     r.expect(200);
     let all = &r.body["overall"]["all"];
@@ -222,7 +248,7 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
         .list_runs(&sop_store::RunFilter::default())
         .expect("runs");
     assert_eq!(all["runs"], runs.len(), "{}", r.text);
-    assert_eq!(r.body["sops"]["hello"]["7d"]["runs"], 3, "{}", r.text);
+    assert_eq!(r.body["sops"]["hello"]["7d"]["runs"], 4, "{}", r.text);
     assert!(
         r.body["sops"]["gated"]["all"]["approvals"].as_u64() >= Some(1),
         "{}",
@@ -265,7 +291,7 @@ pub async fn exercise_all(s: &Server) -> Vec<Sample> {
 async fn every_endpoint_answers_its_documented_shape() {
     let s = Server::open();
     let samples = exercise_all(&s).await;
-    assert_eq!(samples.len(), 19);
+    assert_eq!(samples.len(), 20);
 }
 
 #[tokio::test]

@@ -112,7 +112,7 @@ fn snapshot_hash(
     Ok(hash)
 }
 
-fn snapshot(
+pub(super) fn snapshot(
     conn: &Connection,
     cache: &Mutex<Snapshots>,
     run_id: &str,

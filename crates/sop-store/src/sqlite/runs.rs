@@ -868,8 +868,10 @@ impl Store for SqliteStore {
     fn metric_facts(
         &self,
         since: Option<Millis>,
+        sop: Option<&str>,
     ) -> Result<(Vec<RunFacts>, Vec<SuppressedFact>), StoreError> {
-        self.read(|conn| super::metrics::facts(conn, since.unwrap_or(Millis::MIN)))
+        let since = since.unwrap_or(Millis::MIN);
+        self.read(|conn| super::metrics::facts(conn, &self.snapshots, since, sop))
     }
 }
 

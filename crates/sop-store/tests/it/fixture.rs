@@ -169,8 +169,17 @@ impl SopExt for Sop {
 
 /// Approves the gate a run waits at, as `bob` from the CLI.
 pub fn approve(store: &dyn Store, id: &str, now: Millis) {
+    decide(store, id, run::Verb::Approve, now);
+}
+
+/// Confirms the manual step a run waits at, as `bob` from the CLI.
+pub fn confirm(store: &dyn Store, id: &str, now: Millis) {
+    decide(store, id, run::Verb::Confirm, now);
+}
+
+fn decide(store: &dyn Store, id: &str, verb: run::Verb, now: Millis) {
     let d = run::Decision {
-        verb: run::Verb::Approve,
+        verb,
         by: "bob".into(),
         groups: vec![],
         channel: "cli".into(),
@@ -181,5 +190,5 @@ pub fn approve(store: &dyn Store, id: &str, now: Millis) {
     store
         .update_run(id, now, &mut |r, ev| run::decide(r, &d, now, ev))
         .expect("update_run")
-        .expect("approved");
+        .expect("decided");
 }

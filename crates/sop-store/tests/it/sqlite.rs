@@ -676,3 +676,38 @@ fn settle_marks_are_kept_per_process_across_reopen_and_ended_runs_are_found_by_e
     store.set_settle_mark(one, None).expect("removed");
     assert_eq!(store.settle_marks().expect("marks"), [(two, between)]);
 }
+
+#[test]
+fn a_version_2_database_with_runs_gains_the_suppressed_triggers_table() {
+    let (_dir, path) = db();
+    {
+        let store = open(&path);
+        queued(&store, "a", &three_steps(), T0);
+        start_step(&store, "a", T0 + 1);
+    }
+    // Version 3 only added a table: without it, and marked 2, the file is a version 2 one.
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute_batch("DROP TABLE suppressed_triggers; PRAGMA user_version = 2;")
+        .expect("back to version 2");
+    drop(conn);
+
+    let store = open(&path);
+    let run = store.load_run("a").expect("load").expect("run a");
+    assert_eq!(run.status, RunStatus::Running);
+    store
+        .record_suppression(&sop_store::Suppression {
+            sop: "deploy".into(),
+            trigger: "command".into(),
+            by: "alice".into(),
+            at: T0 + 2,
+            cooldown_run: "a".into(),
+        })
+        .expect("the new table takes rows");
+    let (runs, suppressed) = store.metric_facts(None, None).expect("facts");
+    assert_eq!((runs.len(), suppressed.len()), (1, 1));
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(version, 3);
+}

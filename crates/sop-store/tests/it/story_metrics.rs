@@ -1,12 +1,14 @@
 //! Stories about what the metrics read: run facts from the stored runs and their records,
 //! and suppressed triggers.
 
-use sop_core::metrics::SuppressedFact;
+use sop_core::metrics::{DecisionFact, SuppressedFact};
 use sop_core::run::{Action, DecisionKind, RunStatus};
 use sop_core::ExecutionMode;
 use sop_store::{Store, Suppression};
 
-use crate::fixture::{approve, cancel, claim, finish_step, queued, sop, start_step, SopExt};
+use crate::fixture::{
+    approve, cancel, claim, confirm, finish_step, queued, sop, start_step, SopExt,
+};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -34,6 +36,26 @@ pub fn facts_of_runs_and_suppressions(store: &dyn Store) {
         other => panic!("expected a spawn, got {other:?}"),
     }
     finish_step(store, "bad", 1, T0 + 150);
+    // A manual second step, confirmed 500 ms after it began waiting: a person's time, not
+    // a step's.
+    let with_manual = sop("deploy").with(|s| {
+        let mut manual = s.steps[0].clone();
+        manual.number = 2;
+        manual.scripts.clear();
+        s.steps.push(manual);
+    });
+    queued(store, "hand", &with_manual, T0 + 150);
+    start_step(store, "hand", T0 + 150);
+    assert!(matches!(
+        finish_step(store, "hand", 0, T0 + 160),
+        Action::Wait { .. }
+    ));
+    confirm(store, "hand", T0 + 660);
+    claim(store, "hand", 4, T0 + 660);
+    assert!(matches!(
+        crate::fixture::advance(store, "hand", T0 + 660),
+        Action::Finished(_)
+    ));
     // Cancelled while queued; and one of another SOP created later.
     queued(store, "gone", &sop("deploy"), T0 + 200);
     cancel(store, "gone", T0 + 210);
@@ -49,7 +71,7 @@ pub fn facts_of_runs_and_suppressions(store: &dyn Store) {
         })
         .expect("recorded");
 
-    let (mut runs, suppressed) = store.metric_facts(None).expect("facts");
+    let (mut runs, suppressed) = store.metric_facts(None, None).expect("facts");
     runs.sort_by_key(|r| r.created_at);
     let summary: Vec<(&str, RunStatus, Option<i64>, Option<i64>)> = runs
         .iter()
@@ -60,6 +82,7 @@ pub fn facts_of_runs_and_suppressions(store: &dyn Store) {
         [
             ("deploy", RunStatus::Success, Some(5), Some(T0 + 25)),
             ("deploy", RunStatus::Failure, Some(0), Some(T0 + 150)),
+            ("deploy", RunStatus::Success, Some(0), Some(T0 + 660)),
             ("deploy", RunStatus::Cancelled, None, Some(T0 + 210)),
             ("backup", RunStatus::Queued, None, None),
         ]
@@ -67,8 +90,21 @@ pub fn facts_of_runs_and_suppressions(store: &dyn Store) {
     assert_eq!(runs[0].started_at, Some(T0 + 5));
     assert_eq!(runs[0].step_durations_ms, [3]);
     assert_eq!(runs[1].step_durations_ms, [3]);
-    assert_eq!(runs[1].decisions, [(DecisionKind::Approved, 40)]);
-    assert!(runs[2].step_durations_ms.is_empty() && runs[3].decisions.is_empty());
+    assert_eq!(
+        runs[1].decisions,
+        [DecisionFact {
+            kind: DecisionKind::Approved,
+            gate: "start".into(),
+            waited_ms: 40
+        }]
+    );
+    assert_eq!(
+        runs[2].step_durations_ms,
+        [3],
+        "the manual step's wait is not a step's time"
+    );
+    assert_eq!(runs[2].decisions[0].kind, DecisionKind::Confirmed);
+    assert!(runs[3].step_durations_ms.is_empty() && runs[4].decisions.is_empty());
     assert_eq!(
         suppressed,
         [SuppressedFact {
@@ -77,11 +113,17 @@ pub fn facts_of_runs_and_suppressions(store: &dyn Store) {
         }]
     );
 
+    // One SOP's only.
+    let (runs, suppressed) = store.metric_facts(None, Some("backup")).expect("facts");
+    assert_eq!((runs.len(), suppressed.len()), (1, 0));
+    let (runs, suppressed) = store.metric_facts(None, Some("deploy")).expect("facts");
+    assert_eq!((runs.len(), suppressed.len()), (4, 1));
+
     // A window: only what was created (or suppressed) at or after `since`.
-    let (runs, suppressed) = store.metric_facts(Some(T0 + 250)).expect("facts");
+    let (runs, suppressed) = store.metric_facts(Some(T0 + 250), None).expect("facts");
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].sop, "backup");
     assert_eq!(suppressed.len(), 1);
-    let (_, suppressed) = store.metric_facts(Some(T0 + 301)).expect("facts");
+    let (_, suppressed) = store.metric_facts(Some(T0 + 301), None).expect("facts");
     assert!(suppressed.is_empty());
 }

@@ -6,8 +6,8 @@ CREATE TABLE suppressed_triggers (
     seq          INTEGER PRIMARY KEY,
     at           INTEGER NOT NULL,
     sop          TEXT NOT NULL,
-    trigger      TEXT NOT NULL,
-    by           TEXT NOT NULL,
+    trigger_type TEXT NOT NULL,
+    sent_by      TEXT NOT NULL,
     cooldown_run TEXT NOT NULL
 );
 CREATE INDEX suppressed_triggers_by_at ON suppressed_triggers (at);

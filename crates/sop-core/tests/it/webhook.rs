@@ -1,0 +1,85 @@
+//! Webhook bodies as variables, and which trigger a path names (tables).
+
+use std::collections::BTreeMap;
+
+use sop_core::webhook::{body_vars, hook_of, BodyError, BodyVars};
+use sop_core::{parse_sop, SopFiles};
+
+fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
+}
+
+#[test]
+fn body_fields_become_variables() {
+    let cases: &[(&str, Result<BodyVars, BodyError>)] = &[
+        ("", Ok(BodyVars::default())),
+        ("  \n", Ok(BodyVars::default())),
+        ("{}", Ok(BodyVars::default())),
+        (
+            r#"{"version": "1.2.3", "n": 7, "ok": true, "f": 1.5}"#,
+            Ok(BodyVars {
+                vars: vars(&[
+                    ("version", "1.2.3"),
+                    ("n", "7"),
+                    ("ok", "true"),
+                    ("f", "1.5"),
+                ]),
+                skipped: vec![],
+            }),
+        ),
+        (
+            r#"{"repository": {"name": "app", "id": 1}, "commits": [1, 2]}"#,
+            Ok(BodyVars {
+                vars: vars(&[
+                    ("repository", r#"{"id":1,"name":"app"}"#),
+                    ("commits", "[1,2]"),
+                ]),
+                skipped: vec![],
+            }),
+        ),
+        // Names that cannot be variables, and nulls, give none (and are listed).
+        (
+            r#"{"hook-id": 1, "PATH": "/tmp", "gone": null, "ref": "main"}"#,
+            Ok(BodyVars {
+                vars: vars(&[("ref", "main")]),
+                skipped: vec!["PATH".into(), "gone".into(), "hook-id".into()],
+            }),
+        ),
+        ("[1]", Err(BodyError::NotAnObject { found: "an array" })),
+        ("\"x\"", Err(BodyError::NotAnObject { found: "a string" })),
+        ("null", Err(BodyError::NotAnObject { found: "null" })),
+    ];
+    for (body, want) in cases {
+        assert_eq!(&body_vars(body.as_bytes()), want, "{body:?}");
+    }
+    let err = body_vars(b"{\"a\": ").unwrap_err();
+    assert!(matches!(&err, BodyError::NotJson(_)), "{err:?}");
+    assert!(
+        err.to_string().starts_with("the body is not JSON: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_path_names_the_first_webhook_trigger_served_there() {
+    let toml = "[sop]\nname = \"t\"\ndescription = \"d\"\n\
+                [[triggers]]\ntype = \"webhook\"\npath = \"deploy\"\nsecret_env = \"DEPLOY_SECRET\"\n\
+                [[triggers]]\ntype = \"webhook\"\npath = \"ci/done\"\n\
+                [[triggers]]\ntype = \"webhook\"\npath = \"deploy\"\n";
+    let md = "## Steps\n\n1. **One**\n   ```bash\n   true\n   ```\n";
+    let (sop, diags) = parse_sop(&SopFiles {
+        dir_name: "t",
+        toml_path: "sops/t/SOP.toml",
+        toml: Some(toml.as_bytes()),
+        md_path: "sops/t/SOP.md",
+        md: Some(md.as_bytes()),
+    });
+    let sop = sop.unwrap_or_else(|| panic!("{diags:?}"));
+    assert_eq!(hook_of(&sop, "deploy"), Some(Some("DEPLOY_SECRET")));
+    assert_eq!(hook_of(&sop, "ci/done"), Some(None));
+    assert_eq!(hook_of(&sop, "ci"), None);
+    assert_eq!(hook_of(&sop, "deploy/"), None);
+}
