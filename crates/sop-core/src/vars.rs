@@ -227,6 +227,9 @@ pub fn resolve_with_trigger(
     given: &BTreeMap<String, String>,
     caught: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, Vec<VarError>> {
+    if caught.is_empty() {
+        return resolve_vars(decls, given);
+    }
     let mut decls = decls.clone();
     if !decls.is_empty() {
         for name in caught.keys() {
