@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use crate::model::{Sop, Trigger};
-use crate::vars::check_var_name;
+use crate::vars::{check_var_name, MIN_FRAGMENT_CHARS};
 
 /// What a command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,7 @@ fn split_word(text: &str) -> (&str, &str) {
 /// A group named after a variable declared `secret` gives only that variable, which is
 /// redacted wherever it is shown; any other group whose text would show it gives nothing
 /// (one that overlaps it, such as an enclosing group or its own `match_N`, or whose text
-/// is the secret's, a part of it, or contains it). `None`: no
+/// is elsewhere in the line and contains it, or is a piece of it of 8 characters or more). `None`: no
 /// command trigger of `sop` matches.
 pub fn match_triggers(sop: &Sop, text: &str) -> Option<BTreeMap<String, String>> {
     let secret = |name: &str| sop.vars.get(name).is_some_and(|d| d.secret);
@@ -107,6 +107,15 @@ pub fn match_triggers(sop: &Sop, text: &str) -> Option<BTreeMap<String, String>>
         } => match_one(pattern, *capture_groups, text, &secret),
         _ => None,
     })
+}
+
+/// Whether `text`, shown as it is, would show the secret value `secret`: it contains it,
+/// or is a piece of it long enough to matter (a digit or a short word that happens to
+/// occur in a secret shows nothing).
+pub fn shows_secret(text: &str, secret: &str) -> bool {
+    !secret.is_empty()
+        && (text.contains(secret)
+            || (text.chars().count() >= MIN_FRAGMENT_CHARS && secret.contains(text)))
 }
 
 /// A group's name, when it is a valid variable name.
@@ -135,13 +144,11 @@ fn match_one(
         .filter_map(|(i, _)| caps.get(i).map(|m| (m.range(), m.as_str())))
         .filter(|(r, _)| !r.is_empty())
         .collect();
-    // Whether a group's text would show a secret: it overlaps one, or has the same text
-    // as one (or a part of it, or contains it) elsewhere in the line.
+    // Whether a group's text would show a secret: it overlaps one, or shows its text
+    // elsewhere in the line (see [`shows_secret`]).
     let shows_secret = |m: &regex::Match<'_>| {
-        let text = m.as_str();
         secrets.iter().any(|(r, secret)| {
-            (r.start < m.end() && m.start() < r.end)
-                || (!text.is_empty() && (secret.contains(text) || text.contains(secret)))
+            (r.start < m.end() && m.start() < r.end) || shows_secret(m.as_str(), secret)
         })
     };
     for (i, name) in regex.capture_names().enumerate().skip(1) {

@@ -32,16 +32,88 @@ pub struct TokenEntry {
     pub sha256: String,
 }
 
+/// A notification channel (`[[notify]]`, SPEC §5): where notices of `events` go.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NotifyEntry {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub url: Option<String>,
-    pub command: Option<String>,
-    pub format: Option<String>,
-    #[serde(default)]
-    pub events: Vec<String>,
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NotifyEntry {
+    /// An HTTP POST of the notice: its JSON document, or `{"text": ...}` for Slack.
+    Webhook {
+        url: String,
+        #[serde(default)]
+        format: NotifyFormat,
+        #[serde(default = "default_events")]
+        events: Vec<NotifyEvent>,
+    },
+    /// A command run by `sh -c`, with the notice as JSON on its standard input and its
+    /// fields in the environment.
+    Command {
+        command: String,
+        #[serde(default = "default_events")]
+        events: Vec<NotifyEvent>,
+    },
+    /// A line in the daemon's log.
+    Log {
+        #[serde(default = "default_events")]
+        events: Vec<NotifyEvent>,
+    },
+}
+
+impl NotifyEntry {
+    /// The events this channel is sent.
+    pub fn events(&self) -> &[NotifyEvent] {
+        match self {
+            NotifyEntry::Webhook { events, .. }
+            | NotifyEntry::Command { events, .. }
+            | NotifyEntry::Log { events } => events,
+        }
+    }
+
+    /// `webhook`, `command` or `log`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NotifyEntry::Webhook { .. } => "webhook",
+            NotifyEntry::Command { .. } => "command",
+            NotifyEntry::Log { .. } => "log",
+        }
+    }
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    /// A run waits at an approval gate or a manual step (again, when escalated).
+    ApprovalNeeded,
+    /// A run ended `failure` or `timed_out`.
+    RunFailed,
+    /// A run ended `success` (only sent to channels that list it).
+    RunSucceeded,
+}
+
+impl NotifyEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::ApprovalNeeded => "approval_needed",
+            NotifyEvent::RunFailed => "run_failed",
+            NotifyEvent::RunSucceeded => "run_succeeded",
+        }
+    }
+}
+
+/// What a channel is sent when `events` is not given.
+fn default_events() -> Vec<NotifyEvent> {
+    vec![NotifyEvent::ApprovalNeeded, NotifyEvent::RunFailed]
+}
+
+/// The body of a webhook notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyFormat {
+    /// The notice's JSON document.
+    #[default]
+    Json,
+    /// `{"text": "..."}`, as Slack's incoming webhooks (and many chat tools) take.
+    Slack,
 }
 
 /// The parsed `sop.toml`.

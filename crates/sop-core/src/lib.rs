@@ -8,6 +8,7 @@ pub mod diagnostic;
 pub mod duration;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod parse;
 pub mod policy;
 pub mod run;

@@ -210,10 +210,13 @@ fn figures(runs: &[&RunFacts], suppressed_triggers: u64) -> Figures {
                 | DecisionKind::Escalated => continue,
             }
             // A gate's wait ends with its last decision in a row: a quorum's earlier
-            // approvals leave it waiting.
+            // approvals (and an escalation) leave it waiting.
             let next_same_gate = r.decisions.get(i + 1).is_some_and(|n| {
                 n.gate == d.gate
-                    && matches!(n.kind, DecisionKind::Approved | DecisionKind::Rejected)
+                    && !matches!(
+                        n.kind,
+                        DecisionKind::Confirmed | DecisionKind::ConfirmedFailed
+                    )
             });
             if d.kind != DecisionKind::Approved || !next_same_gate {
                 wait_ms.push(d.waited_ms);

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::command::shows_secret;
 use crate::model::{Sop, Trigger};
-use crate::vars::check_var_name;
+use crate::vars::{check_var_name, check_var_value, MIN_SECRET_CHARS};
 
 /// The webhook trigger of `sop` served at `path` (the first, in file order), as the name
 /// of the environment variable holding its HMAC secret (`None`: the trigger has none).
@@ -24,8 +25,8 @@ pub fn hook_of<'a>(sop: &'a Sop, path: &str) -> Option<Option<&'a str>> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BodyVars {
     pub vars: BTreeMap<String, String>,
-    /// Top-level fields whose name cannot be a variable (`PATH`, `hook-id`, ...), or
-    /// whose value is `null`.
+    /// Top-level fields that gave no variable: names that cannot be variables (`PATH`,
+    /// `hook-id`, ...), `null` values, and what [`fit_to`] drops.
     pub skipped: Vec<String>,
 }
 
@@ -70,4 +71,42 @@ pub fn body_vars(body: &[u8]) -> Result<BodyVars, BodyError> {
         out.vars.insert(name, text);
     }
     Ok(out)
+}
+
+/// Most bytes of variable values one webhook gives a run: each variable reaches a step
+/// twice (`name` and `SOP_VAR_NAME`), and a process's environment is bounded.
+pub const MAX_BODY_VAR_BYTES: usize = 512 * 1024;
+
+/// `body`'s variables as `sop` may take them. Dropped (and listed in `skipped`): a field
+/// `sop` does not declare whose value a variable cannot hold (over 64 KiB, or NUL: a
+/// declared one stays, so the refusal names it); a field whose value would show the value
+/// of a variable `sop` declares `secret` (it would be shown as it is, SPEC §9); fields past
+/// [`MAX_BODY_VAR_BYTES`], in name order.
+pub fn fit_to(sop: &Sop, body: &BodyVars) -> BodyVars {
+    let secrets: Vec<&str> = body
+        .vars
+        .iter()
+        .filter(|(name, _)| sop.vars.get(*name).is_some_and(|d| d.secret))
+        .map(|(_, value)| value.as_str())
+        .filter(|v| v.chars().count() >= MIN_SECRET_CHARS)
+        .collect();
+    let mut out = BodyVars {
+        vars: BTreeMap::new(),
+        skipped: body.skipped.clone(),
+    };
+    let mut total = 0;
+    for (name, value) in &body.vars {
+        let declared = sop.vars.get(name);
+        let unfit = declared.is_none() && check_var_value(name, value).is_err();
+        let secret = declared.is_some_and(|d| d.secret);
+        let shows = !secret && secrets.iter().any(|s| shows_secret(value, s));
+        if unfit || shows || total + value.len() > MAX_BODY_VAR_BYTES {
+            out.skipped.push(name.clone());
+            continue;
+        }
+        total += value.len();
+        out.vars.insert(name.clone(), value.clone());
+    }
+    out.skipped.sort();
+    out
 }

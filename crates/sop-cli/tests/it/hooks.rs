@@ -89,3 +89,89 @@ fn a_signed_webhook_runs_its_sop_with_the_body_as_vars_and_a_bad_signature_nothi
     let (code, reply) = post(&d, "/api/hooks/ping", "[1, 2]", None);
     assert_eq!(code, 400, "{reply}");
 }
+
+#[test]
+fn with_tokens_a_signature_or_an_operator_token_fires_and_secrets_stay_hidden() {
+    use sha2::Digest as _;
+    let home = Home::new();
+    let token = |name: &str| format!("sop_test_token_of_{name}");
+    let entry = |name: &str, role: &str| {
+        format!(
+            "[[tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
+            hex::encode(sha2::Sha256::digest(token(name).as_bytes()))
+        )
+    };
+    std::fs::write(
+        home.file("sop.toml"),
+        format!("{}{}", entry("otto", "operator"), entry("vera", "viewer")),
+    )
+    .unwrap();
+    home.simple(
+        "deploy",
+        "max_concurrent = 5\n[vars]\napi_token = { secret = true }\n\
+         [[triggers]]\ntype = \"webhook\"\npath = \"push\"\nsecret_env = \"PUSH_SECRET\"\n",
+        ECHO,
+    );
+    let d = Daemon::start_with_env(&home, &[("PUSH_SECRET", "k3y")]);
+    let body = r#"{"ref": "main", "api_token": "abc123xyz", "meta": {"api_token": "abc123xyz"}}"#;
+    let send = |headers: &[(&str, String)]| {
+        let mut req = ureq::post(&format!("{}/api/hooks/push", d.url));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        match req.send_string(body) {
+            Ok(r) => (r.status(), r.into_json::<Value>().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("POST: {e}"),
+        }
+    };
+    // Signed (GitHub's header name), no token: fired, by the hook.
+    let (code, reply) = send(&[("X-Hub-Signature-256", sign("k3y", body.as_bytes()))]);
+    assert_eq!(code, 200, "{reply}");
+    let m = &reply["matched"][0];
+    assert_eq!(m["outcome"], "queued", "{reply}");
+    assert_eq!(
+        m["vars"],
+        json!({"api_token": "***", "ref": "main"}),
+        "{reply}"
+    );
+    assert_eq!(
+        reply["skipped_fields"],
+        json!(["meta"]),
+        "a copy of the secret is left out"
+    );
+    let run = d.wait_run_as(&token("otto"), m["run_id"].as_str().unwrap(), |v| {
+        v["status"] == "success"
+    });
+    assert_eq!(run["trigger"]["by"], "webhook:push");
+    assert_eq!(run["vars"]["api_token"], "***");
+    assert!(run["vars"].get("meta").is_none(), "{run}");
+
+    // An operator token stands in for the signature; a viewer's does not.
+    let bearer = |name: &str| ("Authorization", format!("Bearer {}", token(name)));
+    let (code, reply) = send(&[bearer("otto")]);
+    assert_eq!(code, 200, "{reply}");
+    let (code, reply) = send(&[bearer("vera")]);
+    assert_eq!(
+        (code, reply["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{reply}"
+    );
+    // Neither: 401.
+    let (code, _) = send(&[]);
+    assert_eq!(code, 401);
+}
+
+#[test]
+fn a_secret_that_is_not_set_accepts_no_signature() {
+    let home = Home::new();
+    home.simple(
+        "deploy",
+        "[[triggers]]\ntype = \"webhook\"\npath = \"push\"\nsecret_env = \"UNSET_HOOK_SECRET_FOR_TEST\"\n",
+        ECHO,
+    );
+    let d = Daemon::start(&home);
+    // Signed with the empty key an unset variable would be: refused all the same.
+    let (code, reply) = post(&d, "/api/hooks/push", "{}", Some(&sign("", b"{}")));
+    assert_eq!(code, 401, "{reply}");
+}

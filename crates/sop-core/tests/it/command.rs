@@ -163,11 +163,21 @@ fn triggers_match_with_the_vars_their_groups_caught() {
                 ("match_4", "now"),
             ])),
         ),
-        // The same text elsewhere in the line (or a part of it) would show it too.
+        // The same text elsewhere in the line (or a long part of it) would show it too; a
+        // short piece shows nothing and stays.
         (
             &twice,
-            "login hunter2 hunter2 hunt",
-            Some(vars(&[("token", "hunter2")])),
+            "login hunter2-secret hunter2-secret hunter2-s",
+            Some(vars(&[("token", "hunter2-secret")])),
+        ),
+        (
+            &twice,
+            "login hunter2-secret hunt 2",
+            Some(vars(&[
+                ("token", "hunter2-secret"),
+                ("match_2", "hunt"),
+                ("match_3", "2"),
+            ])),
         ),
         (
             &twice,

@@ -85,8 +85,10 @@ fn figures_per_window_and_per_sop() {
         decided(DecisionKind::Approved, "start", 10),
         decided(DecisionKind::Rejected, "step 2", 120_000),
     ];
+    // One approval of a quorum of two, an escalation, then the timeout: one wait.
     let mut timed_out = run("deploy", RunStatus::TimedOut, 40);
     timed_out.decisions = vec![
+        decided(DecisionKind::Approved, "start", 100),
         decided(DecisionKind::Escalated, "start", 1),
         decided(DecisionKind::TimedOut, "start", 86_400_000),
     ];
@@ -128,7 +130,7 @@ fn figures_per_window_and_per_sop() {
     assert_eq!(all.by_status["timed_out"], 1);
     assert_eq!(all.by_status["queued"], 0, "every status is present");
     assert_eq!(all.success_rate, Some(0.25));
-    assert_eq!(all.approvals, 3, "each approval of a quorum counts");
+    assert_eq!(all.approvals, 4, "each approval of a quorum counts");
     assert_eq!(all.rejections, 2, "a person's and the clock's");
     assert_eq!(
         all.approval_wait_ms,

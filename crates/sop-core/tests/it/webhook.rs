@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sop_core::webhook::{body_vars, hook_of, BodyError, BodyVars};
+use sop_core::webhook::{body_vars, fit_to, hook_of, BodyError, BodyVars};
 use sop_core::{parse_sop, SopFiles};
 
 fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -82,4 +82,50 @@ fn a_path_names_the_first_webhook_trigger_served_there() {
     assert_eq!(hook_of(&sop, "ci/done"), Some(None));
     assert_eq!(hook_of(&sop, "ci"), None);
     assert_eq!(hook_of(&sop, "deploy/"), None);
+}
+
+#[test]
+fn a_sop_takes_the_fields_it_can_hold_and_none_that_would_show_a_secret() {
+    let toml = "[sop]\nname = \"t\"\ndescription = \"d\"\n\
+                [vars]\napi_token = { secret = true }\nbig = { description = \"declared\" }\n\
+                [[triggers]]\ntype = \"webhook\"\npath = \"p\"\n";
+    let md = "## Steps\n\n1. **One**\n   ```bash\n   true\n   ```\n";
+    let (sop, diags) = parse_sop(&SopFiles {
+        dir_name: "t",
+        toml_path: "sops/t/SOP.toml",
+        toml: Some(toml.as_bytes()),
+        md_path: "sops/t/SOP.md",
+        md: Some(md.as_bytes()),
+    });
+    let sop = sop.unwrap_or_else(|| panic!("{diags:?}"));
+    let huge = "x".repeat(70 * 1024);
+    let body = serde_json::json!({
+        "api_token": "abc123xyz",
+        "meta": {"api_token": "abc123xyz"},
+        "note": "abc",
+        "huge": huge,
+        "big": huge,
+        "ref": "main",
+    });
+    let given = body_vars(body.to_string().as_bytes()).expect("an object");
+    let fitted = fit_to(&sop, &given);
+    assert_eq!(
+        fitted.vars.keys().collect::<Vec<_>>(),
+        ["api_token", "big", "note", "ref"],
+        "the secret stays (redacted by name), a declared var stays to be refused by name"
+    );
+    assert_eq!(fitted.skipped, ["huge", "meta"]);
+    // Past the total, fields are dropped in name order.
+    let many: serde_json::Map<String, serde_json::Value> = (0..10)
+        .map(|i| {
+            (
+                format!("f{i}"),
+                serde_json::Value::String("y".repeat(60 * 1024)),
+            )
+        })
+        .collect();
+    let given = body_vars(serde_json::Value::Object(many).to_string().as_bytes()).expect("object");
+    let fitted = fit_to(&sop, &given);
+    assert_eq!(fitted.vars.len(), 8, "512 KiB of 60 KiB values");
+    assert_eq!(fitted.skipped, ["f8", "f9"]);
 }

@@ -18,7 +18,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sop_core::config::Role;
 use sop_core::run::TriggerInfo;
-use sop_core::webhook::body_vars;
+use sop_core::webhook::{body_vars, fit_to};
 use sop_runtime::command::{shown_vars, Fired};
 
 use crate::auth::{authenticate, Caller};
@@ -35,6 +35,7 @@ use crate::{blocking, ServerState};
         (status = 200, description = "what became of each SOP fired", body = HookReply),
         (status = 400, description = "the body is not a JSON object", body = ErrorBody),
         (status = 401, description = "no valid signature or `operator` token for any SOP served there", body = ErrorBody),
+        (status = 403, description = "a valid token whose role is below `operator`, and no valid signature", body = ErrorBody),
         (status = 404, description = "no webhook trigger is served at this path", body = ErrorBody),
     ))]
 pub async fn hook(
@@ -62,6 +63,7 @@ pub async fn hook(
             )));
         }
         let mut matched = Vec::new();
+        let mut skipped = given.skipped.clone();
         for (sop, secret_env) in hooked {
             let by = match secret_env {
                 Some(env) => match (&token_operator, signed(&env, &body, signature.as_deref())) {
@@ -81,10 +83,13 @@ pub async fn hook(
                 kind: "webhook".to_string(),
                 by,
             };
-            let outcome = ops.fire(&sop, given.vars.clone(), trigger);
+            let fitted = fit_to(&sop, &given);
+            skipped.extend(fitted.skipped);
+            let shown = shown_vars(&sop, &fitted.vars);
+            let outcome = ops.fire(&sop, fitted.vars, trigger);
             matched.push(Matched::new(Fired {
                 sop: sop.name.clone(),
-                vars: shown_vars(&sop, &given.vars),
+                vars: shown,
                 outcome,
             }));
         }
@@ -97,10 +102,12 @@ pub async fn hook(
                 "nothing served at `/api/hooks/{path}` accepts this request: send `X-Signature-256: sha256=<HMAC-SHA256 of the body>` with the trigger's secret, or `Authorization: Bearer <operator token>`"
             )));
         }
+        skipped.sort();
+        skipped.dedup();
         Ok(HookReply {
             path,
             matched,
-            skipped_fields: given.skipped,
+            skipped_fields: skipped,
         })
     })
     .await?;
