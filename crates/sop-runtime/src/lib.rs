@@ -10,6 +10,7 @@ pub mod engine;
 pub mod home;
 pub mod identity;
 pub mod loader;
+pub mod notify;
 pub mod ops;
 pub mod output;
 pub mod process;

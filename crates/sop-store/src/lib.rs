@@ -98,6 +98,20 @@ pub struct Suppression {
     pub cooldown_run: String,
 }
 
+/// One notice sent (or not) to one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub at: Millis,
+    pub run_id: String,
+    /// `approval_needed`, `run_failed`, `run_succeeded`.
+    pub event: String,
+    /// `webhook`, `command`, `log`.
+    pub channel: String,
+    pub ok: bool,
+    /// What went wrong, or what was done.
+    pub detail: String,
+}
+
 /// A pure change to one run (from `sop-core`), applied inside a store transaction.
 pub type RunChange<'a> = dyn FnMut(&mut Run, &mut Vec<Happened>) -> Result<(), Refusal> + 'a;
 
@@ -243,6 +257,23 @@ pub trait Store: Send + Sync {
 
     /// Sets `owner`'s settle mark (durably), or removes it (`None`).
     fn set_settle_mark(&self, owner: Owner, through: Option<i64>) -> Result<(), StoreError>;
+
+    /// Ledger events after `after_seq`, oldest first, at most `limit`, each with its run's
+    /// SOP name.
+    fn events_after(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<(EventRow, String)>, StoreError>;
+
+    /// The notifier's place in the ledger (`None`: it never ran on this store).
+    fn notify_cursor(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Moves the notifier's place (durably).
+    fn set_notify_cursor(&self, seq: i64) -> Result<(), StoreError>;
+
+    /// Records a notification sent, or one that failed.
+    fn record_delivery(&self, d: &Delivery) -> Result<(), StoreError>;
 
     /// Records (durably) a trigger suppressed by its SOP's cooldown.
     fn record_suppression(&self, s: &Suppression) -> Result<(), StoreError>;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sop_core::config::RunnerConfig;
 use sop_runtime::daemon::Scheduler;
+use sop_runtime::notify::Notifier;
 use sop_runtime::{identity, recovery, Home};
 use sop_server::{check_bind, router, ServerState};
 use sop_store::{SqliteStore, Store};
@@ -15,6 +16,7 @@ use crate::app::{load_config, open_store};
 use crate::{CmdResult, Exit, Fail};
 
 pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
+    init_log();
     let config = load_config(home)?;
     std::fs::create_dir_all(home.state_dir()).map_err(|e| {
         Fail::failed(format!(
@@ -94,6 +96,26 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
         .name("scheduler".into())
         .spawn(move || sched.run())
         .map_err(|e| Fail::failed(format!("cannot start the scheduler: {e}")))?;
+    // Notifications, when `[[notify]]` channels are configured.
+    let notifier = (!config.notify.is_empty()).then(|| {
+        Arc::new(Notifier::new(
+            Arc::clone(&dyn_store),
+            home.clone(),
+            config.notify.clone(),
+        ))
+    });
+    let notifier_thread = match &notifier {
+        Some(n) => {
+            let n = Arc::clone(n);
+            Some(
+                std::thread::Builder::new()
+                    .name("notifier".into())
+                    .spawn(move || n.run())
+                    .map_err(|e| Fail::failed(format!("cannot start the notifier: {e}")))?,
+            )
+        }
+        None => None,
+    };
     let app = router(state);
     let served = runtime.block_on(async move {
         axum::serve(listener, app)
@@ -106,11 +128,27 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
     );
     scheduler.stop();
     let _ = scheduler_thread.join();
+    if let (Some(n), Some(thread)) = (&notifier, notifier_thread) {
+        n.stop();
+        let _ = thread.join();
+    }
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(lock);
     served.map_err(|e| Fail::failed(format!("server error: {e}")))?;
     eprintln!("sop serve: stopped");
     Ok(Exit::Ok)
+}
+
+/// The daemon's log on standard error: `info` and above by default, `SOP_LOG` to choose
+/// (`tracing` filter syntax, e.g. `SOP_LOG=debug` or `SOP_LOG=sop::notify=warn,info`).
+fn init_log() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SOP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// SIGTERM or SIGINT.

@@ -9,6 +9,7 @@ mod daemon;
 mod files;
 mod hooks;
 mod more;
+mod notify;
 mod regressions;
 mod runs;
 mod support;

@@ -5,6 +5,7 @@ mod condition;
 mod duration;
 mod machine;
 mod metrics;
+mod notify;
 mod parse;
 mod policy;
 mod vars;

@@ -14,8 +14,8 @@ use sop_core::{AdmissionPolicy, Priority};
 
 use super::{records, SqliteStore};
 use crate::{
-    ClaimResult, Created, EventRow, OutputChunk, Owner, RunChange, RunFilter, RunRow, Store,
-    StoreError, Successor, Suppression,
+    ClaimResult, Created, Delivery, EventRow, OutputChunk, Owner, RunChange, RunFilter, RunRow,
+    Store, StoreError, Successor, Suppression,
 };
 
 /// The SOP limits kept beside each run so the scheduler need not parse whole runs.
@@ -857,6 +857,78 @@ impl Store for SqliteStore {
                     .prepare_cached("DELETE FROM meta WHERE key = ?1")?
                     .execute([key])?,
             };
+            Ok(())
+        })
+    }
+
+    fn events_after(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<(EventRow, String)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT e.seq, e.run_id, e.at, e.body, r.sop FROM events e
+                 JOIN runs r ON r.id = e.run_id WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![after_seq, limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(seq, run_id, at, body, sop)| {
+                    let event =
+                        serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
+                            id: run_id.clone(),
+                            source,
+                        })?;
+                    Ok((
+                        EventRow {
+                            seq,
+                            run_id,
+                            at,
+                            event,
+                        },
+                        sop,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    fn notify_cursor(&self) -> Result<Option<i64>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT value FROM meta WHERE key = 'notify_cursor'")?
+                .query_row([], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn set_notify_cursor(&self, seq: i64) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('notify_cursor', ?1)",
+            )?
+            .execute([seq])?;
+            Ok(())
+        })
+    }
+
+    fn record_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO notifications (at, run_id, event, channel, ok, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![d.at, d.run_id, d.event, d.channel, d.ok, d.detail])?;
             Ok(())
         })
     }

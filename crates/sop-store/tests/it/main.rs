@@ -114,3 +114,8 @@ fn an_ended_run_has_no_owner_and_releasing_it_writes_nothing() {
 fn metric_facts_read_runs_records_and_suppressed_triggers() {
     each_backend(story_metrics::facts_of_runs_and_suppressions);
 }
+
+#[test]
+fn the_notifier_reads_the_ledger_in_order_and_keeps_its_place() {
+    each_backend(story_metrics::ledger_for_the_notifier);
+}

@@ -678,17 +678,19 @@ fn settle_marks_are_kept_per_process_across_reopen_and_ended_runs_are_found_by_e
 }
 
 #[test]
-fn a_version_2_database_with_runs_gains_the_suppressed_triggers_table() {
+fn a_version_2_database_with_runs_gains_the_tables_of_version_3() {
     let (_dir, path) = db();
     {
         let store = open(&path);
         queued(&store, "a", &three_steps(), T0);
         start_step(&store, "a", T0 + 1);
     }
-    // Version 3 only added a table: without it, and marked 2, the file is a version 2 one.
+    // Version 3 only added tables: without them, and marked 2, the file is a version 2 one.
     let conn = rusqlite::Connection::open(&path).expect("open");
-    conn.execute_batch("DROP TABLE suppressed_triggers; PRAGMA user_version = 2;")
-        .expect("back to version 2");
+    conn.execute_batch(
+        "DROP TABLE suppressed_triggers; DROP TABLE notifications; PRAGMA user_version = 2;",
+    )
+    .expect("back to version 2");
     drop(conn);
 
     let store = open(&path);

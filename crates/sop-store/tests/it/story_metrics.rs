@@ -127,3 +127,42 @@ pub fn facts_of_runs_and_suppressions(store: &dyn Store) {
     let (_, suppressed) = store.metric_facts(Some(T0 + 301), None).expect("facts");
     assert!(suppressed.is_empty());
 }
+
+pub fn ledger_for_the_notifier(store: &dyn Store) {
+    queued(store, "a", &sop("deploy"), T0);
+    queued(store, "b", &sop("backup"), T0 + 1);
+    start_step(store, "a", T0 + 2);
+    let all = store.events_after(0, 100).expect("events");
+    let seen: Vec<(&str, &str)> = all
+        .iter()
+        .map(|(row, sop)| (row.run_id.as_str(), sop.as_str()))
+        .collect();
+    assert_eq!(&seen[..2], [("a", "deploy"), ("b", "backup")]);
+    assert!(
+        all.windows(2).all(|w| w[0].0.seq < w[1].0.seq),
+        "in ledger order"
+    );
+    assert_eq!(
+        all.last().map(|(r, _)| r.seq),
+        Some(store.last_event_seq().expect("seq"))
+    );
+    // After a place, and at most `limit`.
+    let first = all[0].0.seq;
+    let rest = store.events_after(first, 1).expect("events");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].0.seq, all[1].0.seq);
+
+    assert_eq!(store.notify_cursor().expect("cursor"), None, "never ran");
+    store.set_notify_cursor(first).expect("moved");
+    assert_eq!(store.notify_cursor().expect("cursor"), Some(first));
+    store
+        .record_delivery(&sop_store::Delivery {
+            at: T0 + 3,
+            run_id: "a".into(),
+            event: "run_failed".into(),
+            channel: "command".into(),
+            ok: false,
+            detail: "command exit status: 3".into(),
+        })
+        .expect("recorded");
+}

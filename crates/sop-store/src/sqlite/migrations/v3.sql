@@ -11,3 +11,16 @@ CREATE TABLE suppressed_triggers (
     cooldown_run TEXT NOT NULL
 );
 CREATE INDEX suppressed_triggers_by_at ON suppressed_triggers (at);
+
+-- Notifications sent (SPEC §5: delivery failures are logged and audited): one row per
+-- notice and channel. Rows are never changed or removed. The notifier's place in the
+-- event ledger is the `meta` key `notify_cursor`.
+CREATE TABLE notifications (
+    seq      INTEGER PRIMARY KEY,
+    at       INTEGER NOT NULL,
+    run_id   TEXT NOT NULL,
+    event    TEXT NOT NULL,
+    channel  TEXT NOT NULL,
+    ok       INTEGER NOT NULL,
+    detail   TEXT NOT NULL
+);
