@@ -259,7 +259,7 @@ pub trait Store: Send + Sync {
     fn set_settle_mark(&self, owner: Owner, through: Option<i64>) -> Result<(), StoreError>;
 
     /// Ledger events after `after_seq`, oldest first, at most `limit`, each with its run's
-    /// SOP name.
+    /// SOP name; an event this build cannot read is skipped (and logged).
     fn events_after(
         &self,
         after_seq: i64,
@@ -269,7 +269,8 @@ pub trait Store: Send + Sync {
     /// The notifier's place in the ledger (`None`: it never ran on this store).
     fn notify_cursor(&self) -> Result<Option<i64>, StoreError>;
 
-    /// Moves the notifier's place (durably).
+    /// Moves the notifier's place (need not survive a power loss: notices are sent at least
+    /// once).
     fn set_notify_cursor(&self, seq: i64) -> Result<(), StoreError>;
 
     /// Records a notification sent, or one that failed.

@@ -882,24 +882,30 @@ impl Store for SqliteStore {
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter()
-                .map(|(seq, run_id, at, body, sop)| {
-                    let event =
-                        serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
-                            id: run_id.clone(),
-                            source,
-                        })?;
-                    Ok((
-                        EventRow {
-                            seq,
-                            run_id,
-                            at,
-                            event,
-                        },
-                        sop,
-                    ))
-                })
-                .collect()
+            // An event this build cannot read (written by a newer sop, or damaged) is
+            // skipped, not a stop for every later one.
+            Ok(rows
+                .into_iter()
+                .filter_map(
+                    |(seq, run_id, at, body, sop)| match serde_json::from_str(&body) {
+                        Ok(event) => Some((
+                            EventRow {
+                                seq,
+                                run_id,
+                                at,
+                                event,
+                            },
+                            sop,
+                        )),
+                        Err(e) => {
+                            tracing::warn!(
+                                "event {seq} of run {run_id} is unreadable ({e}); skipped"
+                            );
+                            None
+                        }
+                    },
+                )
+                .collect())
         })
     }
 
@@ -913,7 +919,8 @@ impl Store for SqliteStore {
     }
 
     fn set_notify_cursor(&self, seq: i64) -> Result<(), StoreError> {
-        self.with(|conn| {
+        // Unsynced: after a power loss the notifier resends a few notices, as it may anyway.
+        self.with_unsynced(|conn| {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('notify_cursor', ?1)",
             )?
