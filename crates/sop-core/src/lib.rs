@@ -12,6 +12,7 @@ pub mod notify;
 pub mod parse;
 pub mod policy;
 pub mod run;
+pub mod schedule;
 pub mod vars;
 pub mod webhook;
 

@@ -13,7 +13,7 @@ use sop_core::vars::{resolve_with_trigger, MASK};
 use sop_core::webhook::hook_of;
 use sop_core::Sop;
 
-use sop_store::Suppression;
+use sop_store::{Fire, Suppression};
 
 use crate::clock::now;
 use crate::loader;
@@ -62,6 +62,8 @@ pub enum FireOutcome {
     Queued(Box<Run>),
     /// `admission_policy = "coalesce"`: folded into this run.
     Coalesced(String),
+    /// A schedule's time that was fired before (by another daemon): nothing was done.
+    AlreadyFired,
     /// The SOP is in cooldown: not queued, and recorded as suppressed in the store (SPEC
     /// §6) before this is answered.
     Suppressed { remaining_secs: u64, run_id: String },
@@ -135,7 +137,7 @@ impl Ops<'_> {
                     kind: "command".to_string(),
                     by: caller.by.clone(),
                 };
-                self.fire(&sop, caught, trigger)
+                self.fire(&sop, caught, trigger, None)
             };
             fired.push(Fired {
                 sop: sop.name.clone(),
@@ -155,6 +157,7 @@ impl Ops<'_> {
         sop: &Sop,
         caught: BTreeMap<String, String>,
         trigger: TriggerInfo,
+        scheduled: Option<Fire>,
     ) -> FireOutcome {
         let (kind, by) = (trigger.kind.clone(), trigger.by.clone());
         let request = ExecuteRequest {
@@ -166,10 +169,12 @@ impl Ops<'_> {
             force: false,
             trigger,
             owner: None,
+            fire: scheduled,
         };
         match self.execute(request) {
             Ok(Executed::Created(run)) => FireOutcome::Queued(run),
             Ok(Executed::Coalesced(id)) => FireOutcome::Coalesced(id),
+            Ok(Executed::AlreadyFired) => FireOutcome::AlreadyFired,
             Err(OpError::Cooldown {
                 remaining_secs,
                 run_id,
@@ -204,9 +209,12 @@ impl Ops<'_> {
 
 /// The SOPs of the home for which `pick` gives something (a trigger matched), in name
 /// order, with what it gave; and the names of SOPs with errors, which are not asked.
-type Picked<T> = (Vec<(Arc<Sop>, T)>, Vec<String>);
+pub(crate) type Picked<T> = (Vec<(Arc<Sop>, T)>, Vec<String>);
 
-fn pick_sops<T>(ops: &Ops<'_>, pick: impl Fn(&Sop) -> Option<T>) -> Result<Picked<T>, OpError> {
+pub(crate) fn pick_sops<T>(
+    ops: &Ops<'_>,
+    pick: impl Fn(&Sop) -> Option<T>,
+) -> Result<Picked<T>, OpError> {
     let names = loader::sop_dirs(ops.home).map_err(|source| OpError::Home {
         path: ops.home.sops_dir().display().to_string(),
         source,

@@ -15,5 +15,6 @@ pub mod ops;
 pub mod output;
 pub mod process;
 pub mod recovery;
+pub mod schedule;
 
 pub use home::Home;

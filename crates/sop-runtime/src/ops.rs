@@ -13,7 +13,7 @@ use sop_core::run::{
 };
 use sop_core::vars::{resolve_with_trigger, VarError};
 use sop_core::{Diagnostic, Priority, Sop};
-use sop_store::{Created, Owner, RunFilter, RunRow, Store, StoreError};
+use sop_store::{Created, Fire, Owner, RunFilter, RunRow, Store, StoreError};
 
 use crate::audit;
 use crate::clock::{now, rfc3339};
@@ -82,6 +82,8 @@ pub struct ExecuteRequest {
     pub trigger: TriggerInfo,
     /// The process that will drive the run (`None`: a driver is started afterwards).
     pub owner: Option<Owner>,
+    /// The scheduled time a schedule trigger fires for (recorded with the run, once).
+    pub fire: Option<Fire>,
 }
 
 /// The answer to an execute request.
@@ -90,6 +92,8 @@ pub enum Executed {
     Created(Box<Run>),
     /// `admission_policy = "coalesce"`: folded into this existing run.
     Coalesced(String),
+    /// The request's scheduled time was fired before: nothing was done.
+    AlreadyFired,
 }
 
 impl Executed {
@@ -97,6 +101,7 @@ impl Executed {
         match self {
             Executed::Created(r) => &r.id,
             Executed::Coalesced(id) => id,
+            Executed::AlreadyFired => "",
         }
     }
 }
@@ -169,7 +174,12 @@ impl Ops<'_> {
         );
         let audit_path = audit::new_path(self.home, &new.sop.name, t, &id);
         let audit_rel = self.home.display(&audit_path);
-        match self.store.create_run(new, &audit_rel, req.owner, t)? {
+        let created = match &req.fire {
+            Some(fire) => self.store.create_fired_run(new, &audit_rel, t, fire)?,
+            None => self.store.create_run(new, &audit_rel, req.owner, t)?,
+        };
+        match created {
+            Created::AlreadyFired => Ok(Executed::AlreadyFired),
             Created::New(run) if self.served => {
                 // Unsynced (two syncs fewer per new run): the run is committed (SPEC §8), and
                 // its file is rewritten durably when the run comes to rest (waits or ends),

@@ -354,6 +354,7 @@ impl Matched {
             FireOutcome::WouldRun => ("would_run", None, None),
             FireOutcome::Queued(run) => ("queued", Some(run.id), None),
             FireOutcome::Coalesced(id) => ("coalesced", Some(id), None),
+            FireOutcome::AlreadyFired => ("already_fired", None, None),
             FireOutcome::Suppressed {
                 remaining_secs,
                 run_id,

@@ -43,6 +43,18 @@ pub enum Created {
     New(Box<Run>),
     /// Not created: `coalesce` handed back an existing run, or the request was refused.
     NotCreated(Admission),
+    /// Not created: this scheduled time was fired already (by another daemon, or before
+    /// a restart).
+    AlreadyFired,
+}
+
+/// A scheduled time of one of a SOP's schedule triggers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fire {
+    pub sop: String,
+    /// Tells the SOP's schedules apart (`<index>:<cron>:<time zone>`).
+    pub trigger_key: String,
+    pub scheduled_at: Millis,
 }
 
 /// Filter for listing runs.
@@ -129,6 +141,19 @@ pub trait Store: Send + Sync {
         owner: Option<Owner>,
         now: Millis,
     ) -> Result<Created, StoreError>;
+
+    /// [`Store::create_run`] for a scheduled time: recorded in the same transaction, and
+    /// [`Created::AlreadyFired`] if it was recorded before (whatever was decided then).
+    fn create_fired_run(
+        &self,
+        run: Run,
+        audit_path: &str,
+        now: Millis,
+        fire: &Fire,
+    ) -> Result<Created, StoreError>;
+
+    /// The latest scheduled time recorded for a SOP's schedule.
+    fn last_fire(&self, sop: &str, trigger_key: &str) -> Result<Option<Millis>, StoreError>;
 
     fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError>;
 

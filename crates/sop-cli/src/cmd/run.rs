@@ -52,6 +52,7 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
             by: identity::current_user(),
         },
         owner: (!args.detach).then(engine::this_process),
+        fire: None,
     };
     let run = match app.ops().execute(request)? {
         Executed::Created(run) => run,
@@ -60,6 +61,8 @@ pub fn run(home: Home, args: &RunArgs) -> CmdResult {
             eprintln!("admission_policy = \"coalesce\": folded into run {run_id}");
             return Ok(Exit::Ok);
         }
+        // Only a schedule's request carries a scheduled time.
+        Executed::AlreadyFired => return Err(Fail::failed("the run was taken for a schedule's")),
     };
     overrides_warning(args, &run.id);
     if args.detach {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use sop_core::config::RunnerConfig;
 use sop_runtime::daemon::Scheduler;
 use sop_runtime::notify::Notifier;
+use sop_runtime::schedule::Timer;
 use sop_runtime::{identity, recovery, Home};
 use sop_server::{check_bind, router, ServerState};
 use sop_store::{SqliteStore, Store};
@@ -96,6 +97,18 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
         .name("scheduler".into())
         .spawn(move || sched.run())
         .map_err(|e| Fail::failed(format!("cannot start the scheduler: {e}")))?;
+    // Schedule triggers.
+    let timer = Arc::new(Timer::new(
+        Arc::clone(&dyn_store),
+        home.clone(),
+        config.clone(),
+        scheduler.waker(),
+    ));
+    let timing = Arc::clone(&timer);
+    let timer_thread = std::thread::Builder::new()
+        .name("timer".into())
+        .spawn(move || timing.run())
+        .map_err(|e| Fail::failed(format!("cannot start the schedule timer: {e}")))?;
     // Notifications, when `[[notify]]` channels are configured.
     let notifier = (!config.notify.is_empty()).then(|| {
         Arc::new(Notifier::new(
@@ -126,6 +139,8 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
         "sop serve: draining (running steps get {}s to stop)",
         config.kill_grace_secs
     );
+    timer.stop();
+    let _ = timer_thread.join();
     scheduler.stop();
     let _ = scheduler_thread.join();
     if let (Some(n), Some(thread)) = (&notifier, notifier_thread) {

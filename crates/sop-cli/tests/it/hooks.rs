@@ -1,5 +1,6 @@
-//! Webhook triggers against a real `sop serve`: a signed body runs the SOP with its fields
-//! as variables; a missing or wrong signature runs nothing.
+//! Webhook and schedule triggers against a real `sop serve`: a signed body runs the SOP
+//! with its fields as variables, a missing or wrong signature runs nothing; a schedule
+//! runs its SOP at its times.
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -174,4 +175,29 @@ fn a_secret_that_is_not_set_accepts_no_signature() {
     // Signed with the empty key an unset variable would be: refused all the same.
     let (code, reply) = post(&d, "/api/hooks/push", "{}", Some(&sign("", b"{}")));
     assert_eq!(code, 401, "{reply}");
+}
+
+#[test]
+fn a_schedule_runs_its_sop_at_its_times() {
+    let home = Home::new();
+    home.simple(
+        "tick",
+        "max_concurrent = 5\n[[triggers]]\ntype = \"schedule\"\ncron = \"* * * * * *\"\n",
+        "## Steps\n\n1. **Tick**\n   ```bash\n   echo \"at $scheduled_at\"\n   ```\n",
+    );
+    let d = Daemon::start(&home);
+    let runs = crate::support::wait_for(std::time::Duration::from_secs(20), || {
+        let runs = d.get("/api/runs?sop=tick");
+        (runs.as_array().map_or(0, Vec::len) >= 2).then_some(runs)
+    })
+    .expect("two seconds, two runs");
+    let id = runs[1]["id"].as_str().unwrap();
+    let run = d.wait_run(id, |v| v["status"] == "success");
+    assert_eq!(
+        run["trigger"],
+        json!({"type": "schedule", "by": "schedule"})
+    );
+    let at = run["vars"]["scheduled_at"].as_str().unwrap();
+    assert_eq!(at.get(19..), Some(".000Z"), "whole seconds: {at}");
+    assert_eq!(run["steps"][0]["output"], format!("at {at}\n"));
 }

@@ -8,5 +8,6 @@ mod metrics;
 mod notify;
 mod parse;
 mod policy;
+mod schedule;
 mod vars;
 mod webhook;

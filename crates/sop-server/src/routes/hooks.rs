@@ -86,7 +86,7 @@ pub async fn hook(
             let fitted = fit_to(&sop, &given);
             skipped.extend(fitted.skipped);
             let shown = shown_vars(&sop, &fitted.vars);
-            let outcome = ops.fire(&sop, fitted.vars, trigger);
+            let outcome = ops.fire(&sop, fitted.vars, trigger, None);
             matched.push(Matched::new(Fired {
                 sop: sop.name.clone(),
                 vars: shown,

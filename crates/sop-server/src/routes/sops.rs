@@ -139,6 +139,7 @@ pub async fn execute(
             by: caller.name,
         },
         owner: None,
+        fire: None,
     };
     let (created, answer) = blocking(&state, move |ops| match ops.execute(request)? {
         Executed::Created(run) => Ok((true, RunRef::new(run.id.clone(), run.status))),
@@ -149,6 +150,10 @@ pub async fn execute(
                 .map_or(RunStatus::Queued, |r| r.status);
             Ok((false, RunRef::new(id, status)))
         }
+        // Only a schedule's request carries a scheduled time.
+        Executed::AlreadyFired => Err(ApiError::internal(
+            "an execute request was taken for a schedule's",
+        )),
     })
     .await?;
     if created {

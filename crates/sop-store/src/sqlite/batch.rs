@@ -12,7 +12,7 @@ use sop_core::run::{Happened, Millis, Run};
 
 use super::runs::{bump, insert_events, last_executed, limits_of, remember, sop_load};
 use super::{records, SqliteStore};
-use crate::{Created, Owner, StoreError};
+use crate::{Created, Fire, Owner, StoreError};
 
 /// One caller's request and, once committed, its answer.
 pub(crate) struct Slot {
@@ -25,6 +25,7 @@ struct Request {
     audit_path: String,
     owner: Option<Owner>,
     now: Millis,
+    fire: Option<Fire>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -38,6 +39,7 @@ impl SqliteStore {
         audit_path: &str,
         owner: Option<Owner>,
         now: Millis,
+        fire: Option<Fire>,
     ) -> Result<Created, StoreError> {
         let slot = Arc::new(Slot {
             request: Mutex::new(Some(Request {
@@ -45,6 +47,7 @@ impl SqliteStore {
                 audit_path: audit_path.to_string(),
                 owner,
                 now,
+                fire,
             })),
             answer: Mutex::new(None),
         });
@@ -110,7 +113,23 @@ fn create_one(
         audit_path,
         owner,
         now,
+        fire,
     } = request;
+    if let Some(fire) = fire {
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO schedule_fires (sop, trigger_key, scheduled_at)
+                 VALUES (?1, ?2, ?3)",
+            )?
+            .execute(rusqlite::params![
+                fire.sop,
+                fire.trigger_key,
+                fire.scheduled_at
+            ])?;
+        if inserted == 0 {
+            return Ok(Created::AlreadyFired);
+        }
+    }
     let stored_limits = limits_of(&run);
     let load = sop_load(tx, &run.sop.name, &run.id)?;
     let last = last_executed(tx, &run.sop.name)?;

@@ -14,8 +14,8 @@ use sop_core::{AdmissionPolicy, Priority};
 
 use super::{records, SqliteStore};
 use crate::{
-    ClaimResult, Created, Delivery, EventRow, OutputChunk, Owner, RunChange, RunFilter, RunRow,
-    Store, StoreError, Successor, Suppression,
+    ClaimResult, Created, Delivery, EventRow, Fire, OutputChunk, Owner, RunChange, RunFilter,
+    RunRow, Store, StoreError, Successor, Suppression,
 };
 
 /// The SOP limits kept beside each run so the scheduler need not parse whole runs.
@@ -479,7 +479,27 @@ impl Store for SqliteStore {
         owner: Option<Owner>,
         now: Millis,
     ) -> Result<Created, StoreError> {
-        self.create_batched(run, audit_path, owner, now)
+        self.create_batched(run, audit_path, owner, now, None)
+    }
+
+    fn create_fired_run(
+        &self,
+        run: Run,
+        audit_path: &str,
+        now: Millis,
+        fire: &Fire,
+    ) -> Result<Created, StoreError> {
+        self.create_batched(run, audit_path, None, now, Some(fire.clone()))
+    }
+
+    fn last_fire(&self, sop: &str, trigger_key: &str) -> Result<Option<Millis>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT max(scheduled_at) FROM schedule_fires WHERE sop = ?1 AND trigger_key = ?2",
+                )?
+                .query_row(params![sop, trigger_key], |r| r.get(0))?)
+        })
     }
 
     fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError> {

@@ -71,7 +71,7 @@ pub fn create(store: &dyn Store, run: Run, now: Millis) -> Run {
         .expect("create_run")
     {
         Created::New(run) => *run,
-        Created::NotCreated(a) => panic!("run {id} was not created: {a:?}"),
+        other => panic!("run {id} was not created: {other:?}"),
     }
 }
 

@@ -435,7 +435,7 @@ fn concurrent_creates_on_one_handle_are_committed_together_and_admitted_in_order
         .iter()
         .filter_map(|a| match a {
             sop_store::Created::New(run) => Some(run.id.clone()),
-            sop_store::Created::NotCreated(_) => None,
+            _ => None,
         })
         .collect();
     assert_eq!(created.len(), 1, "{answers:?}");
@@ -688,7 +688,8 @@ fn a_version_2_database_with_runs_gains_the_tables_of_version_3() {
     // Version 3 only added tables: without them, and marked 2, the file is a version 2 one.
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch(
-        "DROP TABLE suppressed_triggers; DROP TABLE notifications; PRAGMA user_version = 2;",
+        "DROP TABLE suppressed_triggers; DROP TABLE notifications; DROP TABLE schedule_fires;
+         PRAGMA user_version = 2;",
     )
     .expect("back to version 2");
     drop(conn);

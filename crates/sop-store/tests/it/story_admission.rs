@@ -24,6 +24,7 @@ fn refused_with(created: Created) -> Admission {
     match created {
         Created::NotCreated(a) => a,
         Created::New(run) => panic!("run {} was created", run.id),
+        Created::AlreadyFired => panic!("no scheduled time was given"),
     }
 }
 

@@ -24,3 +24,14 @@ CREATE TABLE notifications (
     ok       INTEGER NOT NULL,
     detail   TEXT NOT NULL
 );
+
+-- Scheduled times fired (SPEC §6: each fire is recorded once per SOP and scheduled time,
+-- even with several daemons): inserted in the transaction that creates the run (or finds
+-- the SOP in cooldown), so a second daemon's insert finds the row and creates nothing.
+-- `trigger_key` tells a SOP's schedules apart (`<index>:<cron>:<time zone>`).
+CREATE TABLE schedule_fires (
+    sop          TEXT NOT NULL,
+    trigger_key  TEXT NOT NULL,
+    scheduled_at INTEGER NOT NULL,
+    PRIMARY KEY (sop, trigger_key, scheduled_at)
+);

@@ -1,0 +1,194 @@
+//! Schedule triggers (SPEC §6) in `sop serve`: a timer thread that, every second, fires the
+//! scheduled times of every SOP's `schedule` triggers that are due (`sop_core::schedule`
+//! decides which, `catch_up` included). Each time is recorded with the run it creates, in
+//! one transaction (`Store::create_fired_run`), so it fires once even with several
+//! daemons or across a restart. A daemon starting on a schedule with nothing recorded
+//! begins at that moment (no catch-up of times before it ever saw the schedule).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use sop_core::config::RunnerConfig;
+use sop_core::run::{Millis, TriggerInfo};
+use sop_core::schedule::{due, Schedule};
+use sop_core::Trigger;
+use sop_store::{Fire, Store};
+
+use crate::clock::{now, rfc3339};
+use crate::command::{pick_sops, FireOutcome};
+use crate::home::Home;
+use crate::ops::{OpError, Ops};
+
+/// Per (SOP, trigger key): the last scheduled time considered.
+#[derive(Debug, Default)]
+pub struct Watch {
+    through: HashMap<(String, String), Millis>,
+}
+
+/// One scheduled time fired (or not), for the log and tests.
+#[derive(Debug)]
+pub struct Fired {
+    pub sop: String,
+    pub scheduled_at: Millis,
+    pub outcome: FireOutcome,
+}
+
+impl Ops<'_> {
+    /// Fires what is due at `now` of every SOP's schedules; `watch` carries what was
+    /// considered from one call to the next.
+    pub fn fire_schedules(&self, watch: &mut Watch, now: Millis) -> Result<Vec<Fired>, OpError> {
+        let has_schedule = |sop: &sop_core::Sop| {
+            sop.triggers
+                .iter()
+                .any(|t| matches!(t, Trigger::Schedule { .. }))
+                .then_some(())
+        };
+        let (sops, _invalid) = pick_sops(self, has_schedule)?;
+        let mut fired = Vec::new();
+        for (sop, ()) in sops {
+            for (i, trigger) in sop.triggers.iter().enumerate() {
+                let Trigger::Schedule {
+                    cron,
+                    timezone,
+                    catch_up,
+                    max_catch_up,
+                } = trigger
+                else {
+                    continue;
+                };
+                let Some(schedule) = Schedule::new(cron, timezone) else {
+                    continue;
+                };
+                let key = format!("{i}:{cron}:{timezone}");
+                let place = (sop.name.clone(), key.clone());
+                let after = match watch.through.get(&place) {
+                    Some(&t) => t,
+                    None => self.store.last_fire(&sop.name, &key)?.unwrap_or(now),
+                };
+                let d = due(&schedule, *catch_up, *max_catch_up, after, now);
+                if d.skipped > 0 {
+                    tracing::warn!(
+                        sop = %sop.name,
+                        %cron,
+                        "{} scheduled times missed (catch_up = {catch_up:?})",
+                        d.skipped
+                    );
+                }
+                for at in d.fire {
+                    let vars = BTreeMap::from([("scheduled_at".to_string(), rfc3339(at))]);
+                    let trigger = TriggerInfo {
+                        kind: "schedule".to_string(),
+                        by: "schedule".to_string(),
+                    };
+                    let fire = Fire {
+                        sop: sop.name.clone(),
+                        trigger_key: key.clone(),
+                        scheduled_at: at,
+                    };
+                    let outcome = self.fire(&sop, vars, trigger, Some(fire));
+                    fired.push(Fired {
+                        sop: sop.name.clone(),
+                        scheduled_at: at,
+                        outcome,
+                    });
+                }
+                watch.through.insert(place, d.through.max(after));
+            }
+        }
+        Ok(fired)
+    }
+}
+
+/// The timer thread of `sop serve`.
+pub struct Timer {
+    store: Arc<dyn Store>,
+    home: Home,
+    config: RunnerConfig,
+    /// Wakes the scheduler after a run was queued.
+    wake: Arc<dyn Fn() + Send + Sync>,
+    stopped: Mutex<bool>,
+    bell: Condvar,
+}
+
+impl Timer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        home: Home,
+        config: RunnerConfig,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Timer {
+        Timer {
+            store,
+            home,
+            config,
+            wake,
+            stopped: Mutex::new(false),
+            bell: Condvar::new(),
+        }
+    }
+
+    /// Looks once a second, just after the second turns, until [`Timer::stop`].
+    pub fn run(&self) {
+        let mut watch = Watch::default();
+        loop {
+            let ops = Ops {
+                store: &*self.store,
+                home: &self.home,
+                config: &self.config,
+                served: true,
+                settle: None,
+            };
+            match ops.fire_schedules(&mut watch, now()) {
+                Ok(fired) => {
+                    for f in &fired {
+                        tracing::info!(
+                            sop = %f.sop,
+                            scheduled_at = %rfc3339(f.scheduled_at),
+                            "schedule fired: {}",
+                            describe(&f.outcome)
+                        );
+                    }
+                    if fired
+                        .iter()
+                        .any(|f| matches!(f.outcome, FireOutcome::Queued(_)))
+                    {
+                        (self.wake)();
+                    }
+                }
+                Err(e) => tracing::warn!("schedules: {e}"),
+            }
+            let into_second = u64::try_from(now().rem_euclid(1000)).unwrap_or(0);
+            let stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+            if *stopped {
+                return;
+            }
+            let wait = Duration::from_millis(1000 - into_second + 5);
+            let (stopped, _) = self
+                .bell
+                .wait_timeout(stopped, wait)
+                .unwrap_or_else(PoisonError::into_inner);
+            if *stopped {
+                return;
+            }
+        }
+    }
+
+    pub fn stop(&self) {
+        *self.stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.bell.notify_all();
+    }
+}
+
+fn describe(outcome: &FireOutcome) -> String {
+    match outcome {
+        FireOutcome::Queued(run) => format!("queued run {}", run.id),
+        FireOutcome::Coalesced(id) => format!("folded into run {id}"),
+        FireOutcome::Suppressed { run_id, .. } => {
+            format!("suppressed: in cooldown (run {run_id} started it)")
+        }
+        FireOutcome::AlreadyFired => "fired before".to_string(),
+        FireOutcome::WouldRun => "would run".to_string(),
+        FireOutcome::Refused(e) => format!("refused: {e}"),
+    }
+}
