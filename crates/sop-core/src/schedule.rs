@@ -13,9 +13,12 @@ use crate::run::Millis;
 /// daemon looks once a second, and may be busy or paused for a moment.
 pub const GRACE_MS: Millis = 60_000;
 
-/// Most scheduled times looked at in one call (a per-second schedule after a long
-/// downtime): beyond it, only the latest ones are kept.
-const MAX_SCAN: usize = 1_000_000;
+/// How far back missed times are looked for, at most (`catch_up` = `latest` or `all`).
+pub const LOOK_BACK_MS: Millis = 31 * 24 * HOUR_MS;
+
+/// Most scheduled times looked at in one window (a per-second schedule's month is 2.7
+/// million): the windows below start small, so this bounds only the unusual.
+const MAX_SCAN: usize = 100_000;
 
 /// A checked schedule: the cron expression and its time zone.
 #[derive(Debug, Clone)]
@@ -36,12 +39,28 @@ impl Schedule {
     }
 
     /// The first scheduled time after `after` (whole seconds), if any.
+    ///
+    /// The search runs in local wall-clock time. Where clocks go back, a local time occurs
+    /// twice and the search answers the first: from inside the repeated hour that answer
+    /// lies before `after`, and the search goes on from an hour later (times in the
+    /// repeated hour's second pass do not fire). A time in an hour that does not exist
+    /// (clocks go forward) comes when the clock jumps past it.
     pub fn next_after(&self, after: Millis) -> Option<Millis> {
-        let start = self.tz.from_utc_datetime(&utc(after)?.naive_utc());
-        let next = self.cron.find_next_occurrence(&start, false).ok()?;
-        Some(next.with_timezone(&Utc).timestamp_millis())
+        let mut from = after;
+        for _ in 0..3 {
+            let start = self.tz.from_utc_datetime(&utc(from)?.naive_utc());
+            let next = self.cron.find_next_occurrence(&start, false).ok()?;
+            let next = next.with_timezone(&Utc).timestamp_millis();
+            if next > after {
+                return Some(next);
+            }
+            from += HOUR_MS;
+        }
+        None
     }
 }
+
+const HOUR_MS: Millis = 3_600_000;
 
 /// `ms`, down to the whole second, as a UTC time.
 fn utc(ms: Millis) -> Option<DateTime<Utc>> {
@@ -59,9 +78,11 @@ pub struct Due {
     pub through: Millis,
 }
 
-/// The scheduled times in `(after, now]` and what to do with them. On time (at most
-/// [`GRACE_MS`] late) they fire; missed ones follow `catch_up`: `none` passes over them,
-/// `latest` fires the latest one, `all` the latest `max_catch_up`.
+/// The scheduled times in `(after, now]` and what to do with them. The latest, if on time
+/// (at most [`GRACE_MS`] late), fires; missed ones follow `catch_up`: `none` passes over them,
+/// `latest` fires the latest one, `all` the latest `max_catch_up`. Missed times are looked
+/// for in the last minute, hour, day, week, then [`LOOK_BACK_MS`], until enough are
+/// found: older ones are passed over uncounted.
 pub fn due(
     schedule: &Schedule,
     catch_up: CatchUp,
@@ -69,50 +90,93 @@ pub fn due(
     after: Millis,
     now: Millis,
 ) -> Due {
-    let keep = usize::try_from(max_catch_up).unwrap_or(usize::MAX).max(1);
-    let mut on_time = Vec::new();
-    let mut missed: VecDeque<Millis> = VecDeque::new();
-    let mut skipped = 0u64;
-    let mut through = after;
-    let mut at = after;
-    for _ in 0..MAX_SCAN {
-        let Some(next) = schedule.next_after(at).filter(|&t| t <= now && t > at) else {
+    let wanted = match catch_up {
+        CatchUp::None => 0,
+        CatchUp::Latest => 1,
+        CatchUp::All => usize::try_from(max_catch_up).unwrap_or(usize::MAX),
+    };
+    let spans = [
+        GRACE_MS,
+        HOUR_MS,
+        24 * HOUR_MS,
+        7 * 24 * HOUR_MS,
+        LOOK_BACK_MS,
+    ];
+    let mut scan = Scan::default();
+    for (i, span) in spans.iter().enumerate() {
+        let from = after.max(now - span);
+        scan = Scan::over(schedule, from, now, wanted);
+        let last = i + 1 == spans.len();
+        if from == after || scan.missed.len() >= wanted || last {
             break;
-        };
-        at = next;
-        through = next;
-        if now - next <= GRACE_MS {
-            on_time.push(next);
-        } else {
-            missed.push_back(next);
-            if missed.len() > keep {
-                missed.pop_front();
-                skipped += 1;
-            }
         }
     }
+    let Scan {
+        on_time,
+        mut missed,
+        mut skipped,
+        through,
+    } = scan;
     let mut fire: Vec<Millis> = match catch_up {
-        CatchUp::None => {
+        CatchUp::Latest if on_time.is_some() => {
+            // An on-time fire supersedes a missed one.
             skipped += missed.len() as u64;
             Vec::new()
         }
-        CatchUp::Latest => {
-            let latest = missed.pop_back();
-            skipped += missed.len() as u64;
-            // An on-time fire supersedes a missed one.
-            if on_time.is_empty() {
-                latest.into_iter().collect()
-            } else {
-                skipped += u64::from(latest.is_some());
-                Vec::new()
+        _ => {
+            while missed.len() > wanted {
+                missed.pop_front();
+                skipped += 1;
             }
+            missed.into_iter().collect()
         }
-        CatchUp::All => missed.into_iter().collect(),
     };
     fire.extend(on_time);
     Due {
         fire,
         skipped,
-        through,
+        // Whatever was not looked at lies before `now`: passed over too.
+        through: through.max(after),
+    }
+}
+
+/// The scheduled times in `(from, now]`: on time, and the latest `keep` missed ones.
+#[derive(Default)]
+struct Scan {
+    on_time: Option<Millis>,
+    missed: VecDeque<Millis>,
+    skipped: u64,
+    through: Millis,
+}
+
+impl Scan {
+    fn over(schedule: &Schedule, from: Millis, now: Millis, keep: usize) -> Scan {
+        let mut scan = Scan {
+            through: from,
+            ..Scan::default()
+        };
+        let mut at = from;
+        for _ in 0..MAX_SCAN {
+            let Some(next) = schedule.next_after(at).filter(|&t| t <= now) else {
+                break;
+            };
+            at = next;
+            scan.through = next;
+            // Only the latest time can be on time: an earlier one, even within the grace,
+            // was missed (the daemon was stopped or stuck) and follows `catch_up`.
+            if let Some(earlier) = scan.on_time.take() {
+                scan.missed.push_back(earlier);
+            }
+            if now - next <= GRACE_MS {
+                scan.on_time = Some(next);
+            } else {
+                scan.missed.push_back(next);
+            }
+            if scan.missed.len() > keep.max(1) {
+                scan.missed.pop_front();
+                scan.skipped += 1;
+            }
+        }
+        scan
     }
 }

@@ -2,8 +2,9 @@
 //! scheduled times of every SOP's `schedule` triggers that are due (`sop_core::schedule`
 //! decides which, `catch_up` included). Each time is recorded with the run it creates, in
 //! one transaction (`Store::create_fired_run`), so it fires once even with several
-//! daemons or across a restart. A daemon starting on a schedule with nothing recorded
-//! begins at that moment (no catch-up of times before it ever saw the schedule).
+//! daemons or across a restart. When a daemon first sees a schedule, that moment is
+//! recorded: times missed after it (no daemon ran) follow `catch_up`, times before it do
+//! not exist for the schedule.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -37,6 +38,8 @@ pub struct Fired {
 impl Ops<'_> {
     /// Fires what is due at `now` of every SOP's schedules; `watch` carries what was
     /// considered from one call to the next.
+    /// A store failure for one schedule is logged and that schedule tried again at the
+    /// next look; the others go on.
     pub fn fire_schedules(&self, watch: &mut Watch, now: Millis) -> Result<Vec<Fired>, OpError> {
         let has_schedule = |sop: &sop_core::Sop| {
             sop.triggers
@@ -64,7 +67,13 @@ impl Ops<'_> {
                 let place = (sop.name.clone(), key.clone());
                 let after = match watch.through.get(&place) {
                     Some(&t) => t,
-                    None => self.store.last_fire(&sop.name, &key)?.unwrap_or(now),
+                    None => match self.first_look(&sop.name, &key, now) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::warn!(sop = %sop.name, %cron, "schedule: {e}");
+                            continue;
+                        }
+                    },
                 };
                 let d = due(&schedule, *catch_up, *max_catch_up, after, now);
                 if d.skipped > 0 {
@@ -75,6 +84,7 @@ impl Ops<'_> {
                         d.skipped
                     );
                 }
+                let mut through = d.through.max(after);
                 for at in d.fire {
                     let vars = BTreeMap::from([("scheduled_at".to_string(), rfc3339(at))]);
                     let trigger = TriggerInfo {
@@ -87,16 +97,38 @@ impl Ops<'_> {
                         scheduled_at: at,
                     };
                     let outcome = self.fire(&sop, vars, trigger, Some(fire));
+                    let failed = matches!(
+                        outcome,
+                        FireOutcome::Refused(OpError::Store(_) | OpError::Audit(_))
+                    );
                     fired.push(Fired {
                         sop: sop.name.clone(),
                         scheduled_at: at,
                         outcome,
                     });
+                    if failed {
+                        // Not recorded: tried again at the next look (late, within the
+                        // grace, it is still on time; else `catch_up` decides).
+                        through = at - 1;
+                        break;
+                    }
                 }
-                watch.through.insert(place, d.through.max(after));
+                watch.through.insert(place, through);
             }
         }
         Ok(fired)
+    }
+}
+
+impl Ops<'_> {
+    /// Where a schedule's first look in this process starts: after its last recorded time,
+    /// or when a daemon first saw it; a schedule never seen is seen `now` (recorded).
+    fn first_look(&self, sop: &str, key: &str, now: Millis) -> Result<Millis, OpError> {
+        if let Some(t) = self.store.last_fire(sop, key)? {
+            return Ok(t);
+        }
+        self.store.note_schedule_seen(sop, key, now)?;
+        Ok(now)
     }
 }
 

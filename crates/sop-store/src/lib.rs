@@ -152,8 +152,17 @@ pub trait Store: Send + Sync {
         fire: &Fire,
     ) -> Result<Created, StoreError>;
 
-    /// The latest scheduled time recorded for a SOP's schedule.
+    /// The latest scheduled time recorded for a SOP's schedule, or when a daemon first saw
+    /// it if that is later (`None`: never seen).
     fn last_fire(&self, sop: &str, trigger_key: &str) -> Result<Option<Millis>, StoreError>;
+
+    /// Records when a daemon first saw a SOP's schedule (a later call changes nothing).
+    fn note_schedule_seen(
+        &self,
+        sop: &str,
+        trigger_key: &str,
+        at: Millis,
+    ) -> Result<(), StoreError>;
 
     fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError>;
 

@@ -191,8 +191,15 @@ fn a_schedule_runs_its_sop_at_its_times() {
         (runs.as_array().map_or(0, Vec::len) >= 2).then_some(runs)
     })
     .expect("two seconds, two runs");
+    let first = d.wait_run(runs[0]["id"].as_str().unwrap(), |v| {
+        v["status"] == "success"
+    });
     let id = runs[1]["id"].as_str().unwrap();
     let run = d.wait_run(id, |v| v["status"] == "success");
+    assert_ne!(
+        first["vars"]["scheduled_at"], run["vars"]["scheduled_at"],
+        "each its own second"
+    );
     assert_eq!(
         run["trigger"],
         json!({"type": "schedule", "by": "schedule"})

@@ -317,6 +317,18 @@ fn schedule(
         ctx.error_at(&entry.node, message).help = Some("five fields `minute hour day-of-month month day-of-week` (six with seconds first), e.g. `0 2 * * *`".to_string());
         return None;
     }
+    let within = |t: i64| t < Y2K + 28 * 366 * 24 * 3_600_000;
+    let matches = crate::schedule::Schedule::new(&cron, "UTC")
+        .and_then(|s| s.next_after(Y2K))
+        .is_some_and(within);
+    if !matches {
+        let warning = ctx.src.warning(
+            &entry.node.span,
+            format!("cron expression `{cron}` never matches a date: the schedule never fires"),
+        );
+        let help = "check the day of month against the month (`30 2` is never a date)";
+        ctx.diags.push(warning.with_help(help));
+    }
     Some(Trigger::Schedule {
         cron,
         timezone: timezone?,
@@ -324,6 +336,9 @@ fn schedule(
         max_catch_up: max_catch_up?,
     })
 }
+
+/// 2000-01-01T00:00:00Z: a cron expression that matches at all matches within 28 years of it.
+const Y2K: i64 = 946_684_800_000;
 
 fn lower_first(text: &str) -> String {
     let mut chars = text.chars();

@@ -194,6 +194,7 @@ mod valid {
 
     cases!(check_valid:
     all_manifest_fields,
+    cron_never_matches,
     db_backup,
     deploy_production,
     fences_each_language,

@@ -37,10 +37,11 @@ fn on_time_fires_and_missed_times_follow_catch_up() {
         // On time (5 s late): fires, whatever catch_up says.
         (CatchUp::None, 10, T - H, T + 5 * S, d(&[T], 0, T)),
         (CatchUp::All, 10, T - H, T + 5 * S, d(&[T], 0, T)),
-        // Not yet.
-        (CatchUp::None, 10, T - H, T - 10 * S, d(&[], 0, T - H)),
+        // Not yet: what lies before the last minute is passed over (nothing here).
+        (CatchUp::None, 10, T - H, T - 10 * S, d(&[], 0, T - 70 * S)),
         // Down for three days, back 5 s after today's time: two missed, one on time.
-        (CatchUp::None, 10, T - 3 * D, T + 5 * S, d(&[T], 2, T)),
+        // `none` looks at the last minute only: the missed ones go uncounted.
+        (CatchUp::None, 10, T - 3 * D, T + 5 * S, d(&[T], 0, T)),
         (CatchUp::Latest, 10, T - 3 * D, T + 5 * S, d(&[T], 2, T)),
         (
             CatchUp::All,
@@ -50,9 +51,23 @@ fn on_time_fires_and_missed_times_follow_catch_up() {
             d(&[T - 2 * D, T - D, T], 0, T),
         ),
         // Back two hours late: all three missed.
-        (CatchUp::None, 10, T - 3 * D, T + 2 * H, d(&[], 3, T)),
-        (CatchUp::Latest, 10, T - 3 * D, T + 2 * H, d(&[T], 2, T)),
+        (
+            CatchUp::None,
+            10,
+            T - 3 * D,
+            T + 2 * H,
+            d(&[], 0, T + 2 * H - 60 * S),
+        ),
+        (CatchUp::Latest, 10, T - 3 * D, T + 2 * H, d(&[T], 0, T)),
         (CatchUp::All, 2, T - 3 * D, T + 2 * H, d(&[T - D, T], 1, T)),
+        // `max_catch_up = 0`: nothing missed is caught up.
+        (
+            CatchUp::All,
+            0,
+            T - 3 * D,
+            T + 2 * H,
+            d(&[], 0, T + 2 * H - 60 * S),
+        ),
     ];
     for (catch_up, max, after, now, want) in cases {
         assert_eq!(
@@ -61,10 +76,59 @@ fn on_time_fires_and_missed_times_follow_catch_up() {
             "{catch_up:?} max {max}, after {after}, now {now}"
         );
     }
-    // A schedule every 15 s, looked at 40 s later: two on time.
+    // A schedule every 15 s, looked at 40 s later: only the latest is on time; the one
+    // before was missed (the daemon was stuck) and follows catch_up.
     let seconds = Schedule::new("*/15 * * * * *", "UTC").expect("valid");
     assert_eq!(
         due(&seconds, CatchUp::None, 10, T, T + 40 * S),
+        d(&[T + 30 * S], 1, T + 30 * S)
+    );
+    assert_eq!(
+        due(&seconds, CatchUp::All, 10, T, T + 40 * S),
         d(&[T + 15 * S, T + 30 * S], 0, T + 30 * S)
+    );
+}
+
+#[test]
+fn clocks_going_back_or_forward_neither_freeze_nor_repeat_a_schedule() {
+    // New York, 2025-11-02: 01:00-02:00 EDT (05:00-06:00Z), then 01:00-02:00 EST again
+    // (06:00-07:00Z).
+    let ny = Schedule::new("15 1 * * *", "America/New_York").expect("valid");
+    let first_pass = 1_762_060_500_000; // 2025-11-02T05:15:00Z = 01:15 EDT
+    let second_pass = first_pass + H; // 06:15Z = 01:15 EST
+    assert_eq!(ny.next_after(first_pass - H), Some(first_pass));
+    // From inside the repeated hour: on to the next day, not back to the first pass.
+    let next = ny.next_after(second_pass - 30 * S).expect("a next time");
+    assert!(next > second_pass - 30 * S, "never before `after`");
+    assert_eq!(next, first_pass + D + H, "01:15 EST the next day");
+    // A minutely schedule through the repeated hour keeps going.
+    let minutely = Schedule::new("* * * * *", "America/New_York").expect("valid");
+    let inside = first_pass + H + 10 * 60 * S; // 06:25Z
+    assert!(minutely.next_after(inside).expect("next") > inside);
+    // New York, 2025-03-09: 02:00-03:00 does not exist; 02:30 fires no time that day.
+    let spring = Schedule::new("30 2 * * *", "America/New_York").expect("valid");
+    let before = 1_741_500_000_000; // 2025-03-09T06:00:00Z = 01:00 EST
+    let next = spring.next_after(before).expect("a next time");
+    assert_eq!(
+        next,
+        before + H,
+        "when the clock jumps to 03:00 EDT (07:00Z)"
+    );
+}
+
+#[test]
+fn a_per_second_schedule_after_a_long_downtime_is_looked_at_briefly() {
+    let every = Schedule::new("* * * * * *", "UTC").expect("valid");
+    let started = std::time::Instant::now();
+    let d30 = due(&every, CatchUp::Latest, 10, T - 30 * D, T);
+    assert_eq!(d30.fire, [T], "the latest, on time");
+    assert_eq!(d30.through, T);
+    let all = due(&every, CatchUp::All, 10, T - 30 * D, T);
+    let want: Vec<i64> = (0..=10).map(|k| T - (10 - k) * S).collect();
+    assert_eq!(all.fire, want, "ten missed, then the one on time");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
     );
 }

@@ -14,6 +14,12 @@ const D: i64 = 24 * 3600 * S;
 const T: i64 = 1_795_658_400_000;
 
 fn home_with(catch_up: &str) -> (tempfile::TempDir, Home, SqliteStore) {
+    home_with_triggers(&format!(
+        "[[triggers]]\ntype = \"schedule\"\ncron = \"0 2 * * *\"\ncatch_up = \"{catch_up}\"\n"
+    ))
+}
+
+fn home_with_triggers(triggers: &str) -> (tempfile::TempDir, Home, SqliteStore) {
     let dir = tempfile::tempdir().expect("temp dir");
     let sop = dir.path().join("sops/backup");
     std::fs::create_dir_all(&sop).expect("dirs");
@@ -21,7 +27,7 @@ fn home_with(catch_up: &str) -> (tempfile::TempDir, Home, SqliteStore) {
         sop.join("SOP.toml"),
         format!(
             "[sop]\nname = \"backup\"\ndescription = \"nightly\"\nexecution_mode = \"automatic\"\n\
-             [[triggers]]\ntype = \"schedule\"\ncron = \"0 2 * * *\"\ncatch_up = \"{catch_up}\"\n"
+             max_concurrent = 5\n{triggers}"
         ),
     )
     .expect("toml");
@@ -109,5 +115,53 @@ fn a_schedule_first_seen_does_not_catch_up_on_times_before() {
     assert_eq!(
         fired.iter().map(|f| f.scheduled_at).collect::<Vec<_>>(),
         [T + D]
+    );
+}
+
+#[test]
+fn a_schedule_seen_before_a_downtime_catches_up_before_its_first_fire() {
+    let (_dir, home, store) = home_with("latest");
+    let config = RunnerConfig::default();
+    let ops = ops(&home, &store, &config);
+    // First seen at 16:00 the day before; the daemon stops before 02:00 ...
+    let mut w = Watch::default();
+    assert!(ops
+        .fire_schedules(&mut w, T - 10 * 3600 * S)
+        .expect("w")
+        .is_empty());
+    // ... and is back at 04:00: the missed 02:00 is caught up.
+    let mut back = Watch::default();
+    let fired = ops
+        .fire_schedules(&mut back, T + 2 * 3600 * S)
+        .expect("back");
+    assert_eq!(
+        fired.iter().map(|f| f.scheduled_at).collect::<Vec<_>>(),
+        [T]
+    );
+}
+
+#[test]
+fn two_schedules_of_a_sop_at_one_time_fire_once() {
+    let (_dir, home, store) = home_with_triggers(
+        "[[triggers]]\ntype = \"schedule\"\ncron = \"0 2 * * *\"\n\
+         [[triggers]]\ntype = \"schedule\"\ncron = \"0 */2 * * *\"\n",
+    );
+    let config = RunnerConfig::default();
+    let ops = ops(&home, &store, &config);
+    let mut w = Watch::default();
+    assert!(ops
+        .fire_schedules(&mut w, T - 10 * S)
+        .expect("w")
+        .is_empty());
+    let fired = ops.fire_schedules(&mut w, T + S).expect("w");
+    let outcomes: Vec<bool> = fired
+        .iter()
+        .map(|f| matches!(f.outcome, FireOutcome::Queued(_)))
+        .collect();
+    assert_eq!(outcomes, [true, false], "{fired:?}");
+    assert!(matches!(fired[1].outcome, FireOutcome::AlreadyFired));
+    assert_eq!(
+        store.list_runs(&RunFilter::default()).expect("runs").len(),
+        1
     );
 }

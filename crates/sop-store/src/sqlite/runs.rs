@@ -496,9 +496,28 @@ impl Store for SqliteStore {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT max(scheduled_at) FROM schedule_fires WHERE sop = ?1 AND trigger_key = ?2",
+                    "SELECT max(t) FROM (
+                         SELECT max(scheduled_at) AS t FROM schedule_fires
+                          WHERE sop = ?1 AND trigger_key = ?2
+                         UNION ALL
+                         SELECT seen_at FROM schedule_seen WHERE sop = ?1 AND trigger_key = ?2)",
                 )?
                 .query_row(params![sop, trigger_key], |r| r.get(0))?)
+        })
+    }
+
+    fn note_schedule_seen(
+        &self,
+        sop: &str,
+        trigger_key: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO schedule_seen (sop, trigger_key, seen_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![sop, trigger_key, at])?;
+            Ok(())
         })
     }
 

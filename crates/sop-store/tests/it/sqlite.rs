@@ -689,7 +689,7 @@ fn a_version_2_database_with_runs_gains_the_tables_of_version_3() {
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch(
         "DROP TABLE suppressed_triggers; DROP TABLE notifications; DROP TABLE schedule_fires;
-         PRAGMA user_version = 2;",
+         DROP TABLE schedule_seen; PRAGMA user_version = 2;",
     )
     .expect("back to version 2");
     drop(conn);

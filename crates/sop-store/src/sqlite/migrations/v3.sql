@@ -28,10 +28,21 @@ CREATE TABLE notifications (
 -- Scheduled times fired (SPEC §6: each fire is recorded once per SOP and scheduled time,
 -- even with several daemons): inserted in the transaction that creates the run (or finds
 -- the SOP in cooldown), so a second daemon's insert finds the row and creates nothing.
--- `trigger_key` tells a SOP's schedules apart (`<index>:<cron>:<time zone>`).
+-- `trigger_key` says which of the SOP's schedules (`<index>:<cron>:<time zone>`) fired
+-- it; two schedules of a SOP at one time fire once.
 CREATE TABLE schedule_fires (
     sop          TEXT NOT NULL,
-    trigger_key  TEXT NOT NULL,
     scheduled_at INTEGER NOT NULL,
-    PRIMARY KEY (sop, trigger_key, scheduled_at)
+    trigger_key  TEXT NOT NULL,
+    PRIMARY KEY (sop, scheduled_at)
+);
+CREATE INDEX schedule_fires_by_key ON schedule_fires (sop, trigger_key, scheduled_at);
+
+-- When a daemon first saw each schedule: times missed after it (while no daemon ran)
+-- follow `catch_up`, also before the schedule's first fire.
+CREATE TABLE schedule_seen (
+    sop         TEXT NOT NULL,
+    trigger_key TEXT NOT NULL,
+    seen_at     INTEGER NOT NULL,
+    PRIMARY KEY (sop, trigger_key)
 );
