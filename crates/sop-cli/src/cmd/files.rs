@@ -181,6 +181,15 @@ pub fn show(home: &Home, name: &str, json: bool) -> CmdResult {
 }
 
 pub fn validate(home: &Home, names: &[String], json: bool) -> CmdResult {
+    // Names, not paths: every file read stays under the home's `sops/` (SPEC §9).
+    if let Some(path) = names
+        .iter()
+        .find(|n| n.is_empty() || n.contains('/') || n.starts_with('.'))
+    {
+        return Err(Fail::bad(format!(
+            "`{path}` is not a SOP name: `sop validate` takes names of directories under `sops/`\n  = help: for SOPs in another home, `sop --home DIR validate`"
+        )));
+    }
     let loaded: Vec<Loaded> = if names.is_empty() {
         load_all(home)?
     } else {

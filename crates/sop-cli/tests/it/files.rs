@@ -130,3 +130,14 @@ fn init_is_idempotent_and_validates() {
     home.run(&["validate"]).ok();
     home.run(&["show", "hello"]).ok().stdout_has("Greet");
 }
+
+#[test]
+fn validate_takes_names_not_paths() {
+    let home = Home::new();
+    for arg in ["../other/sops/x", "sops/x", ".hidden"] {
+        home.run(&["validate", arg])
+            .code(2)
+            .stderr_has(&format!("`{arg}` is not a SOP name"))
+            .stderr_has("sop --home DIR validate");
+    }
+}
