@@ -116,17 +116,7 @@ fn create_one(
         fire,
     } = request;
     if let Some(fire) = fire {
-        let inserted = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO schedule_fires (sop, trigger_key, scheduled_at)
-                 VALUES (?1, ?2, ?3)",
-            )?
-            .execute(rusqlite::params![
-                fire.sop,
-                fire.trigger_key,
-                fire.scheduled_at
-            ])?;
-        if inserted == 0 {
+        if !super::schedule::record_fire(tx, &fire)? {
             return Ok(Created::AlreadyFired);
         }
     }

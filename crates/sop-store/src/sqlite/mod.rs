@@ -7,8 +7,10 @@ mod batch;
 mod durable;
 mod metrics;
 mod migrate;
+mod notify;
 mod records;
 mod runs;
+mod schedule;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

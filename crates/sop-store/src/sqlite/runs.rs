@@ -493,17 +493,7 @@ impl Store for SqliteStore {
     }
 
     fn last_fire(&self, sop: &str, trigger_key: &str) -> Result<Option<Millis>, StoreError> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT max(t) FROM (
-                         SELECT max(scheduled_at) AS t FROM schedule_fires
-                          WHERE sop = ?1 AND trigger_key = ?2
-                         UNION ALL
-                         SELECT seen_at FROM schedule_seen WHERE sop = ?1 AND trigger_key = ?2)",
-                )?
-                .query_row(params![sop, trigger_key], |r| r.get(0))?)
-        })
+        self.read(|conn| super::schedule::last_fire(conn, sop, trigger_key))
     }
 
     fn note_schedule_seen(
@@ -512,13 +502,7 @@ impl Store for SqliteStore {
         trigger_key: &str,
         at: Millis,
     ) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.prepare_cached(
-                "INSERT OR IGNORE INTO schedule_seen (sop, trigger_key, seen_at) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![sop, trigger_key, at])?;
-            Ok(())
-        })
+        self.with(|conn| super::schedule::note_seen(conn, sop, trigger_key, at))
     }
 
     fn load_run(&self, id: &str) -> Result<Option<Run>, StoreError> {
@@ -905,78 +889,20 @@ impl Store for SqliteStore {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<(EventRow, String)>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT e.seq, e.run_id, e.at, e.body, r.sop FROM events e
-                 JOIN runs r ON r.id = e.run_id WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
-            )?;
-            let rows = stmt
-                .query_map(params![after_seq, limit], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            // An event this build cannot read (written by a newer sop, or damaged) is
-            // skipped, not a stop for every later one.
-            Ok(rows
-                .into_iter()
-                .filter_map(
-                    |(seq, run_id, at, body, sop)| match serde_json::from_str(&body) {
-                        Ok(event) => Some((
-                            EventRow {
-                                seq,
-                                run_id,
-                                at,
-                                event,
-                            },
-                            sop,
-                        )),
-                        Err(e) => {
-                            tracing::warn!(
-                                "event {seq} of run {run_id} is unreadable ({e}); skipped"
-                            );
-                            None
-                        }
-                    },
-                )
-                .collect())
-        })
+        self.read(|conn| super::notify::events_after(conn, after_seq, limit))
     }
 
     fn notify_cursor(&self) -> Result<Option<i64>, StoreError> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached("SELECT value FROM meta WHERE key = 'notify_cursor'")?
-                .query_row([], |r| r.get(0))
-                .optional()?)
-        })
+        self.read(super::notify::cursor)
     }
 
     fn set_notify_cursor(&self, seq: i64) -> Result<(), StoreError> {
         // Unsynced: after a power loss the notifier resends a few notices, as it may anyway.
-        self.with_unsynced(|conn| {
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('notify_cursor', ?1)",
-            )?
-            .execute([seq])?;
-            Ok(())
-        })
+        self.with_unsynced(|conn| super::notify::set_cursor(conn, seq))
     }
 
     fn record_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
-        self.with(|conn| {
-            conn.prepare_cached(
-                "INSERT INTO notifications (at, run_id, event, channel, ok, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![d.at, d.run_id, d.event, d.channel, d.ok, d.detail])?;
-            Ok(())
-        })
+        self.with(|conn| super::notify::record_delivery(conn, d))
     }
 
     fn record_suppression(&self, s: &Suppression) -> Result<(), StoreError> {
