@@ -8,6 +8,7 @@ mod crash;
 mod daemon;
 mod files;
 mod hooks;
+mod js_client;
 mod more;
 mod notify;
 mod regressions;
