@@ -32,7 +32,7 @@ export interface StepRecord {
   exit_code: number | null;
   output: string;
   attempts: number;
-  reason?: string | null;
+  reason: string | null;
 }
 
 export interface Approval {
@@ -41,7 +41,7 @@ export interface Approval {
   by: string;
   channel: string;
   at: string;
-  comment?: string | null;
+  comment: string | null;
   waited_ms: number;
 }
 
@@ -52,10 +52,13 @@ export interface RunDocument {
   run_id: string;
   status: RunStatus;
   priority: Priority;
+  execution_mode: 'automatic' | 'supervised' | 'step_by_step';
   created_at: string;
   started_at: string | null;
   completed_at: string | null;
   trigger: { type: string; by: string };
+  skip_approval: boolean;
+  forced: boolean;
   vars: Record<string, string>;
   current_step: number | null;
   waiting: {
@@ -65,10 +68,16 @@ export interface RunDocument {
     deadline: string | null;
     approved_by: string[];
     required: number;
+    /** `anyone`, or the identities and groups allowed. */
+    approvers: 'anyone' | string[];
+    self_approval: boolean;
+    timeout_action: 'reject' | 'escalate';
   } | null;
   error: string | null;
   steps: StepRecord[];
   rollback: StepRecord[];
+  /** Verification gates by name. */
+  gates: Record<string, StepRecord>;
   approvals: Approval[];
   metrics: {
     total_duration_ms: number | null;
@@ -82,7 +91,6 @@ export interface RunDocument {
   };
   /** While queued: why it waits, and its place in the queue. */
   queue?: string;
-  [field: string]: unknown;
 }
 
 export interface RunRow {
@@ -172,11 +180,13 @@ export interface ClientOptions {
   fetch?: typeof fetch;
 }
 
-/** An error answer of the API, with its HTTP status and code (`cooldown`, `not_found`, ...). */
+/** An error answer of the API, with its HTTP status and code (`cooldown`, `not_found`,
+ * ...); also `network` (status 0: no answer), `bad_response` (an answer that is not JSON)
+ * and `bad_request` (a SOP name the server would not take, refused before sending). */
 export class SopError extends Error {
   readonly status: number;
   readonly code: string;
-  constructor(status: number, code: string, message: string);
+  constructor(status: number, code: string, message: string, options?: { cause?: unknown });
 }
 
 export function createClient(options?: ClientOptions): SopRunner;

@@ -65,7 +65,30 @@ test('approve and reject by SOP name, cancel', async () => {
   assert.equal(cancelled.status, 'cancelled');
 });
 
+test('several runs waiting: the error names them, and runId picks one', async () => {
+  const a = await client.execute('gate', { skipApproval: false });
+  const b = await client.execute('gate');
+  for (const r of [a, b]) {
+    await until('the run to wait', async () => (await client.run(r.run_id)).status === 'waiting_approval');
+  }
+  await assert.rejects(client.approve('gate'), (e) => e.code === 'conflict');
+  await assert.rejects(client.reject('gate', 'which one?'), (e) => e.code === 'conflict' && e.message.includes(a.run_id));
+  assert.equal((await client.approve('gate', { runId: a.run_id })).run_id, a.run_id);
+  assert.deepEqual(await client.reject('gate', 'not this one', { runId: b.run_id }), { run_id: b.run_id, status: 'rejected' });
+  // skipApproval (the local user is admin without tokens): no gate.
+  const c = await client.execute('gate', { skipApproval: true, priority: 'high' });
+  const done = await until('the run to end', async () => {
+    const d = await client.run(c.run_id);
+    return d.status === 'success' ? d : null;
+  });
+  assert.equal(done.skip_approval, true);
+  assert.equal(done.priority, 'high');
+});
+
 test('errors carry the API code and status', async () => {
+  await assert.rejects(client.reject('nope', 'x'), (e) => e.status === 404 && e.code === 'not_found');
+  await assert.rejects(client.getStatus('../metrics'), (e) => e.code === 'bad_request');
+  await assert.rejects(createClient({ url: 'http://127.0.0.1:1' }).list(), (e) => e.code === 'network' && e.status === 0);
   await assert.rejects(client.execute('nope'), (e) => {
     assert.ok(e instanceof SopError);
     assert.equal(e.status, 404);

@@ -23,7 +23,7 @@ fn the_js_client_works_against_a_real_daemon() {
     let d = Daemon::start(&home);
     let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/js");
     let out = Command::new("node")
-        .args(["--test", "test/client.test.js"])
+        .args(["--test", "--test-reporter=tap", "test/client.test.js"])
         .current_dir(&client)
         .env("SOP_URL", &d.url)
         .env_remove("SOP_TOKEN")
@@ -36,7 +36,7 @@ fn the_js_client_works_against_a_real_daemon() {
     );
     assert!(out.status.success(), "node --test failed:\n{text}");
     assert!(
-        text.contains("# pass 4") && text.contains("# fail 0"),
+        text.contains("# pass 5") && text.contains("# fail 0"),
         "{text}"
     );
 }
