@@ -84,3 +84,19 @@ fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
     }
     inner.to_string()
 }
+
+/// The channel a decision is recorded with (SPEC §5): `ui` for the web UI's buttons (its
+/// requests say `X-Sop-Client: ui`), else `api`.
+pub struct Channel(pub &'static str);
+
+impl<S: Send + Sync> FromRequestParts<S> for Channel {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ui = parts
+            .headers
+            .get("x-sop-client")
+            .is_some_and(|v| v.as_bytes() == b"ui");
+        Ok(Channel(if ui { "ui" } else { "api" }))
+    }
+}

@@ -83,8 +83,11 @@ impl ServerState {
 
 /// The API's router (`docs/API.md`).
 pub fn router(state: Arc<ServerState>) -> Router {
-    use routes::{approvals, command, health, hooks, metrics, runs, sops};
+    use routes::{approvals, command, health, hooks, metrics, runs, sops, ui};
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/app.css", get(ui::style))
         .route("/healthz", get(health::healthz))
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/sops", get(sops::list))

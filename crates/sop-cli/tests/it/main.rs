@@ -14,3 +14,4 @@ mod notify;
 mod regressions;
 mod runs;
 mod support;
+mod ui;

@@ -11,7 +11,7 @@ use sop_runtime::ops::decidable;
 
 use crate::auth::{Approver, Auth, Viewer};
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use crate::extract::{Channel, Json, Path};
 use crate::shapes::{
     Approval, ApproveBody, ApproveBySopBody, ConfirmBody, ErrorBody, RejectBody, RunRef,
 };
@@ -80,11 +80,12 @@ pub async fn list(
 pub async fn approve_by_sop(
     State(state): State<Arc<ServerState>>,
     auth: Auth<Approver>,
+    Channel(channel): Channel,
     Json(body): Json<ApproveBySopBody>,
 ) -> Result<axum::Json<RunRef>, ApiError> {
     let decision = decision(
         Verb::Approve,
-        auth.caller.name,
+        (auth.caller.name, channel),
         body.comment,
         body.set,
         body.gate,
@@ -127,12 +128,13 @@ pub async fn approve_by_sop(
 pub async fn approve(
     State(state): State<Arc<ServerState>>,
     auth: Auth<Approver>,
+    Channel(channel): Channel,
     Path(id): Path<String>,
     Json(body): Json<ApproveBody>,
 ) -> Result<axum::Json<RunRef>, ApiError> {
     let d = decision(
         Verb::Approve,
-        auth.caller.name,
+        (auth.caller.name, channel),
         body.comment,
         body.set,
         body.gate,
@@ -155,6 +157,7 @@ pub async fn approve(
 pub async fn reject(
     State(state): State<Arc<ServerState>>,
     auth: Auth<Approver>,
+    Channel(channel): Channel,
     Path(id): Path<String>,
     Json(body): Json<RejectBody>,
 ) -> Result<axum::Json<RunRef>, ApiError> {
@@ -166,7 +169,7 @@ pub async fn reject(
     }
     let d = decision(
         Verb::Reject,
-        auth.caller.name,
+        (auth.caller.name, channel),
         Some(reason.to_string()),
         BTreeMap::new(),
         body.gate.clone(),
@@ -190,6 +193,7 @@ pub async fn reject(
 pub async fn confirm(
     State(state): State<Arc<ServerState>>,
     auth: Auth<Approver>,
+    Channel(channel): Channel,
     Path(id): Path<String>,
     Json(body): Json<ConfirmBody>,
 ) -> Result<axum::Json<RunRef>, ApiError> {
@@ -198,13 +202,19 @@ pub async fn confirm(
     } else {
         Verb::Confirm
     };
-    let d = decision(verb, auth.caller.name, body.comment, body.set, body.gate);
+    let d = decision(
+        verb,
+        (auth.caller.name, channel),
+        body.comment,
+        body.set,
+        body.gate,
+    );
     decide(&state, id, d).await
 }
 
 fn decision(
     verb: Verb,
-    by: String,
+    (by, channel): (String, &str),
     comment: Option<String>,
     set: BTreeMap<String, String>,
     gate: Option<String>,
@@ -213,7 +223,7 @@ fn decision(
         verb,
         by,
         groups: vec![],
-        channel: "api".to_string(),
+        channel: channel.to_string(),
         comment,
         set,
         gate,

@@ -7,6 +7,7 @@ pub mod hooks;
 pub mod metrics;
 pub mod runs;
 pub mod sops;
+pub mod ui;
 
 use axum::http::{Method, Uri};
 use sop_core::run::{Run, RunStatus};
