@@ -63,9 +63,12 @@ pub fn host_allowed(host: &str, config: &RunnerConfig) -> bool {
 }
 
 /// A state-changing request sent by a web page of another site (CSRF): browsers name the
-/// page in `Origin` and say `cross-site` in `Sec-Fetch-Site`. Programs (curl, the CLI)
-/// send neither and are not affected. Returns why the request is refused.
-fn cross_site(req: &Request, config: &RunnerConfig) -> Option<String> {
+/// page in `Origin` and say `cross-site` in `Sec-Fetch-Site`, and a request from a browser
+/// (either header present) must also carry this process's CSRF token (`X-Sop-Csrf`, which
+/// only a page of this origin can read, from `GET /ui/session`). Programs (curl, the CLI,
+/// the JS client in Node.js) send none of these and are not affected. Returns why the
+/// request is refused.
+fn cross_site(req: &Request, config: &RunnerConfig, csrf: &str) -> Option<String> {
     if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD {
         return None;
     }
@@ -77,17 +80,26 @@ fn cross_site(req: &Request, config: &RunnerConfig) -> Option<String> {
             ));
         }
     }
-    // Same origin: the page's scheme-less `host:port` is the `Host` it sent the request to.
-    let origin = header("origin")?;
-    let authority = origin
-        .split_once("://")
-        .map(|(_, a)| a.trim_end_matches('/').to_ascii_lowercase());
-    let host = header("host").map(str::to_ascii_lowercase);
-    let allowed = authority.is_some()
-        && authority == host
-        && host.as_deref().is_some_and(|h| host_allowed(h, config));
-    (!allowed).then(|| {
-        format!("origin `{origin}` is not allowed to change anything (cross-site request refused)")
+    let from_browser = header("origin").is_some() || header("sec-fetch-site").is_some();
+    if let Some(origin) = header("origin") {
+        // Same origin: the page's scheme-less `host:port` is the `Host` it sent the request to.
+        let authority = origin
+            .split_once("://")
+            .map(|(_, a)| a.trim_end_matches('/').to_ascii_lowercase());
+        let host = header("host").map(str::to_ascii_lowercase);
+        let allowed = authority.is_some()
+            && authority == host
+            && host.as_deref().is_some_and(|h| host_allowed(h, config));
+        if !allowed {
+            return Some(format!(
+                "origin `{origin}` is not allowed to change anything (cross-site request refused)"
+            ));
+        }
+    }
+    let token_ok = header("x-sop-csrf")
+        .is_some_and(|t| bool::from(subtle::ConstantTimeEq::ct_eq(t.as_bytes(), csrf.as_bytes())));
+    (from_browser && !token_ok).then(|| {
+        "a browser's request that changes something needs this page's CSRF token in `X-Sop-Csrf` (from `GET /ui/session`; cross-site request refused)".to_string()
     })
 }
 
@@ -99,7 +111,7 @@ pub async fn guard(State(state): State<Arc<ServerState>>, req: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(ToString::to_string));
-    if let Some(refused) = cross_site(&req, &state.config) {
+    if let Some(refused) = cross_site(&req, &state.config, &state.csrf) {
         return ApiError::Forbidden(refused).into_response();
     }
     match host {

@@ -44,6 +44,9 @@ pub struct ServerState {
     /// The daemon's audit settler, once it runs ([`ServerState::with_settler`]): runs an
     /// operation ends get their final audit file through it.
     settler: Arc<OnceLock<Arc<Settler>>>,
+    /// This process's CSRF token: what a browser's state-changing request must carry
+    /// (`X-Sop-Csrf`); the web UI reads it from `GET /ui/session` (see `host.rs`).
+    pub csrf: String,
 }
 
 /// How many requests work on the store at once; the others wait their turn in arrival
@@ -69,6 +72,7 @@ impl ServerState {
             wake,
             turns: Arc::new(tokio::sync::Semaphore::new(STORE_TURNS)),
             settler: Arc::new(OnceLock::new()),
+            csrf: token::new_token().0,
         }
     }
 
@@ -88,6 +92,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/", get(ui::index))
         .route("/ui/app.js", get(ui::script))
         .route("/ui/app.css", get(ui::style))
+        .route("/ui/session", get(ui::session))
         .route("/healthz", get(health::healthz))
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/sops", get(sops::list))

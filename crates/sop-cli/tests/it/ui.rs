@@ -14,18 +14,27 @@ use crate::support::{wait_for, Home};
 /// `WebDriver`'s key for an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// chromedriver, killed when dropped (also when starting the browser fails).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Browser {
-    driver: Child,
     base: String,
     session: String,
     _profile: tempfile::TempDir,
+    // Dropped after the session is closed (fields drop in order, after `drop` below).
+    _driver: Driver,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = ureq::delete(&format!("{}/session/{}", self.base, self.session)).call();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
@@ -35,14 +44,16 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "`chromedriver` (Debian's chromium-driver) runs the UI test; .ci/run installs it",
-            );
+        let driver = Driver(
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect(
+                    "`chromedriver` (Debian's chromium-driver) runs the UI test; .ci/run installs it",
+                ),
+        );
         let base = format!("http://127.0.0.1:{port}");
         wait_for(Duration::from_secs(20), || {
             let ready = ureq::get(&format!("{base}/status")).call().ok()?;
@@ -77,10 +88,10 @@ impl Browser {
             .expect("session id")
             .to_string();
         Browser {
-            driver,
             base,
             session,
             _profile: profile,
+            _driver: driver,
         }
     }
 
@@ -192,4 +203,14 @@ fn a_person_approves_and_rejects_from_the_web_ui_and_follows_a_run() {
     b.open(&format!("{}/#/run/{a}", d.url));
     b.wait_text("main", "shipped-by-ui");
     b.wait_text("main", &format!("Run {a} of gate"));
+
+    // A run's page open while it waits: its output arrives live, its status follows.
+    let followed = d.execute("gate", &json!({}));
+    d.wait_run(&followed, |v| v["status"] == "waiting_approval");
+    b.open(&format!("{}/#/run/{followed}", d.url));
+    b.wait_text("#run", "waits at step 1");
+    d.post(&format!("/api/runs/{followed}/approve"), &json!({}))
+        .expect("approved");
+    b.wait_text("#live", "shipped-by-ui");
+    b.wait_text("#run", "success");
 }

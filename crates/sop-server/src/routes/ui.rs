@@ -1,12 +1,18 @@
 //! The web UI (SPEC §10): one page and its script and style, built into the binary. The page
-//! only calls the API, from the same origin: the `Origin` check of `host.rs` refuses a
-//! state-changing request from another site, and with tokens configured the page sends
-//! the token as a bearer header (kept in the tab's `sessionStorage`, never in a cookie),
-//! so no other site's page can act with it (no ambient credential, hence no CSRF token).
+//! only calls the API, from the same origin. A state-changing request from a browser must
+//! carry this process's CSRF token (`X-Sop-Csrf`, from `GET /ui/session`, which a page of
+//! another site cannot read) and a matching `Origin` (`host.rs`); with tokens configured
+//! the page also sends the API token as a bearer header (kept in the tab's
+//! `sessionStorage`, never in a cookie).
 
+use std::sync::Arc;
+
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderName;
 use axum::response::IntoResponse;
+
+use crate::ServerState;
 
 const INDEX: &str = include_str!("../ui/index.html");
 const SCRIPT: &str = include_str!("../ui/app.js");
@@ -44,4 +50,13 @@ pub async fn script() -> impl IntoResponse {
 /// `GET /ui/app.css`.
 pub async fn style() -> impl IntoResponse {
     page("text/css; charset=utf-8", STYLE)
+}
+
+/// `GET /ui/session`: this process's CSRF token, for the page's state-changing requests.
+/// A page of another site cannot read it (no CORS headers are ever sent).
+pub async fn session(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
+    (
+        [(CACHE_CONTROL, "no-store")],
+        axum::Json(serde_json::json!({ "csrf": state.csrf })),
+    )
 }

@@ -12,9 +12,17 @@ let timer = null;
 
 function token() { return sessionStorage.getItem('sop-token'); }
 
+// This daemon's CSRF token: every state-changing request from the page carries it.
+let csrf = null;
+async function csrfToken() {
+  if (!csrf) csrf = (await (await fetch('/ui/session')).json()).csrf;
+  return csrf;
+}
+
 async function api(method, path, body) {
   const headers = { accept: 'application/json', 'x-sop-client': 'ui' };
   if (token()) headers.authorization = `Bearer ${token()}`;
+  if (method !== 'GET') headers['x-sop-csrf'] = await csrfToken();
   if (body !== undefined) headers['content-type'] = 'application/json';
   const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const data = await r.json().catch(() => null);
@@ -89,6 +97,7 @@ function decideForm(a) {
         await api('POST', `/api/runs/${a.run_id}/confirm`, { comment: text || undefined, failed: verb === 'fail', gate: a.gate });
       }
       statusLine.textContent = `${verb}: run ${a.run_id}`;
+      comment.blur();
       route();
     } catch (e) {
       statusLine.textContent = `${verb} failed: ${e.message}`;
@@ -100,10 +109,16 @@ function decideForm(a) {
   return el('div', { class: 'decide' }, comment, buttons);
 }
 
-async function home() {
+async function home(gen) {
+  // Someone typing a comment keeps the page as it is: look again later.
+  if (document.activeElement && document.activeElement.matches('[data-comment]')) {
+    timer = setTimeout(route, 2000);
+    return;
+  }
   const [approvals, sops, runs, metrics] = await Promise.all([
     api('GET', '/api/approvals'), api('GET', '/api/sops'), api('GET', '/api/runs?limit=50'), api('GET', '/api/metrics'),
   ]);
+  if (gen !== generation) return; // the person went elsewhere meanwhile
   // Keep what is being typed in a comment across refreshes.
   const typed = {};
   document.querySelectorAll('[data-comment]').forEach((i) => { typed[i.dataset.comment] = i.value; });
@@ -129,33 +144,51 @@ async function home() {
     table(['run', 'SOP', 'status', 'priority', 'created'], runs.map((r) => [runLink(r.id), r.sop, badge(r.status), r.priority,
       new Date(r.created_at).toLocaleString()]), 'No runs yet.'));
   main.replaceChildren(waiting, sopSection, overall, runSection);
+  // Redrawn as a whole: a comment being typed keeps its text (and the refresh waits while
+  // one has the focus, above).
   document.querySelectorAll('[data-comment]').forEach((i) => { if (typed[i.dataset.comment]) i.value = typed[i.dataset.comment]; });
   timer = setTimeout(route, 2000);
 }
 
 let stream = null;
-async function runPage(id) {
+
+// The run's head and steps, drawn again after each transition; the live output pane is
+// kept (it fills from the event stream).
+async function drawRun(id, gen, into) {
   const doc = await api('GET', `/api/runs/${encodeURIComponent(id)}`);
-  const live = el('pre', { id: 'live' });
+  if (gen !== generation) return null;
+  const when = (t) => (t ? new Date(t).toLocaleString() : '–');
   const steps = table(['#', 'step', 'status', 'duration', 'exit', 'output'], doc.steps.map((s) => [
     s.number, s.title, badge(s.status), ms(s.duration_ms), s.exit_code ?? '–', s.output ? el('pre', {}, s.output) : '',
   ]), 'No steps.');
-  const head = el('section', {}, el('h2', {}, `Run ${doc.run_id} of ${doc.sop}: `, badge(doc.status)),
-    el('p', {}, `trigger ${doc.trigger.type} by ${doc.trigger.by}; created ${doc.created_at}`),
-    doc.waiting ? el('p', {}, `waits at ${doc.waiting.gate} (${doc.waiting.kind})`) : null,
-    doc.error ? el('p', { class: 'error' }, doc.error) : null);
-  main.replaceChildren(head, el('section', {}, el('h2', {}, 'Steps'), steps), el('section', {}, el('h2', {}, 'Live output'), live));
-  followEvents(id, live, doc.status);
+  into.replaceChildren(
+    el('section', {}, el('h2', {}, `Run ${doc.run_id} of ${doc.sop}: `, badge(doc.status)),
+      el('p', {}, `trigger ${doc.trigger.type} by ${doc.trigger.by}; created ${when(doc.created_at)}; ended ${when(doc.completed_at)}`),
+      doc.waiting ? el('p', {}, `waits at ${doc.waiting.gate} (${doc.waiting.kind})`) : null,
+      doc.error ? el('p', { class: 'error' }, doc.error) : null),
+    el('section', {}, el('h2', {}, 'Steps'), steps));
+  return doc;
 }
 
-// Server-sent events read with fetch (EventSource cannot send a token).
-async function followEvents(id, live, status) {
+async function runPage(id, gen) {
+  const top = el('div', { id: 'run' });
+  const live = el('pre', { id: 'live' });
+  main.replaceChildren(top, el('section', {}, el('h2', {}, 'Live output'), live));
+  if (!(await drawRun(id, gen, top))) return;
+  followEvents(id, gen, top, live);
+}
+
+// Server-sent events, read with fetch (EventSource cannot send a token). The stream sends
+// the run's whole history, then what happens, and ends after `finished`.
+async function followEvents(id, gen, top, live) {
   if (stream) stream.abort();
   stream = new AbortController();
   const headers = { accept: 'text/event-stream' };
   if (token()) headers.authorization = `Bearer ${token()}`;
+  let redraw = null;
   try {
     const r = await fetch(`/api/runs/${encodeURIComponent(id)}/events`, { headers, signal: stream.signal });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
     const reader = r.body.getReader();
     const decoder = new TextDecoder();
     let buffer = '';
@@ -171,10 +204,10 @@ async function followEvents(id, live, status) {
         const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
         if (type === 'output') {
           try { live.append(JSON.parse(data).text); } catch { live.append(data); }
-        } else if (type && type !== 'output') {
-          // A transition: redraw the run (its steps and status) soon.
-          clearTimeout(timer);
-          timer = setTimeout(() => runPage(id), 300);
+        } else if (type) {
+          // A transition: the head and steps again, once the burst is over.
+          clearTimeout(redraw);
+          redraw = setTimeout(() => { if (gen === generation) drawRun(id, gen, top).catch(() => {}); }, 250);
         }
       }
     }
@@ -183,15 +216,27 @@ async function followEvents(id, live, status) {
   }
 }
 
+// Each navigation (or refresh) is a generation: an answer for an older one is dropped.
+let generation = 0;
+
 async function route() {
   clearTimeout(timer);
+  const gen = ++generation;
   const hash = location.hash || '#/';
   try {
     const m = hash.match(/^#\/run\/([0-9a-f]+)$/);
-    if (m) await runPage(m[1]);
-    else { if (stream) stream.abort(); await home(); }
+    if (m) {
+      await runPage(m[1], gen);
+    } else {
+      if (stream) stream.abort();
+      await home(gen);
+    }
+    statusLine.textContent = statusLine.textContent.startsWith('cannot reach') ? '' : statusLine.textContent;
   } catch (e) {
-    main.replaceChildren(el('p', { class: 'error' }, e.message));
+    if (gen !== generation) return;
+    statusLine.textContent = `cannot reach the daemon: ${e.message}; trying again`;
+    // The daemon may be restarting: the lists look again (a run page is left as it is).
+    if (!location.hash.startsWith('#/run/')) timer = setTimeout(route, 5000);
   }
 }
 

@@ -666,13 +666,27 @@ async fn cross_site_requests_cannot_change_anything() {
             r.text
         );
     }
-    // The same page origin, and programs that send no Origin, are fine.
-    s.send(post(&[
+    // The same page origin with the page's CSRF token, and programs that send no Origin,
+    // are fine; a browser's request without the token (or with another) is not.
+    let csrf = s.get("/ui/session").await.body["csrf"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let same = [
         ("origin", "http://127.0.0.1:7311"),
         ("sec-fetch-site", "same-origin"),
-    ]))
-    .await
-    .expect(202);
+    ];
+    for headers in [&same[..], &same[..1], &same[1..]] {
+        let r = s.send(post(headers)).await;
+        r.error(403, "forbidden");
+        assert!(r.message().contains("X-Sop-Csrf"), "{}", r.text);
+    }
+    let mut wrong = same.to_vec();
+    wrong.push(("x-sop-csrf", "sop_not-the-token"));
+    s.send(post(&wrong)).await.error(403, "forbidden");
+    let mut with_token = same.to_vec();
+    with_token.push(("x-sop-csrf", csrf.as_str()));
+    s.send(post(&with_token)).await.expect(202);
     s.send(post(&[])).await.expect(202);
     // Reading is never refused for its origin.
     let req = axum::http::Request::get("/api/sops")
