@@ -5,7 +5,12 @@ use nix::unistd::{getgroups, getuid, Group, User};
 
 /// The user name of the current process, or `uid:<n>` when it has no passwd entry.
 pub fn current_user() -> String {
-    let uid = getuid();
+    user_name(getuid().as_raw())
+}
+
+/// The name of user `uid` (`uid:<n>` when the password database has none).
+pub fn user_name(uid: u32) -> String {
+    let uid = nix::unistd::Uid::from_raw(uid);
     User::from_uid(uid)
         .ok()
         .flatten()

@@ -1,6 +1,7 @@
 //! One module per group of commands.
 
 mod command;
+mod command_socket;
 mod decide;
 mod files;
 mod init;

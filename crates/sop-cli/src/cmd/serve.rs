@@ -13,6 +13,7 @@ use sop_runtime::{identity, recovery, Home};
 use sop_server::{check_bind, router, ServerState};
 use sop_store::{SqliteStore, Store};
 
+use super::command_socket::{self, CommandSocket};
 use crate::app::{load_config, open_store};
 use crate::{CmdResult, Exit, Fail};
 
@@ -109,6 +110,29 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
         .name("timer".into())
         .spawn(move || timing.run())
         .map_err(|e| Fail::failed(format!("cannot start the schedule timer: {e}")))?;
+    // The command socket (`state/command.sock`).
+    let socket = Arc::new(CommandSocket::new(
+        Arc::clone(&dyn_store),
+        home.clone(),
+        config.clone(),
+        scheduler.waker(),
+    ));
+    let socket_thread = match socket.bind() {
+        Ok(listener) => {
+            let serving = Arc::clone(&socket);
+            std::thread::Builder::new()
+                .name("command-socket".into())
+                .spawn(move || serving.run(&listener))
+                .ok()
+        }
+        Err(e) => {
+            tracing::warn!(
+                "no command socket at `{}`: {e}",
+                command_socket::path(home).display()
+            );
+            None
+        }
+    };
     // Notifications, when `[[notify]]` channels are configured.
     let notifier = (!config.notify.is_empty()).then(|| {
         Arc::new(Notifier::new(
@@ -141,6 +165,10 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
     );
     timer.stop();
     let _ = timer_thread.join();
+    if let Some(thread) = socket_thread {
+        socket.stop();
+        let _ = thread.join();
+    }
     scheduler.stop();
     let _ = scheduler_thread.join();
     if let (Some(n), Some(thread)) = (&notifier, notifier_thread) {

@@ -271,3 +271,43 @@ fn the_daemon_takes_command_lines_over_http_and_from_the_cli() {
         "{text}"
     );
 }
+
+#[test]
+fn the_daemon_takes_command_lines_on_its_socket() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+
+    let home = trigger_home();
+    let d = Daemon::start(&home);
+    let path = home.file("state/command.sock");
+    let mode = std::fs::metadata(&path)
+        .expect("the socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "only its owner may use it");
+    let stream = UnixStream::connect(&path).expect("connect");
+    let mut lines = BufReader::new(stream.try_clone().expect("clone"));
+    let mut send = |text: &str| -> Value {
+        writeln!(&stream, "{text}").expect("write");
+        let mut answer = String::new();
+        lines.read_line(&mut answer).expect("an answer line");
+        serde_json::from_str(&answer).expect("json")
+    };
+    let fired = send("ship");
+    assert_eq!(fired["matched"][0]["outcome"], "queued", "{fired}");
+    let id = fired["matched"][0]["run_id"].as_str().unwrap().to_string();
+    d.wait_run(&id, |v| v["status"] == "waiting_approval");
+    let decided = send("/approve gate from the socket");
+    assert_eq!(decided["kind"], "approve", "{decided}");
+    let run = d.wait_run(&id, |v| v["status"] == "success");
+    assert_eq!(run["approvals"][0]["channel"], "command");
+    assert_eq!(run["approvals"][0]["comment"], "from the socket");
+    assert_eq!(
+        run["trigger"]["by"], run["approvals"][0]["by"],
+        "the peer's user"
+    );
+    let refused = send("/reject");
+    assert_eq!(refused["error"]["code"], "bad_request", "{refused}");
+    assert_eq!(send("nothing matches")["matched"], json!([]));
+}

@@ -1,0 +1,147 @@
+//! The command socket of `sop serve` (SPEC §6: "lines on the daemon's command socket"):
+//! `state/command.sock`, a Unix socket only its owner may use (mode 0600). Each line a
+//! client writes is a command line, taken as `sop cmd` takes it, by the user at the other
+//! end (from the socket's peer credentials); each gets one line back, the JSON answer of
+//! `POST /api/command` (or `{"error": {"code", "message"}}`). For chat bots and scripts:
+//! `echo 'deploy: 1.2.3' | socat - UNIX-CONNECT:state/command.sock`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::json;
+use sop_core::command::parse_command;
+use sop_core::config::RunnerConfig;
+use sop_runtime::command::Caller;
+use sop_runtime::ops::Ops;
+use sop_runtime::{identity, Home};
+use sop_server::{ApiError, CommandReply};
+use sop_store::Store;
+
+/// Longest line taken; a longer one is refused (the text of a command, not a file).
+const MAX_LINE: usize = 64 * 1024;
+
+/// The socket's path in a home.
+pub fn path(home: &Home) -> PathBuf {
+    home.state_dir().join("command.sock")
+}
+
+pub struct CommandSocket {
+    store: Arc<dyn Store>,
+    home: Home,
+    config: RunnerConfig,
+    wake: Arc<dyn Fn() + Send + Sync>,
+    stopped: AtomicBool,
+}
+
+impl CommandSocket {
+    pub fn new(
+        store: Arc<dyn Store>,
+        home: Home,
+        config: RunnerConfig,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> CommandSocket {
+        CommandSocket {
+            store,
+            home,
+            config,
+            wake,
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Binds the socket (replacing one a previous daemon left: this process holds the
+    /// home's serve lock) with mode 0600.
+    pub fn bind(&self) -> std::io::Result<UnixListener> {
+        let path = path(&self.home);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let listener = UnixListener::bind(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(listener)
+    }
+
+    /// Serves connections until [`CommandSocket::stop`], each on a thread of its own.
+    pub fn run(self: &Arc<Self>, listener: &UnixListener) {
+        for conn in listener.incoming() {
+            if self.stopped.load(Ordering::SeqCst) {
+                break;
+            }
+            match conn {
+                Ok(stream) => {
+                    let me = Arc::clone(self);
+                    let _ = std::thread::Builder::new()
+                        .name("command-socket".into())
+                        .spawn(move || me.serve(stream));
+                }
+                Err(e) => tracing::warn!("command socket: {e}"),
+            }
+        }
+    }
+
+    /// Stops [`CommandSocket::run`] (a connection made to wake it is not served) and
+    /// removes the socket.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let _ = UnixStream::connect(path(&self.home));
+        let _ = std::fs::remove_file(path(&self.home));
+    }
+
+    fn serve(&self, stream: UnixStream) {
+        let by = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+            .map_or_else(
+                |_| identity::current_user(),
+                |c| identity::user_name(c.uid()),
+            );
+        let caller = Caller { by, groups: vec![] };
+        let Ok(mut out) = stream.try_clone() else {
+            return;
+        };
+        let mut lines = BufReader::new(stream);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match std::io::Read::take(&mut lines, MAX_LINE as u64 + 1).read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let answer = if line.len() > MAX_LINE {
+                let e = ApiError::BadRequest(format!("a command line is at most {MAX_LINE} bytes"));
+                json!({ "error": e.detail() })
+            } else if line.trim().is_empty() {
+                continue;
+            } else {
+                self.take(&line, &caller)
+            };
+            if writeln!(out, "{answer}").is_err() || line.len() > MAX_LINE {
+                return;
+            }
+        }
+    }
+
+    fn take(&self, text: &str, caller: &Caller) -> serde_json::Value {
+        let ops = Ops {
+            store: &*self.store,
+            home: &self.home,
+            config: &self.config,
+            served: true,
+            settle: None,
+        };
+        let answer = parse_command(text)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))
+            .and_then(|line| Ok(ops.command(&line, caller, false)?));
+        match answer {
+            Ok(answer) => {
+                (self.wake)();
+                serde_json::to_value(CommandReply::new(answer, false))
+                    .unwrap_or_else(|e| json!({ "error": ApiError::internal(e).detail() }))
+            }
+            Err(e) => json!({ "error": e.detail() }),
+        }
+    }
+}
