@@ -6,6 +6,7 @@ pub mod condition;
 pub mod config;
 pub mod diagnostic;
 pub mod duration;
+pub mod file_watch;
 pub mod metrics;
 pub mod model;
 pub mod notify;

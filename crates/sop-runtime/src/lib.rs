@@ -7,6 +7,7 @@ pub mod clock;
 pub mod command;
 pub mod daemon;
 pub mod engine;
+pub mod file_watch;
 pub mod home;
 pub mod identity;
 pub mod loader;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sop_core::config::RunnerConfig;
 use sop_runtime::daemon::Scheduler;
+use sop_runtime::file_watch::FileWatcher;
 use sop_runtime::notify::Notifier;
 use sop_runtime::schedule::Timer;
 use sop_runtime::{identity, recovery, Home};
@@ -110,6 +111,18 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
         .name("timer".into())
         .spawn(move || timing.run())
         .map_err(|e| Fail::failed(format!("cannot start the schedule timer: {e}")))?;
+    // File-watch triggers.
+    let files = Arc::new(FileWatcher::new(
+        Arc::clone(&dyn_store),
+        home.clone(),
+        config.clone(),
+        scheduler.waker(),
+    ));
+    let watching = Arc::clone(&files);
+    let files_thread = std::thread::Builder::new()
+        .name("file-watch".into())
+        .spawn(move || watching.run())
+        .map_err(|e| Fail::failed(format!("cannot start the file watcher: {e}")))?;
     // The command socket (`state/command.sock`).
     let socket = Arc::new(CommandSocket::new(
         Arc::clone(&dyn_store),
@@ -165,6 +178,8 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
     );
     timer.stop();
     let _ = timer_thread.join();
+    files.stop();
+    let _ = files_thread.join();
     if let Some(thread) = socket_thread {
         socket.stop();
         let _ = thread.join();

@@ -208,3 +208,70 @@ fn a_schedule_runs_its_sop_at_its_times() {
     assert_eq!(at.get(19..), Some(".000Z"), "whole seconds: {at}");
     assert_eq!(run["steps"][0]["output"], format!("at {at}\n"));
 }
+
+#[test]
+fn a_file_dropped_in_a_watched_directory_runs_its_sop_once() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.file("inbox")).unwrap();
+    home.simple(
+        "ingest",
+        "max_concurrent = 5\n[[triggers]]\ntype = \"file_watch\"\npath = \"inbox/*.csv\"\nevent = \"create\"\ndebounce_ms = 200\n",
+        "## Steps\n\n1. **Read**\n   ```bash\n   echo \"$file_event $file_name $(cat \"$file_path\")\"\n   ```\n",
+    );
+    let d = Daemon::start(&home);
+    // The watcher looks at the SOPs once a second: a file created before it watches is
+    // not seen, so create new ones until one is.
+    let mut n = 0;
+    let first = crate::support::wait_for(std::time::Duration::from_secs(20), || {
+        n += 1;
+        std::fs::write(home.file(&format!("inbox/a{n}.csv")), "1,2,3").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let runs = d.get("/api/runs?sop=ingest");
+        runs.as_array()?.first()?["id"].as_str().map(str::to_string)
+    })
+    .expect("a run");
+    let run = d.wait_run(&first, |v| v["status"] == "success");
+    assert_eq!(
+        run["trigger"],
+        json!({"type": "file_watch", "by": "file_watch"})
+    );
+    let name = run["vars"]["file_name"].as_str().unwrap().to_string();
+    assert!(
+        name.starts_with('a') && std::path::Path::new(&name).extension() == Some("csv".as_ref()),
+        "{name}"
+    );
+    let path = home.file(&format!("inbox/{name}"));
+    assert_eq!(run["vars"]["file_path"], path.to_str().unwrap());
+    assert_eq!(run["steps"][0]["output"], format!("create {name} 1,2,3\n"));
+    // Written in several steps, quiet after: one run, once it is whole.
+    let mut f = std::fs::File::create(home.file("inbox/b.csv")).unwrap();
+    for chunk in ["x,", "y,", "z"] {
+        std::io::Write::write_all(&mut f, chunk.as_bytes()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(f);
+    let b = crate::support::wait_for(std::time::Duration::from_secs(20), || {
+        let runs = d.get("/api/runs?sop=ingest");
+        runs.as_array()?
+            .iter()
+            .filter_map(|r| r["id"].as_str())
+            .find(|id| d.run(id)["vars"]["file_name"] == "b.csv")
+            .map(str::to_string)
+    })
+    .expect("a run for b.csv");
+    let run = d.wait_run(&b, |v| v["status"] == "success");
+    assert_eq!(run["steps"][0]["output"], "create b.csv x,y,z\n");
+    // Not for other names.
+    std::fs::write(home.file("inbox/c.txt"), "no").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let names: Vec<Value> = d
+        .get("/api/runs?sop=ingest")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| d.run(r["id"].as_str().unwrap())["vars"]["file_name"].clone())
+        .collect();
+    assert!(!names.contains(&json!("c.txt")), "{names:?}");
+    let b_runs = names.iter().filter(|n| **n == json!("b.csv")).count();
+    assert_eq!(b_runs, 1, "one run for a file written in steps: {names:?}");
+}

@@ -3,6 +3,7 @@
 mod command;
 mod condition;
 mod duration;
+mod file_watch;
 mod machine;
 mod metrics;
 mod notify;
