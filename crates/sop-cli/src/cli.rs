@@ -122,6 +122,9 @@ pub enum Command {
     /// Triggers.
     #[command(subcommand)]
     Trigger(TriggerCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Continue an interrupted run.
     Resume {
         run: String,
@@ -150,6 +153,16 @@ pub enum Command {
     /// Internal: drive a run in this process (used by --detach and recovery).
     #[command(name = "__drive", hide = true)]
     Drive { run: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check that the event ledger and the run files were not altered, removed or
+    /// reordered (exit 1 if anything was).
+    Verify {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,5 +17,6 @@ pub mod output;
 pub mod process;
 pub mod recovery;
 pub mod schedule;
+pub mod verify;
 
 pub use home::Home;

@@ -124,6 +124,17 @@ pub struct Delivery {
     pub detail: String,
 }
 
+/// What a walk of the event ledger found (`Store::verify_ledger`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerCheck {
+    pub events: u64,
+    /// The first event whose hash is not what its content and the chain before it give
+    /// (it, or one before it, was altered, removed or moved).
+    pub first_broken: Option<i64>,
+    /// The newest event's `seq` and hash: note it to tell later that nothing was cut off.
+    pub head: Option<(i64, String)>,
+}
+
 /// A pure change to one run (from `sop-core`), applied inside a store transaction.
 pub type RunChange<'a> = dyn FnMut(&mut Run, &mut Vec<Happened>) -> Result<(), Refusal> + 'a;
 
@@ -309,6 +320,9 @@ pub trait Store: Send + Sync {
 
     /// Records a notification sent, or one that failed.
     fn record_delivery(&self, d: &Delivery) -> Result<(), StoreError>;
+
+    /// Walks the whole event ledger, recomputing its hash chain.
+    fn verify_ledger(&self) -> Result<LedgerCheck, StoreError>;
 
     /// Records (durably) a trigger suppressed by its SOP's cooldown.
     fn record_suppression(&self, s: &Suppression) -> Result<(), StoreError>;

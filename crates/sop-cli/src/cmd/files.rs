@@ -226,3 +226,45 @@ pub fn validate(home: &Home, names: &[String], json: bool) -> CmdResult {
     }
     Ok(if errors > 0 { Exit::BadInput } else { Exit::Ok })
 }
+
+/// `sop audit verify`: the ledger's hash chain and the audit files against the store (this
+/// home's store, read directly, whether or not a daemon runs).
+pub fn verify(home: Home, json: bool) -> CmdResult {
+    let app = crate::app::App::open(home)?;
+    let check = app.ops().verify_audit()?;
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&check).unwrap_or_default()
+        );
+    } else {
+        match (&check.ledger_broken_at, &check.head) {
+            (Some(seq), _) => outln!(
+                "ledger: {} events; the hash chain breaks at event {seq}: it or one before it was altered, removed or moved",
+                check.events
+            ),
+            (None, Some((seq, hash))) => outln!(
+                "ledger: {} events, hash chain intact; head: event {seq} {hash} (note it: a later head must follow from it)",
+                check.events
+            ),
+            (None, None) => outln!("ledger: no events yet"),
+        }
+        outln!(
+            "audit files: {} read; {} missing, {} altered, {} unknown",
+            check.files,
+            check.missing.len(),
+            check.altered.len(),
+            check.unknown.len()
+        );
+        for p in &check.missing {
+            outln!("  missing: {} (run {}): {}", p.path, p.run_id, p.why);
+        }
+        for p in &check.altered {
+            outln!("  altered: {} (run {}): {}", p.path, p.run_id, p.why);
+        }
+        for path in &check.unknown {
+            outln!("  unknown: {path} (no run names it)");
+        }
+    }
+    Ok(if check.ok() { Exit::Ok } else { Exit::Failed })
+}

@@ -15,7 +15,7 @@ pub use files::print_diagnostics;
 
 use sop_runtime::Home;
 
-use crate::cli::{Cli, Command, TokenCommand, TriggerCommand};
+use crate::cli::{AuditCommand, Cli, Command, TokenCommand, TriggerCommand};
 use crate::CmdResult;
 
 pub fn dispatch(cli: Cli) -> CmdResult {
@@ -59,6 +59,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
             gate,
         } => decide::confirm(home, &target, &set, failed, comment, gate),
         Command::Cancel { target } => decide::cancel(home, &target),
+        Command::Audit(AuditCommand::Verify { json }) => files::verify(home, json.json),
         Command::Metrics { sop, json } => metrics::metrics(home, sop.as_deref(), json.json),
         Command::Cmd { text, json } => command::cmd(home, &text, json.json),
         Command::Trigger(TriggerCommand::Test { text, json }) => {

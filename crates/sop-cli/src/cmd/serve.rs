@@ -87,13 +87,6 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
         )
         .with_settler(scheduler.settler_slot()),
     );
-    eprintln!(
-        "sop serve: listening on http://{local} for home `{}`",
-        home.root().display()
-    );
-    if config.tokens.is_empty() {
-        eprintln!("sop serve: no API tokens configured: every local process that reaches loopback acts as `{}` (admin); configure [[tokens]] on shared machines", state.local_user);
-    }
     let sched = Arc::clone(&scheduler);
     let scheduler_thread = std::thread::Builder::new()
         .name("scheduler".into())
@@ -166,6 +159,14 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
         }
         None => None,
     };
+    // Everything is up: say where (tests and scripts wait for this line).
+    eprintln!(
+        "sop serve: listening on http://{local} for home `{}`",
+        home.root().display()
+    );
+    if config.tokens.is_empty() {
+        eprintln!("sop serve: no API tokens configured: every local process that reaches loopback acts as `{}` (admin); configure [[tokens]] on shared machines", state.local_user);
+    }
     let app = router(state);
     let served = runtime.block_on(async move {
         axum::serve(listener, app)

@@ -141,3 +141,49 @@ fn validate_takes_names_not_paths() {
             .stderr_has("sop --home DIR validate");
     }
 }
+
+#[test]
+fn audit_verify_finds_altered_removed_and_stray_files_and_a_broken_ledger() {
+    let home = Home::new();
+    home.simple(
+        "hello",
+        "",
+        "## Steps\n\n1. **Hi**\n   ```bash\n   echo \"hi $who\"\n   ```\n",
+    );
+    home.run(&["run", "hello", "--var", "who=a"]).ok();
+    home.run(&["run", "hello", "--var", "who=b"]).ok();
+    let out = home.run(&["audit", "verify"]);
+    out.ok()
+        .stdout_has("hash chain intact; head: event ")
+        .stdout_has("audit files: 2 read; 0 missing, 0 altered, 0 unknown");
+
+    let files = home.audit_files("hello");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    std::fs::write(
+        &files[0],
+        text.replacen("\"who\": \"a\"", "\"who\": \"z\"", 1),
+    )
+    .unwrap();
+    home.run(&["audit", "verify"])
+        .code(1)
+        .stdout_has("1 altered")
+        .stdout_has("`/vars/who` differs from the store");
+    std::fs::rename(&files[1], files[1].with_file_name("stray.json")).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&home.run(&["audit", "verify", "--json"]).code(1).stdout).unwrap();
+    assert_eq!(v["missing"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(
+        v["unknown"],
+        serde_json::json!(["logs/sop/hello/stray.json"]),
+        "{v}"
+    );
+    assert_eq!(v["ledger_broken_at"], serde_json::Value::Null);
+
+    let db = rusqlite::Connection::open(home.file("state/sop.db")).unwrap();
+    db.execute("UPDATE events SET at = at + 1 WHERE seq = 2", [])
+        .unwrap();
+    drop(db);
+    home.run(&["audit", "verify"])
+        .code(1)
+        .stdout_has("the hash chain breaks at event 2");
+}

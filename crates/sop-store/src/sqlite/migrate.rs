@@ -33,6 +33,7 @@ pub(crate) fn migrate(tx: &Transaction<'_>, cache: &Mutex<Snapshots>) -> Result<
     }
     if found < 3 {
         tx.execute_batch(V3)?;
+        super::ledger::backfill(tx)?;
     }
     if found < LATEST {
         tx.pragma_update(None, "user_version", LATEST)?;

@@ -5,6 +5,7 @@
 
 mod batch;
 mod durable;
+mod ledger;
 mod metrics;
 mod migrate;
 mod notify;

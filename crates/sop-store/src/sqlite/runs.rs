@@ -174,14 +174,23 @@ pub(super) fn insert_events(
     now: Millis,
     events: &[Happened],
 ) -> Result<(), StoreError> {
-    let mut stmt =
-        tx.prepare_cached("INSERT INTO events (run_id, at, body) VALUES (?1, ?2, ?3)")?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    // Chained to the newest event (this transaction holds the write lock: nobody appends
+    // meanwhile), with `seq` given so that it is in the hash.
+    let (mut seq, mut prev) = super::ledger::head(tx)?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO events (seq, run_id, at, body, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
     for e in events {
         let body = serde_json::to_string(e).map_err(|source| StoreError::Corrupt {
             id: run_id.to_string(),
             source,
         })?;
-        stmt.execute(params![run_id, now, body])?;
+        seq += 1;
+        prev = super::ledger::chain(&prev, seq, run_id, now, &body);
+        stmt.execute(params![seq, run_id, now, body, prev])?;
     }
     Ok(())
 }
@@ -903,6 +912,10 @@ impl Store for SqliteStore {
 
     fn record_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
         self.with(|conn| super::notify::record_delivery(conn, d))
+    }
+
+    fn verify_ledger(&self) -> Result<crate::LedgerCheck, StoreError> {
+        self.read(super::ledger::verify)
     }
 
     fn record_suppression(&self, s: &Suppression) -> Result<(), StoreError> {

@@ -689,7 +689,8 @@ fn a_version_2_database_with_runs_gains_the_tables_of_version_3() {
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch(
         "DROP TABLE suppressed_triggers; DROP TABLE notifications; DROP TABLE schedule_fires;
-         DROP TABLE schedule_seen; PRAGMA user_version = 2;",
+         DROP TABLE schedule_seen; DROP TRIGGER events_need_hash;
+         ALTER TABLE events DROP COLUMN hash; PRAGMA user_version = 2;",
     )
     .expect("back to version 2");
     drop(conn);
@@ -708,9 +709,78 @@ fn a_version_2_database_with_runs_gains_the_tables_of_version_3() {
         .expect("the new table takes rows");
     let (runs, suppressed) = store.metric_facts(None, None).expect("facts");
     assert_eq!((runs.len(), suppressed.len()), (1, 1));
+    // The events of version 2 were given their hashes: the chain holds.
+    let ledger = store.verify_ledger().expect("ledger");
+    assert!(
+        ledger.events >= 3 && ledger.first_broken.is_none(),
+        "{ledger:?}"
+    );
     let conn = rusqlite::Connection::open(&path).expect("open");
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("user_version");
     assert_eq!(version, 3);
+}
+
+#[test]
+fn the_ledger_is_hash_chained_and_tampering_shows() {
+    let (_dir, path) = db();
+    {
+        let store = open(&path);
+        for (i, id) in ["a", "b", "c"].iter().enumerate() {
+            queued(&store, id, &sop("deploy").with_max(5), T0 + i as i64);
+            start_step(&store, id, T0 + 10 + i as i64);
+        }
+        let check = store.verify_ledger().expect("verify");
+        assert_eq!(check.first_broken, None);
+        assert_eq!(check.events, event_count(&store, "a") as u64 * 3);
+        let (seq, hash) = check.head.expect("a head");
+        assert_eq!(seq, store.last_event_seq().expect("seq"));
+        assert_eq!(hash.len(), 64);
+    }
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let seqs: Vec<i64> = conn
+        .prepare("SELECT seq FROM events ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let broken = |sql: &str| -> Option<i64> {
+        let scratch = tempfile::tempdir().expect("dir");
+        let copy = scratch.path().join("sop.db");
+        conn.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+            .expect("copy");
+        let tampered = rusqlite::Connection::open(&copy).expect("open copy");
+        tampered.execute_batch(sql).expect("tamper");
+        drop(tampered);
+        open(&copy).verify_ledger().expect("verify").first_broken
+    };
+    let third = seqs[2];
+    // Altered, removed, moved: the chain breaks where it happened.
+    assert_eq!(
+        broken(&format!(
+            "UPDATE events SET body = body || ' ' WHERE seq = {third}"
+        )),
+        Some(third)
+    );
+    assert_eq!(
+        broken(&format!("DELETE FROM events WHERE seq = {third}")),
+        Some(seqs[3])
+    );
+    assert_eq!(
+        broken(&format!(
+            "UPDATE events SET run_id = 'c' WHERE seq = {third}; UPDATE events SET at = at + 1 WHERE seq = {}",
+            seqs[4]
+        )),
+        Some(third)
+    );
+    // An older sop cannot append an event without a hash.
+    let err = conn
+        .execute(
+            "INSERT INTO events (run_id, at, body) VALUES ('a', 1, '{}')",
+            [],
+        )
+        .expect_err("refused");
+    assert!(err.to_string().contains("upgraded to schema 3"), "{err}");
 }

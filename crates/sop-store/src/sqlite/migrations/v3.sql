@@ -46,3 +46,13 @@ CREATE TABLE schedule_seen (
     seen_at     INTEGER NOT NULL,
     PRIMARY KEY (sop, trigger_key)
 );
+
+-- The event ledger is hash-chained (SPEC §7): `hash` = sha256 of the previous event's hash
+-- and this event (`ledger.rs` says exactly what), so an event altered, removed or moved
+-- shows. Events of schema 2 get theirs as the migration runs (`migrate.rs`); a schema 2
+-- sop still running on the home could only add events without one: refused, with why.
+ALTER TABLE events ADD COLUMN hash TEXT;
+CREATE TRIGGER events_need_hash BEFORE INSERT ON events WHEN NEW.hash IS NULL
+BEGIN
+    SELECT RAISE(ABORT, 'this home''s store was upgraded to schema 3 by a newer sop: stop this sop and use the newer one');
+END;
