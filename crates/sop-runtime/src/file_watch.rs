@@ -1,9 +1,13 @@
 //! File-watch triggers (SPEC §6) in `sop serve`: a thread that watches the directories
 //! of every SOP's `file_watch` globs (inotify, through the `notify` crate), debounces each
 //! file's changes (`sop_core::file_watch`) and runs the SOP once per file event, with
-//! `file_path`, `file_name` and `file_event`. Changes made while no daemon runs are not
-//! seen. The SOPs and their triggers are looked at again every second, so a new or
-//! changed trigger is triggers without a restart.
+//! `file_path`, `file_name` and `file_event`. The SOPs and their triggers are looked at
+//! again every second, so a new or changed trigger is watched without a restart.
+//!
+//! Not seen: changes made while no daemon runs, or before the trigger's directory was
+//! watched (up to a second after the daemon starts, the trigger appears or the directory
+//! is made); under a recursive watch, files made in a new subdirectory before its own
+//! watch is added, and the files of a directory moved in.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,16 +15,15 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use globset::{Glob, GlobMatcher};
-use notify::event::{EventKind, ModifyKind, RenameMode};
+use globset::{GlobBuilder, GlobMatcher};
+use notify::event::{CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use sop_core::config::RunnerConfig;
 use sop_core::file_watch::{watch_root, Debouncer};
-use sop_core::run::TriggerInfo;
+use sop_core::run::{Millis, TriggerInfo};
 use sop_core::{FileEvent, Trigger};
 use sop_store::Store;
 
-use crate::clock::now;
 use crate::command::{pick_sops, FireOutcome};
 use crate::home::Home;
 use crate::ops::Ops;
@@ -29,8 +32,12 @@ use crate::ops::Ops;
 struct Watched {
     matcher: GlobMatcher,
     events: Vec<FileEvent>,
+    debounce_ms: u64,
     debouncer: Debouncer,
 }
+
+/// (SOP, trigger index) → its state.
+type Triggers = BTreeMap<(String, usize), Watched>;
 
 /// The file watcher of `sop serve`.
 pub struct FileWatcher {
@@ -77,26 +84,29 @@ impl FileWatcher {
                 return;
             }
         };
-        // (SOP, trigger index) → its state; the triggers directories.
-        let mut triggers: BTreeMap<(String, usize), Watched> = BTreeMap::new();
-        let mut roots: BTreeSet<(PathBuf, bool)> = BTreeSet::new();
+        let mut triggers = Triggers::new();
+        // The watched directories, recursively or not.
+        let mut roots: BTreeMap<PathBuf, bool> = BTreeMap::new();
+        // Quiet is measured on a clock that does not jump.
+        let started = Instant::now();
+        let clock = || Millis::try_from(started.elapsed().as_millis()).unwrap_or(Millis::MAX);
         let mut looked = Instant::now().checked_sub(Duration::from_secs(2));
         while !self.is_stopped() {
             if looked.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                 looked = Some(Instant::now());
                 self.look(&mut watcher, &mut triggers, &mut roots);
             }
-            take_changes(&rx, &mut triggers);
-            self.fire_due(&mut triggers);
+            take_changes(&rx, &mut triggers, clock());
+            self.fire_due(&mut triggers, clock());
         }
     }
 
-    /// The triggers as the SOP files say now; their directories triggers.
+    /// The triggers as the SOP files say now; their directories watched.
     fn look(
         &self,
         watcher: &mut RecommendedWatcher,
-        triggers: &mut BTreeMap<(String, usize), Watched>,
-        roots: &mut BTreeSet<(PathBuf, bool)>,
+        triggers: &mut Triggers,
+        roots: &mut BTreeMap<PathBuf, bool>,
     ) {
         let has_watch = |sop: &sop_core::Sop| {
             sop.triggers
@@ -107,8 +117,9 @@ impl FileWatcher {
         let Ok((sops, _)) = pick_sops(&self.ops(), has_watch) else {
             return;
         };
-        let mut wanted_roots = BTreeSet::new();
-        let mut now_watched = BTreeMap::new();
+        // Each directory once, recursively if any trigger needs it so.
+        let mut wanted: BTreeMap<PathBuf, bool> = BTreeMap::new();
+        let mut now_watched = Triggers::new();
         for (sop, ()) in sops {
             for (i, trigger) in sop.triggers.iter().enumerate() {
                 let Trigger::FileWatch {
@@ -119,63 +130,71 @@ impl FileWatcher {
                 else {
                     continue;
                 };
-                let pattern = self.absolute(path);
-                let Ok(glob) = Glob::new(&pattern.to_string_lossy()) else {
+                // `*` stays within a directory, as the SOP's validation says.
+                let pattern = self.absolute(path, true);
+                let Ok(glob) = GlobBuilder::new(&pattern).literal_separator(true).build() else {
                     continue;
                 };
-                let (root, deeper) = watch_root(&pattern.to_string_lossy());
-                wanted_roots.insert((root, deeper));
+                let (root, deeper) = watch_root(&self.absolute(path, false));
+                *wanted.entry(root).or_default() |= deeper;
                 let key = (sop.name.clone(), i);
                 // Kept (with what it has pending) unless the trigger changed.
-                let kept = triggers
-                    .remove(&key)
-                    .filter(|w| w.matcher.glob().glob() == glob.glob() && &w.events == events);
+                let kept = triggers.remove(&key).filter(|w| {
+                    w.matcher.glob().glob() == glob.glob()
+                        && &w.events == events
+                        && w.debounce_ms == *debounce_ms
+                });
                 now_watched.insert(
                     key,
                     kept.unwrap_or_else(|| Watched {
                         matcher: glob.compile_matcher(),
                         events: events.clone(),
+                        debounce_ms: *debounce_ms,
                         debouncer: Debouncer::new(*debounce_ms),
                     }),
                 );
             }
         }
         *triggers = now_watched;
-        for (root, deeper) in roots.difference(&wanted_roots) {
-            let _ = watcher.unwatch(root);
-            tracing::debug!(
-                "file watch: no longer watching `{}` ({deeper})",
-                root.display()
-            );
+        // A watched directory removed (and maybe made again) lost its watch; one that does
+        // not exist yet is watched once it does.
+        let all_there = roots.keys().all(|r| r.is_dir());
+        let wanted: BTreeMap<PathBuf, bool> =
+            wanted.into_iter().filter(|(r, _)| r.is_dir()).collect();
+        if all_there && wanted == *roots {
+            return;
         }
-        roots.retain(|r| wanted_roots.contains(r));
-        for (root, deeper) in wanted_roots {
-            if roots.contains(&(root.clone(), deeper)) {
-                continue;
-            }
+        // A nested directory's watch goes with its parent's: all again, from scratch.
+        for root in roots.keys() {
+            let _ = watcher.unwatch(root);
+        }
+        roots.clear();
+        for (root, deeper) in wanted {
             let mode = if deeper {
                 RecursiveMode::Recursive
             } else {
                 RecursiveMode::NonRecursive
             };
-            // A directory that does not exist yet is tried again at the next look.
-            if watcher.watch(&root, mode).is_ok() {
-                roots.insert((root, deeper));
+            match watcher.watch(&root, mode) {
+                Ok(()) => {
+                    roots.insert(root, deeper);
+                }
+                Err(e) => tracing::warn!("file watch: cannot watch `{}`: {e}", root.display()),
             }
         }
     }
 
-    /// Runs the SOPs of the files that became quiet.
-    fn fire_due(&self, triggers: &mut BTreeMap<(String, usize), Watched>) {
-        let at = now();
+    /// Runs the SOPs of the files that became quiet: once per SOP and file event, even
+    /// when several of its triggers match the file.
+    fn fire_due(&self, triggers: &mut Triggers, at: Millis) {
         let mut queued = false;
+        let mut done: BTreeSet<(String, PathBuf)> = BTreeSet::new();
         for ((sop_name, _), w) in triggers.iter_mut() {
             for (path, event) in w.debouncer.due(at) {
                 // A burst the trigger does not want (a delete after changes it ignores).
-                if !w.events.contains(&event) {
+                if !w.events.contains(&event) || !done.insert((sop_name.clone(), path.clone())) {
                     continue;
                 }
-                let ops = self.ops();
                 let Ok((sop, _)) = crate::ops::load_sop(&self.home, sop_name) else {
                     continue;
                 };
@@ -193,7 +212,7 @@ impl FileWatcher {
                     kind: "file_watch".to_string(),
                     by: "file_watch".to_string(),
                 };
-                let outcome = ops.fire(&sop, vars, trigger, None);
+                let outcome = self.ops().fire(&sop, vars, trigger, None);
                 queued |= matches!(outcome, FireOutcome::Queued(_));
                 tracing::info!(
                     sop = %sop_name,
@@ -218,33 +237,32 @@ impl FileWatcher {
         }
     }
 
-    /// A glob relative to the home made absolute.
-    fn absolute(&self, pattern: &str) -> PathBuf {
-        let p = Path::new(pattern);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.home.root().join(p)
+    /// A glob relative to the home made absolute; `escaped`: the home's own path as a glob
+    /// (a `[` in it is a character, not a class), else as a path (where a watch goes).
+    fn absolute(&self, pattern: &str, escaped: bool) -> String {
+        if Path::new(pattern).is_absolute() {
+            return pattern.to_string();
         }
+        let home = self.home.root().to_string_lossy();
+        let home = if escaped {
+            globset::escape(&home)
+        } else {
+            home.into_owned()
+        };
+        format!("{}/{pattern}", home.trim_end_matches('/'))
     }
 }
 
-/// Changes that arrived (waiting up to 100 ms for the first), fed to the triggers
-/// whose glob matches.
-fn take_changes(
-    rx: &Receiver<notify::Result<notify::Event>>,
-    triggers: &mut BTreeMap<(String, usize), Watched>,
-) {
+/// Changes that arrived (waiting up to 100 ms for the first), fed to the triggers whose
+/// glob matches. Every change counts for the quiet (a file still being written is not
+/// reported as created yet); which event is wanted is decided when it is quiet.
+fn take_changes(rx: &Receiver<notify::Result<notify::Event>>, triggers: &mut Triggers, at: Millis) {
     let mut next = rx.recv_timeout(Duration::from_millis(100));
     loop {
         match next {
             Ok(Ok(event)) => {
                 if let Some(kind) = file_event(event.kind) {
-                    let at = now();
                     for path in &event.paths {
-                        // Every change counts for the quiet (a file still being written
-                        // is not reported as created yet); which event is wanted is
-                        // decided when it is quiet.
                         for w in triggers.values_mut().filter(|w| w.matcher.is_match(path)) {
                             w.debouncer.observe(path, kind, at);
                         }
@@ -259,9 +277,10 @@ fn take_changes(
 }
 
 /// The file event a notification is, if any: a file moved in is created, moved out
-/// deleted.
+/// deleted; directories are not files.
 fn file_event(kind: EventKind) -> Option<FileEvent> {
     match kind {
+        EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => None,
         EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
             Some(FileEvent::Create)
         }

@@ -93,14 +93,28 @@ impl CommandSocket {
     }
 
     fn serve(&self, stream: UnixStream) {
-        let by = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
-            .map_or_else(
-                |_| identity::current_user(),
-                |c| identity::user_name(c.uid()),
-            );
-        let caller = Caller { by, groups: vec![] };
         let Ok(mut out) = stream.try_clone() else {
             return;
+        };
+        // Only this daemon's user (and root) may use it: the mode says so once set, and
+        // this holds also for a connection made before it was (the socket is created with
+        // the umask's mode).
+        let peer =
+            nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials);
+        let me = nix::unistd::geteuid().as_raw();
+        let by = match peer {
+            Ok(c) if c.uid() == me || c.uid() == 0 => identity::user_name(c.uid()),
+            _ => {
+                let e = ApiError::Forbidden(
+                    "only the user running `sop serve` may use its command socket".to_string(),
+                );
+                let _ = writeln!(out, "{}", json!({ "error": e.detail() }));
+                return;
+            }
+        };
+        let caller = Caller {
+            by,
+            groups: identity::current_groups(),
         };
         let mut lines = BufReader::new(stream);
         let mut line = String::new();

@@ -181,8 +181,8 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
     let _ = timer_thread.join();
     files.stop();
     let _ = files_thread.join();
+    socket.stop();
     if let Some(thread) = socket_thread {
-        socket.stop();
         let _ = thread.join();
     }
     scheduler.stop();

@@ -215,7 +215,7 @@ fn a_file_dropped_in_a_watched_directory_runs_its_sop_once() {
     std::fs::create_dir_all(home.file("inbox")).unwrap();
     home.simple(
         "ingest",
-        "max_concurrent = 5\n[[triggers]]\ntype = \"file_watch\"\npath = \"inbox/*.csv\"\nevent = \"create\"\ndebounce_ms = 200\n",
+        "max_concurrent = 5\n[[triggers]]\ntype = \"file_watch\"\npath = \"inbox/*.csv\"\nevent = \"create\"\ndebounce_ms = 400\n",
         "## Steps\n\n1. **Read**\n   ```bash\n   echo \"$file_event $file_name $(cat \"$file_path\")\"\n   ```\n",
     );
     let d = Daemon::start(&home);
@@ -263,7 +263,7 @@ fn a_file_dropped_in_a_watched_directory_runs_its_sop_once() {
     assert_eq!(run["steps"][0]["output"], "create b.csv x,y,z\n");
     // Not for other names.
     std::fs::write(home.file("inbox/c.txt"), "no").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let names: Vec<Value> = d
         .get("/api/runs?sop=ingest")
         .as_array()

@@ -261,6 +261,23 @@ fn file_watch(
         "\"releases/*.tar.gz\"",
     )?;
     let path = ctx.string(entry)?;
+    if path.split('/').any(|c| c == "..") {
+        ctx.error_at(&entry.node, format!("file_watch path `{path}` has `..`"))
+            .help =
+            Some("name the directory itself: relative to the home, or absolute".to_string());
+        return None;
+    }
+    if crate::file_watch::watch_root(&path).0 == std::path::Path::new("/") {
+        ctx.error_at(
+            &entry.node,
+            format!("file_watch path `{path}` would watch the whole file system"),
+        )
+        .help = Some(
+            "start the glob with the directory the files arrive in, e.g. `/job/releases/*.tar.gz`"
+                .to_string(),
+        );
+        return None;
+    }
     if let Err(err) = globset::Glob::new(&path) {
         ctx.error_at(
             &entry.node,

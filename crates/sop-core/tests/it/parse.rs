@@ -128,6 +128,7 @@ mod invalid {
     bad_timezone,
     bad_var_pattern,
     bad_webhook_path,
+    file_watch_escapes,
     datetime_value,
     duplicate_annotation,
     duplicate_key,
