@@ -29,6 +29,9 @@ pub struct AuditCheck {
     pub altered: Vec<Problem>,
     /// Files under `logs/sop/` no run names.
     pub unknown: Vec<String>,
+    /// Ended runs whose file still shows them moving (their final rewrite was not made:
+    /// a crash or a failed write; `sop serve` redoes it as it starts). Not a failure.
+    pub stale: Vec<Problem>,
 }
 
 impl AuditCheck {
@@ -48,7 +51,8 @@ pub struct Problem {
 }
 
 impl Ops<'_> {
-    /// Checks the ledger and the audit files (reads only).
+    /// Checks the ledger and the audit files. Reads only (open the store without recovery
+    /// for a check that changes nothing).
     pub fn verify_audit(&self) -> Result<AuditCheck, OpError> {
         let ledger = self.store.verify_ledger()?;
         let mut check = AuditCheck {
@@ -57,52 +61,95 @@ impl Ops<'_> {
             head: ledger.head,
             ..AuditCheck::default()
         };
+        // Files first: a run created meanwhile has its row by the time runs are listed.
+        let files = audit_files(&self.home.root().join("logs/sop"));
         let rows = self.store.list_runs(&RunFilter::default())?;
         let mut named = BTreeSet::new();
-        for row in rows {
-            let Some(rel) = row.audit_path.clone() else {
-                continue;
-            };
-            let path = self.home.root().join(&rel);
-            named.insert(path.clone());
-            let text = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(e) => {
-                    check.missing.push(Problem {
-                        run_id: row.id.clone(),
-                        path: rel,
-                        why: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            check.files += 1;
-            // A moving run's file may be a moment behind the store: only ended runs' files
-            // are held to what the store says.
-            if !row.status.is_terminal() {
-                continue;
-            }
-            let Some(run) = self.store.load_run(&row.id)? else {
-                continue;
-            };
-            let why = match serde_json::from_str::<serde_json::Value>(&text) {
-                Err(e) => Some(format!("not JSON: {e}")),
-                Ok(found) => differs(&found, &audit::document(&run)),
-            };
-            if let Some(why) = why {
-                check.altered.push(Problem {
-                    run_id: row.id,
-                    path: rel,
-                    why,
-                });
+        for row in &rows {
+            if let Some(rel) = &row.audit_path {
+                named.insert(self.home.root().join(rel));
             }
         }
-        for file in audit_files(&self.home.root().join("logs/sop")) {
+        for file in files {
             if !named.contains(&file) {
                 check.unknown.push(self.home.display(&file));
             }
         }
+        // A run's file is written just after its commit: what looks wrong is looked at
+        // again a moment later, and only what stays wrong is reported.
+        let mut suspects = Vec::new();
+        for row in &rows {
+            if let Some(found) = self.look_at(row, &mut check.files)? {
+                suspects.push((row.id.clone(), found));
+            }
+        }
+        if !suspects.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        for (id, _) in suspects {
+            let Some(row) = self.store.run_row(&id)? else {
+                continue;
+            };
+            let mut ignored = 0;
+            match self.look_at(&row, &mut ignored)? {
+                Some(Found::Missing(p)) => check.missing.push(p),
+                Some(Found::Altered(p)) => check.altered.push(p),
+                Some(Found::Stale(p)) => check.stale.push(p),
+                None => {}
+            }
+        }
         Ok(check)
+    }
+}
+
+/// What is wrong with one run's file.
+enum Found {
+    Missing(Problem),
+    Altered(Problem),
+    Stale(Problem),
+}
+
+impl Ops<'_> {
+    /// One run's audit file against the store (`files` counts the files read).
+    fn look_at(&self, row: &sop_store::RunRow, files: &mut u64) -> Result<Option<Found>, OpError> {
+        let Some(rel) = row.audit_path.clone() else {
+            return Ok(None);
+        };
+        let problem = |why: String| Problem {
+            run_id: row.id.clone(),
+            path: rel.clone(),
+            why,
+        };
+        let text = match std::fs::read_to_string(self.home.root().join(&rel)) {
+            Ok(text) => text,
+            Err(e) => return Ok(Some(Found::Missing(problem(e.to_string())))),
+        };
+        *files += 1;
+        // A moving run's file may be a moment behind the store: only ended runs' files
+        // are held to what the store says.
+        if !row.status.is_terminal() {
+            return Ok(None);
+        }
+        let Some(run) = self.store.load_run(&row.id)? else {
+            return Ok(None);
+        };
+        let found = match serde_json::from_str::<serde_json::Value>(&text) {
+            Err(e) => return Ok(Some(Found::Altered(problem(format!("not JSON: {e}"))))),
+            Ok(found) => found,
+        };
+        // The final rewrite never made (a crash, a failed write): `sop serve` redoes it as
+        // it starts. Not an alteration.
+        let said = found
+            .get("status")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default();
+        if sop_core::run::RunStatus::parse(said).is_some_and(|s| !s.is_terminal()) {
+            return Ok(Some(Found::Stale(problem(format!(
+                "the file still says `{said}`; the run ended `{}` (the next `sop serve` rewrites it)",
+                row.status.as_str()
+            )))));
+        }
+        Ok(differs(&found, &audit::document(&run)).map(|why| Found::Altered(problem(why))))
     }
 }
 

@@ -228,10 +228,19 @@ pub fn validate(home: &Home, names: &[String], json: bool) -> CmdResult {
 }
 
 /// `sop audit verify`: the ledger's hash chain and the audit files against the store (this
-/// home's store, read directly, whether or not a daemon runs).
-pub fn verify(home: Home, json: bool) -> CmdResult {
-    let app = crate::app::App::open(home)?;
-    let check = app.ops().verify_audit()?;
+/// home's store, read directly, whether or not a daemon runs; opened without recovery, so
+/// the check writes nothing).
+pub fn verify(home: &Home, json: bool) -> CmdResult {
+    let config = crate::app::load_config(home)?;
+    let store = crate::app::open_store(&home.db_path(), &config)?;
+    let ops = sop_runtime::ops::Ops {
+        store: &store,
+        home,
+        config: &config,
+        served: false,
+        settle: None,
+    };
+    let check = ops.verify_audit()?;
     if json {
         outln!(
             "{}",
@@ -264,6 +273,14 @@ pub fn verify(home: Home, json: bool) -> CmdResult {
         }
         for path in &check.unknown {
             outln!("  unknown: {path} (no run names it)");
+        }
+        for p in &check.stale {
+            outln!(
+                "  stale (not a failure): {} (run {}): {}",
+                p.path,
+                p.run_id,
+                p.why
+            );
         }
     }
     Ok(if check.ok() { Exit::Ok } else { Exit::Failed })

@@ -59,7 +59,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
             gate,
         } => decide::confirm(home, &target, &set, failed, comment, gate),
         Command::Cancel { target } => decide::cancel(home, &target),
-        Command::Audit(AuditCommand::Verify { json }) => files::verify(home, json.json),
+        Command::Audit(AuditCommand::Verify { json }) => files::verify(&home, json.json),
         Command::Metrics { sop, json } => metrics::metrics(home, sop.as_deref(), json.json),
         Command::Cmd { text, json } => command::cmd(home, &text, json.json),
         Command::Trigger(TriggerCommand::Test { text, json }) => {

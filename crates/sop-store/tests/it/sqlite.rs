@@ -775,6 +775,16 @@ fn the_ledger_is_hash_chained_and_tampering_shows() {
         )),
         Some(third)
     );
+    // Two events swapped (each keeps its hash, moved with it): broken where they were.
+    assert_eq!(
+        broken(&format!(
+            "UPDATE events SET seq = -1 WHERE seq = {a}; UPDATE events SET seq = {a} WHERE seq = {b}; \
+             UPDATE events SET seq = {b} WHERE seq = -1",
+            a = seqs[1],
+            b = seqs[2]
+        )),
+        Some(seqs[1])
+    );
     // An older sop cannot append an event without a hash.
     let err = conn
         .execute(
