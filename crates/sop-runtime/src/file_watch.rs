@@ -12,21 +12,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use globset::{GlobBuilder, GlobMatcher};
 use notify::event::{CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
-use sop_core::config::RunnerConfig;
 use sop_core::file_watch::{watch_root, Debouncer};
 use sop_core::run::{Millis, TriggerInfo};
 use sop_core::{FileEvent, Trigger};
-use sop_store::Store;
 
 use crate::command::{pick_sops, FireOutcome};
-use crate::home::Home;
-use crate::ops::Ops;
+use crate::ops::Served;
 
 /// One `file_watch` trigger being served.
 struct Watched {
@@ -41,25 +38,14 @@ type Triggers = BTreeMap<(String, usize), Watched>;
 
 /// The file watcher of `sop serve`.
 pub struct FileWatcher {
-    store: Arc<dyn Store>,
-    home: Home,
-    config: RunnerConfig,
-    wake: Arc<dyn Fn() + Send + Sync>,
+    served: Served,
     stopped: Mutex<bool>,
 }
 
 impl FileWatcher {
-    pub fn new(
-        store: Arc<dyn Store>,
-        home: Home,
-        config: RunnerConfig,
-        wake: Arc<dyn Fn() + Send + Sync>,
-    ) -> FileWatcher {
+    pub fn new(served: Served) -> FileWatcher {
         FileWatcher {
-            store,
-            home,
-            config,
-            wake,
+            served,
             stopped: Mutex::new(false),
         }
     }
@@ -114,7 +100,7 @@ impl FileWatcher {
                 .any(|t| matches!(t, Trigger::FileWatch { .. }))
                 .then_some(())
         };
-        let Ok((sops, _)) = pick_sops(&self.ops(), has_watch) else {
+        let Ok((sops, _)) = pick_sops(&self.served.ops(), has_watch) else {
             return;
         };
         // Each directory once, recursively if any trigger needs it so.
@@ -195,7 +181,7 @@ impl FileWatcher {
                 if !w.events.contains(&event) || !done.insert((sop_name.clone(), path.clone())) {
                     continue;
                 }
-                let Ok((sop, _)) = crate::ops::load_sop(&self.home, sop_name) else {
+                let Ok((sop, _)) = crate::ops::load_sop(&self.served.home, sop_name) else {
                     continue;
                 };
                 let vars = BTreeMap::from([
@@ -212,7 +198,7 @@ impl FileWatcher {
                     kind: "file_watch".to_string(),
                     by: "file_watch".to_string(),
                 };
-                let outcome = self.ops().fire(&sop, vars, trigger, None);
+                let outcome = self.served.ops().fire(&sop, vars, trigger, None);
                 queued |= matches!(outcome, FireOutcome::Queued(_));
                 tracing::info!(
                     sop = %sop_name,
@@ -223,17 +209,7 @@ impl FileWatcher {
             }
         }
         if queued {
-            (self.wake)();
-        }
-    }
-
-    fn ops(&self) -> Ops<'_> {
-        Ops {
-            store: &*self.store,
-            home: &self.home,
-            config: &self.config,
-            served: true,
-            settle: None,
+            (self.served.wake)();
         }
     }
 
@@ -243,7 +219,7 @@ impl FileWatcher {
         if Path::new(pattern).is_absolute() {
             return pattern.to_string();
         }
-        let home = self.home.root().to_string_lossy();
+        let home = self.served.home.root().to_string_lossy();
         let home = if escaped {
             globset::escape(&home)
         } else {

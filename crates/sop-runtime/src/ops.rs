@@ -140,6 +140,31 @@ pub struct Ops<'a> {
     pub settle: Option<&'a audit::Settler>,
 }
 
+/// What a thread of `sop serve` (the schedule timer, the file watcher, the command socket)
+/// needs to act on its home: its operations, and a way to wake the scheduler after it
+/// queued a run.
+#[derive(Clone)]
+pub struct Served {
+    pub store: Arc<dyn Store>,
+    pub home: Home,
+    pub config: RunnerConfig,
+    pub wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Served {
+    /// The home's operations, as `sop serve` does them (it repairs queued runs' audit
+    /// files as it starts; runs it ends are settled by the engine's drivers).
+    pub fn ops(&self) -> Ops<'_> {
+        Ops {
+            store: &*self.store,
+            home: &self.home,
+            config: &self.config,
+            served: true,
+            settle: None,
+        }
+    }
+}
+
 /// A new run id: 12 random hex digits (operators type prefixes of it).
 pub fn new_run_id() -> String {
     let u = uuid::Uuid::now_v7().simple().to_string();

@@ -7,19 +7,17 @@
 //! not exist for the schedule.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use sop_core::config::RunnerConfig;
 use sop_core::run::{Millis, TriggerInfo};
 use sop_core::schedule::{due, Schedule};
 use sop_core::Trigger;
-use sop_store::{Fire, Store};
+use sop_store::Fire;
 
 use crate::clock::{now, rfc3339};
 use crate::command::{pick_sops, FireOutcome};
-use crate::home::Home;
-use crate::ops::{OpError, Ops};
+use crate::ops::{OpError, Ops, Served};
 
 /// Per (SOP, trigger key): the last scheduled time considered.
 #[derive(Debug, Default)]
@@ -134,27 +132,15 @@ impl Ops<'_> {
 
 /// The timer thread of `sop serve`.
 pub struct Timer {
-    store: Arc<dyn Store>,
-    home: Home,
-    config: RunnerConfig,
-    /// Wakes the scheduler after a run was queued.
-    wake: Arc<dyn Fn() + Send + Sync>,
+    served: Served,
     stopped: Mutex<bool>,
     bell: Condvar,
 }
 
 impl Timer {
-    pub fn new(
-        store: Arc<dyn Store>,
-        home: Home,
-        config: RunnerConfig,
-        wake: Arc<dyn Fn() + Send + Sync>,
-    ) -> Timer {
+    pub fn new(served: Served) -> Timer {
         Timer {
-            store,
-            home,
-            config,
-            wake,
+            served,
             stopped: Mutex::new(false),
             bell: Condvar::new(),
         }
@@ -164,14 +150,7 @@ impl Timer {
     pub fn run(&self) {
         let mut watch = Watch::default();
         loop {
-            let ops = Ops {
-                store: &*self.store,
-                home: &self.home,
-                config: &self.config,
-                served: true,
-                settle: None,
-            };
-            match ops.fire_schedules(&mut watch, now()) {
+            match self.served.ops().fire_schedules(&mut watch, now()) {
                 Ok(fired) => {
                     for f in &fired {
                         tracing::info!(
@@ -185,7 +164,7 @@ impl Timer {
                         .iter()
                         .any(|f| matches!(f.outcome, FireOutcome::Queued(_)))
                     {
-                        (self.wake)();
+                        (self.served.wake)();
                     }
                 }
                 Err(e) => tracing::warn!("schedules: {e}"),

@@ -14,12 +14,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 use sop_core::command::parse_command;
-use sop_core::config::RunnerConfig;
 use sop_runtime::command::Caller;
-use sop_runtime::ops::Ops;
+use sop_runtime::ops::Served;
 use sop_runtime::{identity, Home};
 use sop_server::{ApiError, CommandReply};
-use sop_store::Store;
 
 /// Longest line taken; a longer one is refused (the text of a command, not a file).
 const MAX_LINE: usize = 64 * 1024;
@@ -30,25 +28,14 @@ pub fn path(home: &Home) -> PathBuf {
 }
 
 pub struct CommandSocket {
-    store: Arc<dyn Store>,
-    home: Home,
-    config: RunnerConfig,
-    wake: Arc<dyn Fn() + Send + Sync>,
+    served: Served,
     stopped: AtomicBool,
 }
 
 impl CommandSocket {
-    pub fn new(
-        store: Arc<dyn Store>,
-        home: Home,
-        config: RunnerConfig,
-        wake: Arc<dyn Fn() + Send + Sync>,
-    ) -> CommandSocket {
+    pub fn new(served: Served) -> CommandSocket {
         CommandSocket {
-            store,
-            home,
-            config,
-            wake,
+            served,
             stopped: AtomicBool::new(false),
         }
     }
@@ -56,7 +43,7 @@ impl CommandSocket {
     /// Binds the socket (replacing one a previous daemon left: this process holds the
     /// home's serve lock) with mode 0600.
     pub fn bind(&self) -> std::io::Result<UnixListener> {
-        let path = path(&self.home);
+        let path = path(&self.served.home);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -66,30 +53,37 @@ impl CommandSocket {
         Ok(listener)
     }
 
-    /// Serves connections until [`CommandSocket::stop`], each on a thread of its own.
+    /// Serves connections until [`CommandSocket::stop`] (seen within 100 ms), each on a
+    /// thread of its own.
     pub fn run(self: &Arc<Self>, listener: &UnixListener) {
-        for conn in listener.incoming() {
-            if self.stopped.load(Ordering::SeqCst) {
-                break;
-            }
-            match conn {
-                Ok(stream) => {
+        if let Err(e) = listener.set_nonblocking(true) {
+            tracing::warn!("command socket: {e}");
+            return;
+        }
+        while !self.stopped.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    // Connections block; only the accepting loop polls.
+                    let _ = stream.set_nonblocking(false);
                     let me = Arc::clone(self);
                     let _ = std::thread::Builder::new()
                         .name("command-socket".into())
                         .spawn(move || me.serve(stream));
                 }
-                Err(e) => tracing::warn!("command socket: {e}"),
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        tracing::warn!("command socket: {e}");
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
             }
         }
     }
 
-    /// Stops [`CommandSocket::run`] (a connection made to wake it is not served) and
-    /// removes the socket.
+    /// Stops [`CommandSocket::run`] and removes the socket.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
-        let _ = UnixStream::connect(path(&self.home));
-        let _ = std::fs::remove_file(path(&self.home));
+        let _ = std::fs::remove_file(path(&self.served.home));
     }
 
     fn serve(&self, stream: UnixStream) {
@@ -139,19 +133,13 @@ impl CommandSocket {
     }
 
     fn take(&self, text: &str, caller: &Caller) -> serde_json::Value {
-        let ops = Ops {
-            store: &*self.store,
-            home: &self.home,
-            config: &self.config,
-            served: true,
-            settle: None,
-        };
+        let ops = self.served.ops();
         let answer = parse_command(text)
             .map_err(|e| ApiError::BadRequest(e.to_string()))
             .and_then(|line| Ok(ops.command(&line, caller, false)?));
         match answer {
             Ok(answer) => {
-                (self.wake)();
+                (self.served.wake)();
                 serde_json::to_value(CommandReply::new(answer, false))
                     .unwrap_or_else(|e| json!({ "error": ApiError::internal(e).detail() }))
             }

@@ -9,6 +9,7 @@ use sop_core::config::RunnerConfig;
 use sop_runtime::daemon::Scheduler;
 use sop_runtime::file_watch::FileWatcher;
 use sop_runtime::notify::Notifier;
+use sop_runtime::ops::Served;
 use sop_runtime::schedule::Timer;
 use sop_runtime::{identity, recovery, Home};
 use sop_server::{check_bind, router, ServerState};
@@ -92,37 +93,28 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
         .name("scheduler".into())
         .spawn(move || sched.run())
         .map_err(|e| Fail::failed(format!("cannot start the scheduler: {e}")))?;
+    let served = Served {
+        store: Arc::clone(&dyn_store),
+        home: home.clone(),
+        config: config.clone(),
+        wake: scheduler.waker(),
+    };
     // Schedule triggers.
-    let timer = Arc::new(Timer::new(
-        Arc::clone(&dyn_store),
-        home.clone(),
-        config.clone(),
-        scheduler.waker(),
-    ));
+    let timer = Arc::new(Timer::new(served.clone()));
     let timing = Arc::clone(&timer);
     let timer_thread = std::thread::Builder::new()
         .name("timer".into())
         .spawn(move || timing.run())
         .map_err(|e| Fail::failed(format!("cannot start the schedule timer: {e}")))?;
     // File-watch triggers.
-    let files = Arc::new(FileWatcher::new(
-        Arc::clone(&dyn_store),
-        home.clone(),
-        config.clone(),
-        scheduler.waker(),
-    ));
+    let files = Arc::new(FileWatcher::new(served.clone()));
     let watching = Arc::clone(&files);
     let files_thread = std::thread::Builder::new()
         .name("file-watch".into())
         .spawn(move || watching.run())
         .map_err(|e| Fail::failed(format!("cannot start the file watcher: {e}")))?;
     // The command socket (`state/command.sock`).
-    let socket = Arc::new(CommandSocket::new(
-        Arc::clone(&dyn_store),
-        home.clone(),
-        config.clone(),
-        scheduler.waker(),
-    ));
+    let socket = Arc::new(CommandSocket::new(served.clone()));
     let socket_thread = match socket.bind() {
         Ok(listener) => {
             let serving = Arc::clone(&socket);
