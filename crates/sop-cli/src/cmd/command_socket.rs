@@ -1,4 +1,5 @@
-//! The command socket of `sop serve` (SPEC §6: "lines on the daemon's command socket"):
+//! The command socket of `sop serve` (SPEC §6: "lines on the daemon's command socket/stdin"),
+//! and its standard input:
 //! `state/command.sock`, a Unix socket only its owner may use (mode 0600). Each line a
 //! client writes is a command line, taken as `sop cmd` takes it, by the user at the other
 //! end (from the socket's peer credentials); each gets one line back, the JSON answer of
@@ -128,6 +129,30 @@ impl CommandSocket {
             };
             if writeln!(out, "{answer}").is_err() || line.len() > MAX_LINE {
                 return;
+            }
+        }
+    }
+
+    /// Command lines on the daemon's standard input (SPEC §6), as on the socket, from the
+    /// daemon's user; each answer on standard output. Ends at end of input (a service's
+    /// standard input is usually `/dev/null`: at once). Not from a terminal: a daemon
+    /// started in the background of a shell (`sop serve &`) would be stopped by the
+    /// terminal (SIGTTIN) as it reads.
+    pub fn read_stdin(&self) {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return;
+        }
+        let caller = Caller {
+            by: identity::current_user(),
+            groups: identity::current_groups(),
+        };
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { return };
+            if self.stopped.load(Ordering::SeqCst) {
+                return;
+            }
+            if !line.trim().is_empty() {
+                outln!("{}", self.take(&line, &caller));
             }
         }
     }

@@ -131,6 +131,11 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
             None
         }
     };
+    // Command lines on standard input too (not joined: a read cannot be stopped).
+    let reading = Arc::clone(&socket);
+    let _ = std::thread::Builder::new()
+        .name("command-stdin".into())
+        .spawn(move || reading.read_stdin());
     // Notifications, when `[[notify]]` channels are configured.
     let notifier = (!config.notify.is_empty()).then(|| {
         Arc::new(Notifier::new(

@@ -311,3 +311,38 @@ fn the_daemon_takes_command_lines_on_its_socket() {
     assert_eq!(refused["error"]["code"], "bad_request", "{refused}");
     assert_eq!(send("nothing matches")["matched"], json!([]));
 }
+
+#[test]
+fn the_daemon_takes_command_lines_on_its_standard_input() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+
+    let home = trigger_home();
+    let mut child = home
+        .cmd()
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sop serve");
+    let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = errors.next().expect("a line").expect("text");
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in errors {});
+    let mut input = child.stdin.take().unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    writeln!(input, "restart now").unwrap();
+    let mut answer = String::new();
+    output.read_line(&mut answer).unwrap();
+    let v: Value = serde_json::from_str(&answer).expect("a JSON line");
+    assert_eq!(v["matched"][0]["sop"], "other", "{v}");
+    assert_eq!(v["matched"][0]["outcome"], "queued", "{v}");
+    drop(input);
+    let _ = child.kill();
+    let _ = child.wait();
+}
