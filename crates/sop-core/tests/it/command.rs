@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use sop_core::command::{match_triggers, parse_command, CommandError, CommandLine};
-use sop_core::{parse_sop, Sop, SopFiles};
+use sop_core::Sop;
 
 #[test]
 fn command_lines_are_read_as_built_ins_or_text() {
@@ -79,16 +79,7 @@ fn an_incomplete_built_in_says_what_was_expected() {
 }
 
 fn sop(triggers: &str) -> Sop {
-    let toml = format!("[sop]\nname = \"t\"\ndescription = \"d\"\n{triggers}");
-    let md = "## Steps\n\n1. **One**\n   ```bash\n   true\n   ```\n";
-    let (sop, diags) = parse_sop(&SopFiles {
-        dir_name: "t",
-        toml_path: "sops/t/SOP.toml",
-        toml: Some(toml.as_bytes()),
-        md_path: "sops/t/SOP.md",
-        md: Some(md.as_bytes()),
-    });
-    sop.unwrap_or_else(|| panic!("{diags:?}"))
+    crate::one_step_sop(triggers)
 }
 
 type Vars = BTreeMap<String, String>;

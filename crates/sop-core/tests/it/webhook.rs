@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use sop_core::webhook::{body_vars, fit_to, hook_of, BodyError, BodyVars};
-use sop_core::{parse_sop, SopFiles};
 
 fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -65,19 +64,11 @@ fn body_fields_become_variables() {
 
 #[test]
 fn a_path_names_the_first_webhook_trigger_served_there() {
-    let toml = "[sop]\nname = \"t\"\ndescription = \"d\"\n\
-                [[triggers]]\ntype = \"webhook\"\npath = \"deploy\"\nsecret_env = \"DEPLOY_SECRET\"\n\
+    let sop = crate::one_step_sop(
+        "[[triggers]]\ntype = \"webhook\"\npath = \"deploy\"\nsecret_env = \"DEPLOY_SECRET\"\n\
                 [[triggers]]\ntype = \"webhook\"\npath = \"ci/done\"\n\
-                [[triggers]]\ntype = \"webhook\"\npath = \"deploy\"\n";
-    let md = "## Steps\n\n1. **One**\n   ```bash\n   true\n   ```\n";
-    let (sop, diags) = parse_sop(&SopFiles {
-        dir_name: "t",
-        toml_path: "sops/t/SOP.toml",
-        toml: Some(toml.as_bytes()),
-        md_path: "sops/t/SOP.md",
-        md: Some(md.as_bytes()),
-    });
-    let sop = sop.unwrap_or_else(|| panic!("{diags:?}"));
+                [[triggers]]\ntype = \"webhook\"\npath = \"deploy\"\n",
+    );
     assert_eq!(hook_of(&sop, "deploy"), Some(Some("DEPLOY_SECRET")));
     assert_eq!(hook_of(&sop, "ci/done"), Some(None));
     assert_eq!(hook_of(&sop, "ci"), None);
@@ -86,18 +77,10 @@ fn a_path_names_the_first_webhook_trigger_served_there() {
 
 #[test]
 fn a_sop_takes_the_fields_it_can_hold_and_none_that_would_show_a_secret() {
-    let toml = "[sop]\nname = \"t\"\ndescription = \"d\"\n\
-                [vars]\napi_token = { secret = true }\nbig = { description = \"declared\" }\n\
-                [[triggers]]\ntype = \"webhook\"\npath = \"p\"\n";
-    let md = "## Steps\n\n1. **One**\n   ```bash\n   true\n   ```\n";
-    let (sop, diags) = parse_sop(&SopFiles {
-        dir_name: "t",
-        toml_path: "sops/t/SOP.toml",
-        toml: Some(toml.as_bytes()),
-        md_path: "sops/t/SOP.md",
-        md: Some(md.as_bytes()),
-    });
-    let sop = sop.unwrap_or_else(|| panic!("{diags:?}"));
+    let sop = crate::one_step_sop(
+        "[vars]\napi_token = { secret = true }\nbig = { description = \"declared\" }\n\
+                [[triggers]]\ntype = \"webhook\"\npath = \"p\"\n",
+    );
     let huge = "x".repeat(70 * 1024);
     let body = serde_json::json!({
         "api_token": "abc123xyz",
