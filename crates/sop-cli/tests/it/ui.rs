@@ -156,6 +156,13 @@ impl Browser {
             .to_string()
     }
 
+    fn displayed(&self, css: &str) -> bool {
+        let el = self.find(css);
+        self.get(&format!("/element/{el}/displayed"))["value"]
+            .as_bool()
+            .unwrap_or(false)
+    }
+
     fn wait_text(&self, css: &str, part: &str) -> String {
         wait_for(Duration::from_secs(20), || {
             let t = self.text(css);
@@ -180,6 +187,10 @@ fn a_person_approves_and_rejects_from_the_web_ui_and_follows_a_run() {
     let b = Browser::start();
     b.open(&format!("{}/", d.url));
     b.wait_text("#approvals", &a);
+    assert!(
+        !b.displayed("#token-form"),
+        "no tokens configured: no token asked for"
+    );
     b.type_into(&format!("[data-comment=\"{a}\"]"), "looks right");
     b.click(&format!("[data-approve=\"{a}\"]"));
     let run = d.wait_run(&a, |v| v["status"] == "success");
@@ -198,8 +209,10 @@ fn a_person_approves_and_rejects_from_the_web_ui_and_follows_a_run() {
     let rejected = d.wait_run(&r, |v| v["status"] == "rejected");
     assert_eq!(rejected["approvals"][0]["comment"], "not today");
 
-    // The SOP list shows its metrics; a run's page shows its steps and output.
+    // The SOP list shows its metrics, and the durations chart has the SOP; a run's page
+    // shows its steps and output.
     b.wait_text("#sops", "50.0 %");
+    b.wait_text("#durations", "gate");
     b.open(&format!("{}/#/run/{a}", d.url));
     b.wait_text("main", "shipped-by-ui");
     b.wait_text("main", &format!("Run {a} of gate"));

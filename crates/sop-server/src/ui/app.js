@@ -83,6 +83,26 @@ function statusBar(byStatus) {
   return bar;
 }
 
+// Each SOP's run durations (all time): a bar to its p95 with a mark at its p50, on one
+// scale, so slow and uneven SOPs stand out.
+function durationChart(sops) {
+  const rows = Object.entries(sops).filter(([, w]) => w.all.run_duration_ms.count > 0);
+  if (rows.length === 0) return el('p', { class: 'empty' }, 'No run has ended yet: no durations to chart.');
+  const top = Math.max(...rows.map(([, w]) => w.all.run_duration_ms.p95));
+  const chart = el('div', { class: 'chart', id: 'durations' }, el('h3', {}, 'Run duration by SOP (p50 mark, bar to p95, all time)'));
+  for (const [name, w] of rows) {
+    const d = w.all.run_duration_ms;
+    const track = el('span', { class: 'track', title: `p50 ${ms(d.p50)}, p95 ${ms(d.p95)}, max ${ms(d.max)}, ${d.count} runs` });
+    const bar = el('span', { class: 'span' });
+    bar.style.width = `${top ? (100 * d.p95) / top : 0}%`;
+    const mark = el('span', { class: 'mark' });
+    mark.style.left = `${top ? (100 * d.p50) / top : 0}%`;
+    track.append(bar, mark);
+    chart.append(el('div', { class: 'row' }, el('span', { class: 'label' }, name), track, el('span', {}, `${ms(d.p50)} / ${ms(d.p95)}`)));
+  }
+  return chart;
+}
+
 function decideForm(a) {
   const comment = el('input', { type: 'text', placeholder: a.kind === 'approval' ? 'comment (a rejection needs one)' : 'comment', 'data-comment': a.run_id });
   const act = (verb) => async () => {
@@ -136,10 +156,11 @@ async function home(gen) {
     table(['name', 'priority', 'mode', 'triggers', 'last run', 'success (all time)', 'p50 duration', 'runs by status'], sopRows, 'No SOPs.'));
   const o = metrics.overall;
   const overall = el('section', { id: 'metrics' }, el('h2', {}, 'Metrics'),
-    table(['', 'runs', 'success', 'p50 / p95 run', 'p50 queue wait', 'p50 approval wait', 'approvals', 'rejections', 'suppressed'],
-      [['all', o.all], ['30 days', o['30d']], ['7 days', o['7d']]].map(([w, f]) => [w, f.runs, pct(f.success_rate),
+    table(['', 'runs', 'runs by status', 'success', 'p50 / p95 run', 'p50 queue wait', 'p50 approval wait', 'approvals', 'rejections', 'suppressed'],
+      [['all', o.all], ['30 days', o['30d']], ['7 days', o['7d']]].map(([w, f]) => [w, f.runs, statusBar(f.by_status), pct(f.success_rate),
         `${ms(f.run_duration_ms.p50)} / ${ms(f.run_duration_ms.p95)}`, ms(f.queue_wait_ms.p50), ms(f.approval_wait_ms.p50),
-        f.approvals, f.rejections, f.suppressed_triggers]), ''));
+        f.approvals, f.rejections, f.suppressed_triggers]), ''),
+    durationChart(metrics.sops));
   const runSection = el('section', { id: 'runs' }, el('h2', {}, 'Runs'),
     table(['run', 'SOP', 'status', 'priority', 'created'], runs.map((r) => [runLink(r.id), r.sop, badge(r.status), r.priority,
       new Date(r.created_at).toLocaleString()]), 'No runs yet.'));
