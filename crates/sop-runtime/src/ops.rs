@@ -149,18 +149,21 @@ pub struct Served {
     pub home: Home,
     pub config: RunnerConfig,
     pub wake: Arc<dyn Fn() + Send + Sync>,
+    /// The daemon's settler once it runs (`Scheduler::settler_slot`): a decision that
+    /// ends a run (`/reject` on the socket) registers the run with it, as the API does.
+    pub settler: Arc<std::sync::OnceLock<Arc<audit::Settler>>>,
 }
 
 impl Served {
-    /// The home's operations, as `sop serve` does them (it repairs queued runs' audit
-    /// files as it starts; runs it ends are settled by the engine's drivers).
+    /// The home's operations, as `sop serve` does them: it repairs queued runs' audit
+    /// files as it starts, and settles the final files of the runs it ends.
     pub fn ops(&self) -> Ops<'_> {
         Ops {
             store: &*self.store,
             home: &self.home,
             config: &self.config,
             served: true,
-            settle: None,
+            settle: self.settler.get().map(|s| &**s),
         }
     }
 }

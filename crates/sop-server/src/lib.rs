@@ -47,6 +47,9 @@ pub struct ServerState {
     /// This process's CSRF token: what a browser's state-changing request must carry
     /// (`X-Sop-Csrf`); the web UI reads it from `GET /ui/session` (see `host.rs`).
     pub csrf: String,
+    /// Set when the server stops: open event streams end (their clients resume with
+    /// `Last-Event-ID`), so a graceful shutdown does not wait for runs to finish.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How many requests work on the store at once; the others wait their turn in arrival
@@ -73,6 +76,7 @@ impl ServerState {
             turns: Arc::new(tokio::sync::Semaphore::new(STORE_TURNS)),
             settler: Arc::new(OnceLock::new()),
             csrf: token::new_token().0,
+            stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 

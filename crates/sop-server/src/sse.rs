@@ -115,7 +115,12 @@ impl Feed {
             if let Some(event) = self.queue.pop_front() {
                 return Some(event);
             }
-            if self.done {
+            if self.done
+                || self
+                    .state
+                    .stopping
+                    .load(std::sync::atomic::Ordering::SeqCst)
+            {
                 return None;
             }
             // Looked at before fetching: a run seen over has all its events committed, so

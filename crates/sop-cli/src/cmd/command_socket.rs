@@ -158,6 +158,13 @@ impl CommandSocket {
     }
 
     fn take(&self, text: &str, caller: &Caller) -> serde_json::Value {
+        // After the stop, nothing new: the scheduler is draining.
+        if self.stopped.load(Ordering::SeqCst) {
+            let e = ApiError::Conflict(
+                "`sop serve` is stopping: send it again once it is back".to_string(),
+            );
+            return json!({ "error": e.detail() });
+        }
         let ops = self.served.ops();
         let answer = parse_command(text)
             .map_err(|e| ApiError::BadRequest(e.to_string()))

@@ -93,28 +93,29 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
         .name("scheduler".into())
         .spawn(move || sched.run())
         .map_err(|e| Fail::failed(format!("cannot start the scheduler: {e}")))?;
-    let served = Served {
+    let shared = Served {
         store: Arc::clone(&dyn_store),
         home: home.clone(),
         config: config.clone(),
         wake: scheduler.waker(),
+        settler: scheduler.settler_slot(),
     };
     // Schedule triggers.
-    let timer = Arc::new(Timer::new(served.clone()));
+    let timer = Arc::new(Timer::new(shared.clone()));
     let timing = Arc::clone(&timer);
     let timer_thread = std::thread::Builder::new()
         .name("timer".into())
         .spawn(move || timing.run())
         .map_err(|e| Fail::failed(format!("cannot start the schedule timer: {e}")))?;
     // File-watch triggers.
-    let files = Arc::new(FileWatcher::new(served.clone()));
+    let files = Arc::new(FileWatcher::new(shared.clone()));
     let watching = Arc::clone(&files);
     let files_thread = std::thread::Builder::new()
         .name("file-watch".into())
         .spawn(move || watching.run())
         .map_err(|e| Fail::failed(format!("cannot start the file watcher: {e}")))?;
     // The command socket (`state/command.sock`).
-    let socket = Arc::new(CommandSocket::new(served.clone()));
+    let socket = Arc::new(CommandSocket::new(shared.clone()));
     let socket_thread = match socket.bind() {
         Ok(listener) => {
             let serving = Arc::clone(&socket);
@@ -164,11 +165,33 @@ pub fn serve(home: &Home, bind: Option<&str>, db: Option<&str>) -> CmdResult {
     if config.tokens.is_empty() {
         eprintln!("sop serve: no API tokens configured: every local process that reaches loopback acts as `{}` (admin); configure [[tokens]] on shared machines", state.local_user);
     }
+    let stopping = Arc::clone(&state.stopping);
     let app = router(state);
     let served = runtime.block_on(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let http = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Open event streams end at their next look (within 100 ms).
+            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = stopped_tx.send(());
+        });
+        let mut http = tokio::spawn(async move { http.await });
+        let joined = |r: Result<std::io::Result<()>, tokio::task::JoinError>| {
+            r.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        };
+        tokio::select! {
+            // The server stopped by itself (an error).
+            result = &mut http => joined(result),
+            // Requests in flight get 5 s after the signal; then the drain goes on without them.
+            _ = stopped_rx => {
+                if let Ok(result) = tokio::time::timeout(Duration::from_secs(5), http).await {
+                    joined(result)
+                } else {
+                    tracing::warn!("requests still open 5 s after the signal: not waited for");
+                    Ok(())
+                }
+            }
+        }
     });
     eprintln!(
         "sop serve: draining (running steps get {}s to stop)",

@@ -631,3 +631,40 @@ fn ended_runs_audit_files_are_settled_by_a_clean_stop_and_repaired_after_a_crash
     })
     .unwrap_or_else(|| panic!("marks now: {:?}", settle_marks(&home)));
 }
+
+#[test]
+fn a_followed_run_does_not_hold_up_a_stop() {
+    let home = Home::new();
+    home.simple(
+        "gate",
+        "",
+        "## Steps\n\n1. **Wait** [requires_approval: true]\n   ```bash\n   true\n   ```\n",
+    );
+    let mut d = Daemon::start(&home);
+    let id = d.execute("gate", &json!({}));
+    d.wait_run(&id, |v| v["status"] == "waiting_approval");
+    // Someone follows the waiting run's live events (the web UI's run page does).
+    let url = format!("{}/api/runs/{id}/events", d.url);
+    let follower = std::thread::spawn(move || {
+        let answer = ureq::get(&url).call().expect("a stream");
+        let mut lines = BufReader::new(answer.into_reader()).lines();
+        let mut seen = 0;
+        while let Some(Ok(_)) = lines.next() {
+            seen += 1;
+        }
+        seen
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = d.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the stop waited {:?}",
+        started.elapsed()
+    );
+    assert!(
+        follower.join().expect("follower") > 0,
+        "the stream was open and ended"
+    );
+}
