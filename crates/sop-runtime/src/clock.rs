@@ -20,6 +20,11 @@ pub fn file_stamp(ms: Millis) -> String {
     rfc3339(ms).replace(':', "-")
 }
 
+/// [`human_ms`] of a number of seconds (a cooldown's remaining time).
+pub fn human_secs(secs: u64) -> String {
+    human_ms(i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000))
+}
+
 /// `1h 2m`, `3.2s`, `45ms`: a human duration.
 pub fn human_ms(ms: i64) -> String {
     let ms = ms.max(0);

@@ -35,7 +35,7 @@ pub enum OpError {
     BadVars { sop: String, errors: Vec<VarError> },
     #[error("{0}")]
     BadInput(String),
-    #[error("`{sop}` is in cooldown: {} remain (run {run_id} started it); use --force to override", crate::clock::human_ms(i64::try_from(*remaining_secs).unwrap_or(i64::MAX).saturating_mul(1000)))]
+    #[error("`{sop}` is in cooldown: {} remain (run {run_id} started it); use --force to override", crate::clock::human_secs(*remaining_secs))]
     Cooldown {
         sop: String,
         remaining_secs: u64,

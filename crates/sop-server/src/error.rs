@@ -131,7 +131,7 @@ impl From<OpError> for ApiError {
             // The CLI's message names `--force`; over HTTP the override is a body field.
             OpError::Cooldown { sop, remaining_secs, run_id } => ApiError::Cooldown(format!(
                 "`{sop}` is in cooldown: {} remain (run `{run_id}` started it); send `\"force\": true` (admin role) to override",
-                sop_runtime::clock::human_ms(i64::try_from(remaining_secs).unwrap_or(i64::MAX).saturating_mul(1000))
+                sop_runtime::clock::human_secs(remaining_secs)
             )),
             OpError::Dropped { .. } => ApiError::Dropped(message),
             OpError::NothingWaiting { .. } => ApiError::NotWaiting(message),

@@ -359,13 +359,10 @@ impl Matched {
                 remaining_secs,
                 run_id,
             } => {
-                let remain = i64::try_from(remaining_secs)
-                    .unwrap_or(i64::MAX)
-                    .saturating_mul(1000);
                 let message = format!(
                     "`{}` is in cooldown: {} remain (run `{run_id}` started it); the trigger was suppressed",
                     fired.sop,
-                    sop_runtime::clock::human_ms(remain)
+                    sop_runtime::clock::human_secs(remaining_secs)
                 );
                 let error = ErrorDetail {
                     code: "cooldown".to_string(),

@@ -82,7 +82,7 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         write: |out, name, sop, f| {
             if let Some(rate) = f.success_rate {
-                let _ = writeln!(out, "{name}{{sop=\"{sop}\"}} {rate}");
+                sample(out, name, sop, rate);
             }
         },
     },
@@ -114,27 +114,26 @@ const FAMILIES: &[Family] = &[
         name: "sop_approvals_total",
         help: "Approvals given.",
         kind: "counter",
-        write: |out, name, sop, f| {
-            let _ = writeln!(out, "{name}{{sop=\"{sop}\"}} {}", f.approvals);
-        },
+        write: |out, name, sop, f| sample(out, name, sop, f.approvals),
     },
     Family {
         name: "sop_rejections_total",
         help: "Gates rejected, by a person or by the approval timeout.",
         kind: "counter",
-        write: |out, name, sop, f| {
-            let _ = writeln!(out, "{name}{{sop=\"{sop}\"}} {}", f.rejections);
-        },
+        write: |out, name, sop, f| sample(out, name, sop, f.rejections),
     },
     Family {
         name: "sop_triggers_suppressed_total",
         help: "Triggers that fired while the SOP was in cooldown (not queued).",
         kind: "counter",
-        write: |out, name, sop, f| {
-            let _ = writeln!(out, "{name}{{sop=\"{sop}\"}} {}", f.suppressed_triggers);
-        },
+        write: |out, name, sop, f| sample(out, name, sop, f.suppressed_triggers),
     },
 ];
+
+/// One sample of a SOP's series.
+fn sample(out: &mut String, name: &str, sop: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "{name}{{sop=\"{sop}\"}} {value}");
+}
 
 /// Quantiles (nearest rank; none while empty), sum and count, in seconds.
 fn summary(out: &mut String, name: &str, sop: &str, s: &Spread) {
@@ -148,8 +147,8 @@ fn summary(out: &mut String, name: &str, sop: &str, s: &Spread) {
             let _ = writeln!(out, "{name}{{sop=\"{sop}\",quantile=\"{q}\"}} {}", secs(v));
         }
     }
-    let _ = writeln!(out, "{name}_sum{{sop=\"{sop}\"}} {}", secs(s.sum));
-    let _ = writeln!(out, "{name}_count{{sop=\"{sop}\"}} {}", s.count);
+    sample(out, &format!("{name}_sum"), sop, secs(s.sum));
+    sample(out, &format!("{name}_count"), sop, s.count);
 }
 
 /// The all-time figures of every SOP, family by family.
